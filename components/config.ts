@@ -1,0 +1,333 @@
+/**
+ * Typed, validated stack configuration.
+ *
+ * One module reads every key once. `parseStackConfig` is pure (no `@pulumi/*`
+ * import) so the same rules apply to `pulumi up` (through `loadConfig`), to
+ * `npm run render` and to local mode, which read `Pulumi.<stack>.yaml`
+ * directly. Problems are gathered and thrown once, each naming the key, the
+ * value and what would be valid.
+ */
+
+/** Config namespace: the `name` in Pulumi.yaml. Keys are `redis-cluster:<key>`. */
+export const CONFIG_NAMESPACE = "redis-cluster";
+
+/** Redis engine package installed on the nodes. */
+export type Engine = "redis6" | "valkey" | "redis";
+export const ENGINES: readonly Engine[] = ["redis6", "valkey", "redis"];
+
+export type MaxmemoryPolicy =
+    | "noeviction" | "allkeys-lru" | "allkeys-lfu" | "allkeys-random"
+    | "volatile-lru" | "volatile-lfu" | "volatile-random" | "volatile-ttl";
+export const MAXMEMORY_POLICIES: readonly MaxmemoryPolicy[] = [
+    "noeviction", "allkeys-lru", "allkeys-lfu", "allkeys-random",
+    "volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
+];
+
+export interface StackConfig {
+    /** Name of the cluster: prefix of resource names, shown by the tool, typed to confirm `flushall`. @default "<project>-<stack>" */
+    clusterName: string;
+    /** Number of masters (shards). At least 3, as Redis Cluster needs a majority of masters. @default 3 */
+    shards: number;
+    /** Replicas per master, 0–5. @default 1 */
+    replicasPerShard: number;
+    /** Availability zones to spread over (one private subnet each), 1–6. @default 3 */
+    zones: number;
+    /** Client port; the cluster bus is port + 10000. @default 6379 */
+    port: number;
+    /** TLS for clients, replication and the cluster bus. @default false */
+    tls: boolean;
+    /** EC2 instance type of every node. @default "r7g.large" */
+    instanceType: string;
+    /** Pinned AMI id. When unset, the newest Amazon Linux 2023 AMI is looked up once per deployment; pin it for production. @default undefined */
+    amiId?: string;
+    /** VPC CIDR; split into one private subnet per zone. @default "10.42.0.0/16" */
+    vpcCidr: string;
+    /** CIDRs allowed to reach the Redis port. @default [] */
+    clientCidrs: string[];
+    /** Security groups allowed to reach the Redis port. @default [] */
+    clientSecurityGroupIds: string[];
+    /** Engine package on the nodes (`redis6` on Amazon Linux 2023, or `valkey`). @default "redis6" */
+    engine: Engine;
+    /** Data volume (gp3) size. @default 50 */
+    dataVolumeSizeGiB: number;
+    /** Data volume provisioned IOPS, 3000–16000 and at most 500 per GiB. @default 3000 */
+    dataVolumeIops: number;
+    /** Data volume throughput, 125–1000 MiB/s and at most IOPS/4. @default 125 */
+    dataVolumeThroughputMiBps: number;
+    /** Share of the instance's memory given to Redis as `maxmemory`, 10–90. @default 70 */
+    maxmemoryPercent: number;
+    /** Eviction policy; `noeviction` for a datastore. @default "noeviction" */
+    maxmemoryPolicy: MaxmemoryPolicy;
+    /** `cluster-node-timeout`. @default 5000 */
+    clusterNodeTimeoutMs: number;
+    /** `cluster-replica-validity-factor`. @default 10 */
+    clusterReplicaValidityFactor: number;
+    /** `min-replicas-to-write`: refuse writes unless this many replicas are connected. @default 0 */
+    minReplicasToWrite: number;
+    /** `min-replicas-max-lag`. @default 10 */
+    minReplicasMaxLagSec: number;
+    /** Days before backups move to STANDARD_IA (0 disables). @default 30 */
+    backupTransitionDays: number;
+    /** Days before backups (and noncurrent versions) expire. @default 90 */
+    backupExpirationDays: number;
+    /** EBS snapshots kept by the Data Lifecycle Manager schedule. @default 7 */
+    snapshotRetentionCount: number;
+    /** Hours between EBS snapshots (1, 2, 3, 4, 6, 8, 12 or 24). @default 24 */
+    snapshotIntervalHours: number;
+    /** E-mail address subscribed to the alarm topic. @default undefined */
+    alarmEmail?: string;
+    /** CPU alarm threshold per node. @default 80 */
+    cpuAlarmThresholdPercent: number;
+    /** Protect data volumes and the backup bucket from deletion (`protect` + `retainOnDelete`). @default false */
+    protectData: boolean;
+    /** Let `pulumi destroy` delete a non-empty backup bucket. @default false */
+    backupBucketForceDestroy: boolean;
+    /** Create SSM/CloudWatch interface endpoints (billed per zone-hour). Without them nodes need another way out. @default true */
+    interfaceEndpoints: boolean;
+    /** Retention of VPC flow logs and node logs. @default 30 */
+    logRetentionDays: number;
+}
+
+/** A raw value as found in pulumi.Config or in a stack YAML file. */
+export type RawValue = string | number | boolean | unknown[] | Record<string, unknown> | undefined | null;
+
+export class ConfigError extends Error {
+    readonly problems: string[];
+    constructor(problems: string[], where = "stack config") {
+        super(`Invalid ${where}:\n${problems.map((p) => ` - ${p}`).join("\n")}`);
+        this.name = "ConfigError";
+        this.problems = problems;
+    }
+}
+
+export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+export const SNAPSHOT_INTERVALS = [1, 2, 3, 4, 6, 8, 12, 24];
+
+/** Whether a value is a `secure:` entry of a stack YAML that could not be decrypted here. */
+export function isSecureValue(v: RawValue): v is { secure: string } {
+    return typeof v === "object" && v !== null && !Array.isArray(v) && typeof (v as { secure?: unknown }).secure === "string";
+}
+
+/** Parses an IPv4 CIDR; returns undefined when malformed. */
+export function parseCidr(cidr: string): { base: number; prefix: number } | undefined {
+    const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(cidr.trim());
+    if (!m) return undefined;
+    const octets = m.slice(1, 5).map(Number);
+    const prefix = Number(m[5]);
+    if (octets.some((o) => o > 255) || prefix > 32) return undefined;
+    const addr = ((octets[0] << 24) >>> 0) + (octets[1] << 16) + (octets[2] << 8) + octets[3];
+    const mask = prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+    if ((addr & ~mask) >>> 0 !== 0) return undefined; // host bits set: "10.0.0.1/16"
+    return { base: addr, prefix };
+}
+
+/**
+ * Validates raw config values (strings from `pulumi config`, or typed YAML values)
+ * and fills defaults. `get(key)` returns the raw value of `redis-cluster:<key>`.
+ * Throws one ConfigError listing every problem.
+ */
+export function parseStackConfig(
+    get: (key: string) => RawValue,
+    ctx: { project: string; stack: string },
+): StackConfig {
+    const problems: string[] = [];
+    const key = (k: string) => `${CONFIG_NAMESPACE}:${k}`;
+    const show = (v: RawValue) => (typeof v === "string" ? JSON.stringify(v) : JSON.stringify(v));
+
+    const raw = (k: string): RawValue => {
+        const v = get(k);
+        if (isSecureValue(v)) return v; // handled per type below
+        return v === null || v === "" ? undefined : v;
+    };
+
+    function int(k: string, def: number, min: number, max: number, hint = ""): number {
+        const v = raw(k);
+        if (v === undefined) return def;
+        const n = typeof v === "number" ? v : typeof v === "string" && /^-?\d+$/.test(v.trim()) ? Number(v) : NaN;
+        if (!Number.isInteger(n) || n < min || n > max) {
+            problems.push(`${key(k)} must be an integer from ${min} to ${max}${hint} (got ${show(v)})`);
+            return def;
+        }
+        return n;
+    }
+    function bool(k: string, def: boolean): boolean {
+        const v = raw(k);
+        if (v === undefined) return def;
+        if (typeof v === "boolean") return v;
+        if (typeof v === "string" && /^(true|false)$/i.test(v.trim())) return v.trim().toLowerCase() === "true";
+        problems.push(`${key(k)} must be true or false (got ${show(v)})`);
+        return def;
+    }
+    function str(k: string, def: string | undefined, secretOk = false): string | undefined {
+        const v = raw(k);
+        if (v === undefined) return def;
+        if (isSecureValue(v)) {
+            if (secretOk) return "<secret>";
+            problems.push(`${key(k)} cannot be a secret value here`);
+            return def;
+        }
+        if (typeof v !== "string") {
+            problems.push(`${key(k)} must be a string (got ${show(v)})`);
+            return def;
+        }
+        return v.trim();
+    }
+    function list(k: string): string[] {
+        const v = raw(k);
+        if (v === undefined) return [];
+        let arr: unknown = v;
+        if (typeof v === "string") {
+            const t = v.trim();
+            if (t.startsWith("[")) {
+                try { arr = JSON.parse(t); } catch { arr = undefined; }
+            } else {
+                arr = t.split(",").map((s) => s.trim()).filter(Boolean);
+            }
+        }
+        if (!Array.isArray(arr) || !arr.every((x) => typeof x === "string")) {
+            problems.push(`${key(k)} must be a list of strings, e.g. ["10.0.0.0/8"] (got ${show(v)})`);
+            return [];
+        }
+        return (arr as string[]).map((s) => s.trim());
+    }
+    function oneOf<T extends string>(k: string, def: T, allowed: readonly T[]): T {
+        const v = str(k, def) as string;
+        if (!allowed.includes(v as T)) {
+            problems.push(`${key(k)} must be one of ${allowed.join(", ")} (got ${show(v)})`);
+            return def;
+        }
+        return v as T;
+    }
+
+    const clusterName = str("clusterName", `${ctx.project}-${ctx.stack}`)!;
+    if (!/^[a-z][a-z0-9-]{0,30}[a-z0-9]$/.test(clusterName)) {
+        problems.push(`${key("clusterName")} must be 2–32 lowercase letters, digits or '-', starting with a letter (got ${show(clusterName)})`);
+    }
+    const shards = int("shards", 3, 3, 500, " (Redis Cluster needs at least 3 masters to keep a majority through one failure)");
+    const replicasPerShard = int("replicasPerShard", 1, 0, 5);
+    const zones = int("zones", 3, 1, 6);
+    const port = int("port", 6379, 1024, 55535, " (the cluster bus uses port + 10000, which must stay ≤ 65535)");
+    const tls = bool("tls", false);
+    const instanceType = str("instanceType", "r7g.large")!;
+    if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(instanceType)) {
+        problems.push(`${key("instanceType")} must be an EC2 instance type such as r7g.large (got ${show(instanceType)})`);
+    }
+    const amiId = str("amiId", undefined);
+    if (amiId !== undefined && !/^ami-[0-9a-f]{8,17}$/.test(amiId)) {
+        problems.push(`${key("amiId")} must be an AMI id such as ami-0123456789abcdef0 (got ${show(amiId)})`);
+    }
+    const vpcCidr = str("vpcCidr", "10.42.0.0/16")!;
+    const parsedVpc = parseCidr(vpcCidr);
+    if (!parsedVpc) {
+        problems.push(`${key("vpcCidr")} must be an IPv4 CIDR such as 10.42.0.0/16 (got ${show(vpcCidr)})`);
+    } else if (parsedVpc.prefix < 16 || parsedVpc.prefix > 24) {
+        problems.push(`${key("vpcCidr")} prefix must be /16 to /24, as AWS allows for a VPC that holds ${zones} subnets (got ${show(vpcCidr)})`);
+    }
+    const clientCidrs = list("clientCidrs");
+    for (const c of clientCidrs) {
+        const p = parseCidr(c);
+        if (!p) problems.push(`${key("clientCidrs")} entry must be an IPv4 CIDR such as 10.0.0.0/8 (got ${show(c)})`);
+        else if (p.prefix === 0) problems.push(`${key("clientCidrs")} must not open Redis to the whole internet (got ${show(c)}); name the networks of your clients`);
+    }
+    const clientSecurityGroupIds = list("clientSecurityGroupIds");
+    for (const g of clientSecurityGroupIds) {
+        if (!/^sg-[0-9a-f]{8,17}$/.test(g)) problems.push(`${key("clientSecurityGroupIds")} entry must be a security group id such as sg-0123456789abcdef0 (got ${show(g)})`);
+    }
+    const engine = oneOf("engine", "redis6", ENGINES);
+    const dataVolumeSizeGiB = int("dataVolumeSizeGiB", 50, 1, 16384, " (gp3 limits)");
+    const dataVolumeIops = int("dataVolumeIops", 3000, 3000, 16000, " (gp3 limits)");
+    const dataVolumeThroughputMiBps = int("dataVolumeThroughputMiBps", 125, 125, 1000, " (gp3 limits)");
+    if (dataVolumeIops > 500 * dataVolumeSizeGiB && dataVolumeIops > 3000) {
+        problems.push(`${key("dataVolumeIops")} may be at most 500 per GiB on gp3: ${dataVolumeSizeGiB} GiB allows ${Math.max(3000, 500 * dataVolumeSizeGiB)} (got ${dataVolumeIops}); raise ${key("dataVolumeSizeGiB")} or lower the IOPS`);
+    }
+    if (dataVolumeThroughputMiBps > 125 && dataVolumeThroughputMiBps > dataVolumeIops / 4) {
+        problems.push(`${key("dataVolumeThroughputMiBps")} may be at most IOPS/4 on gp3: ${dataVolumeIops} IOPS allow ${Math.floor(dataVolumeIops / 4)} MiB/s (got ${dataVolumeThroughputMiBps})`);
+    }
+    const maxmemoryPercent = int("maxmemoryPercent", 70, 10, 90, " (leave room for fork copy-on-write and the OS)");
+    const maxmemoryPolicy = oneOf("maxmemoryPolicy", "noeviction", MAXMEMORY_POLICIES);
+    const clusterNodeTimeoutMs = int("clusterNodeTimeoutMs", 5000, 1000, 120000);
+    const clusterReplicaValidityFactor = int("clusterReplicaValidityFactor", 10, 0, 1000);
+    const minReplicasToWrite = int("minReplicasToWrite", 0, 0, 5);
+    if (minReplicasToWrite > replicasPerShard) {
+        problems.push(`${key("minReplicasToWrite")} (${minReplicasToWrite}) cannot exceed ${key("replicasPerShard")} (${replicasPerShard}): every write would be refused`);
+    }
+    const minReplicasMaxLagSec = int("minReplicasMaxLagSec", 10, 1, 3600);
+    const backupTransitionDays = int("backupTransitionDays", 30, 0, 3650, " (0 disables; S3 needs at least 30 for STANDARD_IA)");
+    if (backupTransitionDays > 0 && backupTransitionDays < 30) {
+        problems.push(`${key("backupTransitionDays")} must be 0 (off) or at least 30, the minimum S3 allows for STANDARD_IA (got ${backupTransitionDays})`);
+    }
+    const backupExpirationDays = int("backupExpirationDays", 90, 1, 36500);
+    if (backupTransitionDays > 0 && backupExpirationDays <= backupTransitionDays) {
+        problems.push(`${key("backupExpirationDays")} (${backupExpirationDays}) must be greater than ${key("backupTransitionDays")} (${backupTransitionDays})`);
+    }
+    const snapshotRetentionCount = int("snapshotRetentionCount", 7, 1, 1000);
+    const snapshotIntervalHours = int("snapshotIntervalHours", 24, 1, 24);
+    if (!SNAPSHOT_INTERVALS.includes(snapshotIntervalHours)) {
+        problems.push(`${key("snapshotIntervalHours")} must be one of ${SNAPSHOT_INTERVALS.join(", ")} (got ${snapshotIntervalHours})`);
+    }
+    const alarmEmail = str("alarmEmail", undefined, true);
+    if (alarmEmail !== undefined && alarmEmail !== "<secret>" && !/^[^@\s]+@[^@\s]+\.[^@\s]+$/.test(alarmEmail)) {
+        problems.push(`${key("alarmEmail")} must be an e-mail address (got ${show(alarmEmail)})`);
+    }
+    const cpuAlarmThresholdPercent = int("cpuAlarmThresholdPercent", 80, 1, 100);
+    const protectData = bool("protectData", false);
+    const backupBucketForceDestroy = bool("backupBucketForceDestroy", false);
+    if (protectData && backupBucketForceDestroy) {
+        problems.push(`${key("protectData")} and ${key("backupBucketForceDestroy")} are both true: a protected bucket cannot be force-destroyed; set one of them to false`);
+    }
+    const interfaceEndpoints = bool("interfaceEndpoints", true);
+    const logRetentionDays = int("logRetentionDays", 30, 1, 3653);
+    if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
+        problems.push(`${key("logRetentionDays")} must be one of CloudWatch's values ${LOG_RETENTION_DAYS.join(", ")} (got ${logRetentionDays})`);
+    }
+
+    if (problems.length > 0) throw new ConfigError(problems);
+    return {
+        clusterName, shards, replicasPerShard, zones, port, tls, instanceType, amiId, vpcCidr,
+        clientCidrs, clientSecurityGroupIds, engine, dataVolumeSizeGiB, dataVolumeIops,
+        dataVolumeThroughputMiBps, maxmemoryPercent, maxmemoryPolicy, clusterNodeTimeoutMs,
+        clusterReplicaValidityFactor, minReplicasToWrite, minReplicasMaxLagSec, backupTransitionDays,
+        backupExpirationDays, snapshotRetentionCount, snapshotIntervalHours, alarmEmail,
+        cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays,
+    };
+}
+
+/** Every key parseStackConfig reads; anything else under the namespace is reported as unknown. */
+export const KNOWN_KEYS = [
+    "clusterName", "shards", "replicasPerShard", "zones", "port", "tls", "instanceType", "amiId", "vpcCidr",
+    "clientCidrs", "clientSecurityGroupIds", "engine", "dataVolumeSizeGiB", "dataVolumeIops",
+    "dataVolumeThroughputMiBps", "maxmemoryPercent", "maxmemoryPolicy", "clusterNodeTimeoutMs",
+    "clusterReplicaValidityFactor", "minReplicasToWrite", "minReplicasMaxLagSec", "backupTransitionDays",
+    "backupExpirationDays", "snapshotRetentionCount", "snapshotIntervalHours", "alarmEmail",
+    "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays",
+] as const;
+
+/**
+ * Reads a committed `Pulumi.<stack>.yaml` (without the Pulumi CLI), for local mode
+ * and `npm run render`. `secure:` values stay opaque (shown as `<secret>`).
+ */
+export function parseStackYaml(text: string, stack: string, project = CONFIG_NAMESPACE): StackConfig {
+    // Lazy import keeps this module free of dependencies for the Pulumi program.
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const YAML = require("yaml") as typeof import("yaml");
+    const doc = (YAML.parse(text) ?? {}) as { config?: Record<string, RawValue> };
+    const cfg = doc.config ?? {};
+    const unknown = Object.keys(cfg)
+        .filter((k) => k.startsWith(`${CONFIG_NAMESPACE}:`))
+        .map((k) => k.slice(CONFIG_NAMESPACE.length + 1))
+        .filter((k) => !(KNOWN_KEYS as readonly string[]).includes(k));
+    const unwrap = (v: RawValue): RawValue =>
+        typeof v === "object" && v !== null && !Array.isArray(v) && "value" in v ? ((v as { value: RawValue }).value) : v;
+    try {
+        const parsed = parseStackConfig((k) => unwrap(cfg[`${CONFIG_NAMESPACE}:${k}`]), { project, stack });
+        if (unknown.length > 0) throw new ConfigError(unknown.map((k) => `${CONFIG_NAMESPACE}:${k} is not a known key (known: ${KNOWN_KEYS.join(", ")})`), `Pulumi.${stack}.yaml`);
+        return parsed;
+    } catch (e) {
+        if (e instanceof ConfigError) {
+            const extra = unknown.map((k) => `${CONFIG_NAMESPACE}:${k} is not a known key`);
+            const all = [...e.problems, ...extra.filter((x) => !e.problems.some((p) => p.startsWith(x)))];
+            throw new ConfigError(all, `Pulumi.${stack}.yaml`);
+        }
+        throw e;
+    }
+}

@@ -1,0 +1,147 @@
+#!/usr/bin/env node
+/**
+ * The cluster tool: `npm run cluster -- <command> [options]` (bin: redis-cluster).
+ *
+ * All commands and options are declared here; each action lazily imports
+ * `commands/<name>.ts` and calls its `run(options, ctx)`. Exit codes are mapped in
+ * one place: 0 ok, 1 a step failed or a check refused (or `status` found the
+ * cluster unhealthy), 2 bad usage or config, 70 a bug (shown with its stack).
+ */
+import { Command, Option } from "commander";
+import { exitCodeFor, isExpected } from "./errors";
+import { createOutput, Output } from "./output";
+import { TargetOptions } from "./inventory";
+
+/** What every command gets besides its options. */
+export interface CommandContext {
+    out: Output;
+    /** Set when the user pressed Ctrl-C: long operations stop at a safe point. */
+    signal: AbortSignal;
+}
+
+/** A command's `run` returns its exit code (0 when omitted). */
+export type CommandRun<O> = (opts: O, ctx: CommandContext) => Promise<number | void>;
+
+export interface CommonOptions extends TargetOptions {
+    json?: boolean;
+    quiet?: boolean;
+}
+
+function targetOptions(cmd: Command): Command {
+    return cmd
+        .option("--topology <file>", "topology JSON in the stack-output shape (local: .local/<stack>/topology.json)")
+        .option("--stack <name>", "read the topology and admin credentials from this Pulumi stack's outputs")
+        .option("--user <name>", "ACL user (default: from the stack outputs or the local credentials file)")
+        .option("--password <password>", "ACL password (prefer the REDISCLI_AUTH environment variable)")
+        .option("--tls-ca <file>", "CA certificate (PEM) to verify nodes when the topology has tls: true")
+        .option("--nat-map <map>", "reach nodes through tunnels: announced=reachable pairs (10.0.1.10:6379=127.0.0.1:16379,...) or a JSON file")
+        .addOption(new Option("--connect-timeout <ms>", "connect timeout per node").argParser((v) => Number(v)).default(3000))
+        .option("--json", "machine-readable output on stdout (one document, or NDJSON events for long runs)")
+        .option("-q, --quiet", "no progress on stderr");
+}
+
+const intArg = (name: string) => (v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number (got "${v}")`);
+    return n;
+};
+
+function action<O extends CommonOptions>(load: () => Promise<{ run: CommandRun<O> }>) {
+    return async (...args: unknown[]) => {
+        const cmd = args[args.length - 1] as Command;
+        const opts = { ...cmd.opts(), args: cmd.args } as unknown as O;
+        const out = createOutput({ json: opts.json, quiet: opts.quiet });
+        const ac = new AbortController();
+        const onSigint = () => {
+            if (ac.signal.aborted) process.exit(130);
+            out.warn("interrupt: stopping at the next safe point (Ctrl-C again to quit now; rerun the command to finish)");
+            ac.abort();
+        };
+        process.on("SIGINT", onSigint);
+        try {
+            const mod = await load();
+            const code = (await mod.run(opts, { out, signal: ac.signal })) ?? 0;
+            process.exitCode = code;
+        } catch (err) {
+            process.exitCode = exitCodeFor(err);
+            if (opts.json) process.stdout.write(JSON.stringify({ event: "error", error: (err as Error).name, message: (err as Error).message }) + "\n");
+            if (isExpected(err)) process.stderr.write(`error: ${(err as Error).message}\n`);
+            else process.stderr.write(`internal error (a bug, please report it):\n${(err as Error).stack ?? String(err)}\n`);
+        } finally {
+            process.off("SIGINT", onSigint);
+        }
+    };
+}
+
+export function buildProgram(): Command {
+    const program = new Command("redis-cluster")
+        .description("Form, inspect, scale and repair a Redis Cluster (on AWS after `pulumi up`, or local with `npm run local`)")
+        .showHelpAfterError()
+        .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+        .exitOverride((err) => {
+            // commander's own usage errors: exit 2 like our UsageError
+            process.exit(err.exitCode === 0 ? 0 : 2);
+        });
+
+    targetOptions(program.command("create"))
+        .description("form the cluster: assign slots, join nodes, attach replicas off their master's zone; idempotent and resumable")
+        .option("--force", "accept nodes that already know other nodes of this same topology (safe resume); never nodes holding keys")
+        .option("--dry-run", "print the plan and change nothing")
+        .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to converge").argParser(intArg("--timeout")).default(60000))
+        .action(action(() => import("./commands/create")));
+
+    targetOptions(program.command("status"))
+        .description("health per shard and cluster-wide; exit 0 only when healthy")
+        .action(action(() => import("./commands/status")));
+
+    targetOptions(program.command("scale"))
+        .description("scale out/in to the declared topology: join new nodes, rebalance slots, drain and forget removed masters")
+        .option("--dry-run", "print the plan (slot moves, key counts) and change nothing")
+        .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel")).default(4))
+        .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch")).default(1000))
+        .option("--yes", "do not ask before draining masters")
+        .action(action(() => import("./commands/scale")));
+
+    targetOptions(program.command("rebalance"))
+        .description("even out slots over the masters (by weight) without a topology change")
+        .option("--dry-run", "print the plan and change nothing")
+        .addOption(new Option("--threshold <pct>", "skip when every master is within this % of its share").argParser(Number).default(2))
+        .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel")).default(4))
+        .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch")).default(1000))
+        .action(action(() => import("./commands/rebalance")));
+
+    targetOptions(program.command("failover"))
+        .description("controlled failover of a shard (--shard), a node (--node) or every master out of a zone (--zone)")
+        .addOption(new Option("--shard <n>", "shard number from the topology").argParser(intArg("--shard")))
+        .option("--node <name|host:port>", "the replica to promote")
+        .option("--zone <az>", "evacuate: move every master out of this zone")
+        .option("--force", "CLUSTER FAILOVER FORCE: the master is unreachable; may lose writes not yet replicated")
+        .option("--takeover", "CLUSTER FAILOVER TAKEOVER: no majority; bumps the epoch without agreement")
+        .addOption(new Option("--timeout <ms>", "how long to wait for all nodes to see the promotion").argParser(intArg("--timeout")).default(30000))
+        .action(action(() => import("./commands/failover")));
+
+    targetOptions(program.command("forget"))
+        .description("remove a dead node from every node's table")
+        .argument("<node>", "node id, name, or host:port")
+        .action(action(() => import("./commands/forget")));
+
+    targetOptions(program.command("replicate"))
+        .description("attach REPLICA to MASTER (after a node was replaced)")
+        .argument("<replica>", "node name or host:port")
+        .argument("<master>", "node name, host:port, or shard number")
+        .action(action(() => import("./commands/replicate")));
+
+    targetOptions(program.command("flushall"))
+        .description("delete every key on every master (asks for the cluster name)")
+        .option("--confirm <clusterName>", "non-interactive confirmation: the cluster name")
+        .action(action(() => import("./commands/flushall")));
+
+    return program;
+}
+
+if (require.main === module) {
+    buildProgram().parseAsync(process.argv).catch((e) => {
+        process.stderr.write(`${(e as Error).message}\n`);
+        process.exitCode = 2;
+    });
+}

@@ -1,0 +1,149 @@
+/**
+ * One ioredis client per node key (`host:port` as the node announces itself),
+ * connected on first use, never reconnecting behind our back, closed by `close()`.
+ * Admin commands aim at one node, so there is no `Cluster` client here.
+ *
+ * `natMap` translates announced addresses to reachable ones (an SSM port forward,
+ * a bastion tunnel), as ioredis' `natMap` does for cluster clients.
+ */
+import Redis, { RedisOptions } from "ioredis";
+import { readFileSync } from "node:fs";
+
+export type NodeKey = string; // "host:port"
+
+export interface Credentials {
+    user?: string;
+    password?: string;
+}
+
+export interface TlsSettings {
+    /** PEM CA file used to verify node certificates. */
+    caFile?: string;
+    /** Skip hostname checks (nodes are addressed by IP; certificates carry the cluster CA). @default true */
+    skipHostnameCheck?: boolean;
+}
+
+export interface PoolOptions {
+    credentials?: Credentials;
+    /** TLS on when set. */
+    tls?: TlsSettings;
+    /** Announced `host:port` -> reachable address. */
+    natMap?: Record<NodeKey, { host: string; port: number }>;
+    /** @default 3000 */
+    connectTimeoutMs?: number;
+    /** Per-command timeout; undefined means none (MIGRATE of big keys sets its own). @default 30000 */
+    commandTimeoutMs?: number;
+}
+
+export function nodeKey(host: string, port: number): NodeKey {
+    return `${host}:${port}`;
+}
+
+/** Splits `host:port` (IPv6 hosts in brackets or with the port after the last colon). */
+export function parseNodeKey(key: string): { host: string; port: number } {
+    const i = key.lastIndexOf(":");
+    const port = Number(key.slice(i + 1));
+    let host = key.slice(0, i);
+    if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+    if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`Invalid node key "${key}": expected host:port`);
+    return { host, port };
+}
+
+export class NodePool {
+    private readonly clients = new Map<NodeKey, Redis>();
+    private readonly connecting = new Map<NodeKey, Promise<Redis>>();
+    constructor(readonly options: PoolOptions = {}) {}
+
+    /** The reachable address for an announced node key. */
+    resolve(key: NodeKey): { host: string; port: number } {
+        return this.options.natMap?.[key] ?? parseNodeKey(key);
+    }
+
+    /** Client options for a node, e.g. for a caller that needs its own connection. */
+    clientOptions(key: NodeKey, extra: Partial<RedisOptions> = {}): RedisOptions {
+        const { host, port } = this.resolve(key);
+        const o = this.options;
+        let tls: RedisOptions["tls"];
+        if (o.tls) {
+            tls = {
+                ca: o.tls.caFile ? readFileSync(o.tls.caFile) : undefined,
+                checkServerIdentity: o.tls.skipHostnameCheck === false ? undefined : () => undefined,
+            };
+        }
+        return {
+            host,
+            port,
+            username: o.credentials?.user,
+            password: o.credentials?.password,
+            tls,
+            lazyConnect: true,
+            connectTimeout: o.connectTimeoutMs ?? 3000,
+            commandTimeout: o.commandTimeoutMs ?? 30000,
+            maxRetriesPerRequest: 0,
+            retryStrategy: () => null,
+            enableReadyCheck: false,
+            ...extra,
+        };
+    }
+
+    /** A connected client for the node; rejects with the node key in the message when unreachable. */
+    async get(key: NodeKey): Promise<Redis> {
+        const existing = this.clients.get(key);
+        if (existing && existing.status === "ready") return existing;
+        if (existing) {
+            this.clients.delete(key);
+            existing.disconnect();
+        }
+        const pending = this.connecting.get(key);
+        if (pending) return pending;
+        const p = (async () => {
+            const client = new Redis(this.clientOptions(key));
+            client.on("error", () => undefined); // surfaced through the command's rejection
+            try {
+                await client.connect();
+            } catch (e) {
+                client.disconnect();
+                const via = this.options.natMap?.[key] ? ` (via ${this.resolve(key).host}:${this.resolve(key).port})` : "";
+                throw new Error(`cannot connect to ${key}${via}: ${(e as Error).message}`);
+            } finally {
+                this.connecting.delete(key);
+            }
+            this.clients.set(key, client);
+            return client;
+        })();
+        this.connecting.set(key, p);
+        return p;
+    }
+
+    /** Sends one command to a node; errors carry the node key. */
+    async call(key: NodeKey, command: string, ...args: (string | number | Buffer)[]): Promise<unknown> {
+        const c = await this.get(key);
+        try {
+            return await c.call(command, ...args);
+        } catch (e) {
+            const err = e as Error;
+            err.message = `${key}: ${command} ${args.slice(0, 3).join(" ")}${args.length > 3 ? " …" : ""}: ${err.message}`;
+            throw err;
+        }
+    }
+
+    /** Drops the client of a node (after it was shut down, say). */
+    drop(key: NodeKey): void {
+        const c = this.clients.get(key);
+        if (c) c.disconnect();
+        this.clients.delete(key);
+    }
+
+    async close(): Promise<void> {
+        const all = [...this.clients.values()];
+        this.clients.clear();
+        await Promise.all(all.map(async (c) => {
+            try {
+                await Promise.race([c.quit(), new Promise((r) => setTimeout(r, 500))]);
+            } catch {
+                /* already gone */
+            }
+            c.disconnect();
+        }));
+    }
+}

@@ -1,0 +1,229 @@
+/**
+ * Test harness: real `redis-server` processes on loopback.
+ *
+ * Each server gets a temp dir and a free port whose bus port (port + 10000) is free too.
+ * Servers run in the foreground as children of the test process; `stopAll()` sends
+ * SHUTDOWN NOSAVE, SIGKILLs after a timeout and deletes the dirs, and an `exit` hook
+ * kills anything a crashed test left behind.
+ */
+import { spawn, spawnSync, ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Redis from "ioredis";
+
+export interface TestServer {
+    host: string;
+    port: number;
+    dir: string;
+    key: string; // host:port
+    proc: ChildProcess;
+    /** Args the server was started with (for restarts). */
+    args: string[];
+    /** Credentials used to shut it down (when ACLs are on). */
+    auth?: { user?: string; password?: string; tls?: Redis["options"]["tls"] };
+}
+
+export interface StartOptions {
+    /** @default "127.0.0.1" */
+    host?: string;
+    /** @default 2000 (short, so failure detection in tests is quick) */
+    clusterNodeTimeoutMs?: number;
+    /** Cluster mode. @default true */
+    cluster?: boolean;
+    /** Extra `--name value` args appended to the command line. */
+    extraArgs?: string[];
+    /**
+     * A full redis.conf to start with instead of the harness' defaults, given the
+     * chosen port and dir (e.g. from the bootstrap renderer). The harness adds nothing to it.
+     */
+    configFile?: (port: number, dir: string) => string;
+    /** Credentials for PING/SHUTDOWN when the config turns the default user off. */
+    auth?: TestServer["auth"];
+    /** Skip the PING wait (for configs that refuse plain connections, e.g. TLS-only). */
+    noWait?: boolean;
+}
+
+const live = new Set<ChildProcess>();
+process.on("exit", () => {
+    for (const p of live) {
+        try {
+            p.kill("SIGKILL");
+        } catch {
+            /* gone */
+        }
+    }
+});
+
+let serverBinary: string | undefined;
+/** Path of redis-server; fails with the install command when it is missing (never skips). */
+export function redisServerBinary(): string {
+    if (serverBinary) return serverBinary;
+    const r = spawnSync("sh", ["-c", "command -v redis-server || command -v redis6-server || command -v valkey-server"], { encoding: "utf8" });
+    const path = r.stdout.trim().split("\n")[0];
+    if (!path) {
+        throw new Error(
+            "redis-server is not installed, and the integration tests need it.\n" +
+                "  Debian/Ubuntu: sudo apt-get install -y redis-server redis-tools\n" +
+                "  Fedora/AL2023: sudo dnf install -y redis6\n" +
+                "  macOS:         brew install redis",
+        );
+    }
+    serverBinary = path;
+    return path;
+}
+
+/** Server version as [major, minor, patch]. */
+export function redisServerVersion(): [number, number, number] {
+    const out = spawnSync(redisServerBinary(), ["--version"], { encoding: "utf8" }).stdout;
+    const m = /v=(\d+)\.(\d+)\.(\d+)/.exec(out);
+    return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+}
+
+function portFree(host: string, port: number): Promise<boolean> {
+    return new Promise((resolve) => {
+        const s = createServer();
+        s.once("error", () => resolve(false));
+        s.listen(port, host, () => s.close(() => resolve(true)));
+    });
+}
+
+const handedOut = new Set<number>();
+/** A port in 20000–39999 whose port + 10000 is also free on `host`. */
+export async function freePortPair(host = "127.0.0.1"): Promise<number> {
+    for (let i = 0; i < 200; i++) {
+        const port = 20000 + Math.floor(Math.random() * 20000);
+        if (handedOut.has(port) || handedOut.has(port + 10000) || handedOut.has(port - 10000)) continue;
+        if ((await portFree(host, port)) && (await portFree(host, port + 10000))) {
+            handedOut.add(port);
+            return port;
+        }
+    }
+    throw new Error(`no free port pair found on ${host}`);
+}
+
+/** Waits until PING answers (with the given auth), or the process exits, or the timeout passes. */
+export async function waitForPing(host: string, port: number, auth: TestServer["auth"] = {}, timeoutMs = 10000, proc?: ChildProcess, logFile?: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastErr: unknown;
+    while (Date.now() < deadline) {
+        if (proc && proc.exitCode !== null) {
+            const log = logFile && existsSync(logFile) ? readFileSync(logFile, "utf8").split("\n").slice(-15).join("\n") : "";
+            throw new Error(`redis-server on ${host}:${port} exited with code ${proc.exitCode}\n${log}`);
+        }
+        const c = new Redis({ host, port, username: auth.user, password: auth.password, tls: auth.tls, lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false });
+        c.on("error", () => undefined);
+        try {
+            await c.connect();
+            await c.ping();
+            c.disconnect();
+            return;
+        } catch (e) {
+            lastErr = e;
+            c.disconnect();
+        }
+        await new Promise((r) => setTimeout(r, 25));
+    }
+    throw new Error(`redis-server on ${host}:${port} did not answer PING within ${timeoutMs} ms: ${(lastErr as Error)?.message}`);
+}
+
+async function launch(args: string[], host: string, port: number, dir: string, opts: StartOptions): Promise<ChildProcess> {
+    const proc = spawn(redisServerBinary(), args, { cwd: dir, stdio: ["ignore", "ignore", "pipe"] });
+    live.add(proc);
+    proc.once("exit", () => live.delete(proc));
+    proc.stderr?.resume();
+    if (!opts.noWait) await waitForPing(host, port, opts.auth, 10000, proc, join(dir, "redis.log"));
+    return proc;
+}
+
+/** Starts one server. */
+export async function startServer(opts: StartOptions = {}): Promise<TestServer> {
+    const host = opts.host ?? "127.0.0.1";
+    const dir = mkdtempSync(join(tmpdir(), "rct-redis-"));
+    for (let attempt = 0; ; attempt++) {
+        const port = await freePortPair(host);
+        let args: string[];
+        if (opts.configFile) {
+            const confPath = join(dir, "redis.conf");
+            writeFileSync(confPath, opts.configFile(port, dir));
+            args = [confPath];
+        } else {
+            args = [
+                "--port", String(port), "--bind", host, "--dir", dir,
+                "--logfile", join(dir, "redis.log"), "--daemonize", "no",
+                "--save", "", "--appendonly", "no", "--protected-mode", "no",
+                ...(opts.cluster === false ? [] : [
+                    "--cluster-enabled", "yes",
+                    "--cluster-config-file", join(dir, "nodes.conf"),
+                    "--cluster-node-timeout", String(opts.clusterNodeTimeoutMs ?? 2000),
+                ]),
+                ...(opts.extraArgs ?? []),
+            ];
+        }
+        try {
+            const proc = await launch(args, host, port, dir, opts);
+            return { host, port, dir, key: `${host}:${port}`, proc, args, auth: opts.auth };
+        } catch (e) {
+            if (attempt >= 3) {
+                rmSync(dir, { recursive: true, force: true });
+                throw e;
+            }
+            // Most likely a port raced with another test file: try another.
+        }
+    }
+}
+
+/** Starts `count` servers in parallel. */
+export async function startServers(count: number, opts: StartOptions = {}): Promise<TestServer[]> {
+    const started: TestServer[] = [];
+    try {
+        await Promise.all(Array.from({ length: count }, async () => {
+            started.push(await startServer(opts));
+        }));
+    } catch (e) {
+        await stopAll(started);
+        throw e;
+    }
+    // Stable order (by port) so tests can index them.
+    return started.sort((a, b) => a.port - b.port);
+}
+
+/** SIGKILLs a server (a crash, for failure tests). Its dir is kept for a restart. */
+export async function killServer(s: TestServer): Promise<void> {
+    if (s.proc.exitCode !== null || s.proc.signalCode !== null) return;
+    const exited = new Promise((r) => s.proc.once("exit", r));
+    s.proc.kill("SIGKILL");
+    await exited;
+}
+
+/** Restarts a killed server with the same args and dir (nodes.conf keeps its identity). */
+export async function restartServer(s: TestServer, opts: StartOptions = {}): Promise<void> {
+    s.proc = await launch(s.args, s.host, s.port, s.dir, { auth: s.auth, ...opts });
+}
+
+/** Stops a server: SHUTDOWN NOSAVE, SIGKILL after 2 s, then deletes its dir. */
+export async function stopServer(s: TestServer): Promise<void> {
+    const p = s.proc;
+    if (p.exitCode === null && p.signalCode === null) {
+        const exited = new Promise((r) => p.once("exit", r));
+        const c = new Redis({ host: s.host, port: s.port, username: s.auth?.user, password: s.auth?.password, tls: s.auth?.tls, lazyConnect: true, connectTimeout: 500, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false });
+        c.on("error", () => undefined);
+        try {
+            await c.connect();
+            await c.call("SHUTDOWN", "NOSAVE").catch(() => undefined);
+        } catch {
+            /* fall through to SIGKILL */
+        }
+        c.disconnect();
+        const t = setTimeout(() => p.kill("SIGKILL"), 2000);
+        await exited;
+        clearTimeout(t);
+    }
+    rmSync(s.dir, { recursive: true, force: true });
+    handedOut.delete(s.port);
+}
+
+export async function stopAll(servers: TestServer[]): Promise<void> {
+    await Promise.all(servers.map((s) => stopServer(s)));
+}

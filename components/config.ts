@@ -8,6 +8,8 @@
  * value and what would be valid.
  */
 
+import { placementProblems } from "./plan/placement";
+
 /** Config namespace: the `name` in Pulumi.yaml. Keys are `redis-cluster:<key>`. */
 export const CONFIG_NAMESPACE = "redis-cluster";
 
@@ -279,6 +281,12 @@ export function parseStackConfig(
     const logRetentionDays = int("logRetentionDays", 30, 1, 3653);
     if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
         problems.push(`${key("logRetentionDays")} must be one of CloudWatch's values ${LOG_RETENTION_DAYS.join(", ")} (got ${logRetentionDays})`);
+    }
+
+    // Fixed node addresses must fit the subnets; only judged when the shape keys are valid on their own.
+    const shapeKeys = ["shards", "replicasPerShard", "zones", "vpcCidr"].map(key);
+    if (parsedVpc && !problems.some((p) => shapeKeys.some((k) => p.startsWith(`${k} `)))) {
+        problems.push(...placementProblems({ shards, replicasPerShard, zones, vpcCidr }, CONFIG_NAMESPACE));
     }
 
     if (problems.length > 0) throw new ConfigError(problems);

@@ -1,0 +1,33 @@
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError, CONFIG_NAMESPACE, KNOWN_KEYS, parseStackConfig, RawValue, StackConfig } from "./config";
+
+export interface LoadedConfig {
+    /** Validated config with defaults. */
+    config: StackConfig;
+    /**
+     * The alarm e-mail, always as a secret Output: it may have been set with
+     * `pulumi config set --secret`, and an address is personal data anyway.
+     */
+    alarmEmail?: pulumi.Output<string>;
+}
+
+/**
+ * Reads every `redis-cluster:*` key once from the stack's config and validates
+ * it with parseStackConfig (the same rules local mode applies to the YAML).
+ * `secure:` values arrive decrypted here, so they are validated like the rest.
+ * Throws ConfigError listing every problem.
+ */
+export function loadConfig(): LoadedConfig {
+    const cfg = new pulumi.Config(CONFIG_NAMESPACE);
+    const config = parseStackConfig((key): RawValue => cfg.get(key), { project: pulumi.getProject(), stack: pulumi.getStack() });
+    const alarmEmail = config.alarmEmail !== undefined ? pulumi.secret(config.alarmEmail) : undefined;
+    // A misspelt key would otherwise be silently ignored.
+    const unknown = Object.keys(pulumi.runtime.allConfig())
+        .filter((k) => k.startsWith(`${CONFIG_NAMESPACE}:`))
+        .map((k) => k.slice(CONFIG_NAMESPACE.length + 1))
+        .filter((k) => !(KNOWN_KEYS as readonly string[]).includes(k));
+    if (unknown.length > 0) {
+        throw new ConfigError(unknown.map((k) => `${CONFIG_NAMESPACE}:${k} is not a known key (known: ${KNOWN_KEYS.join(", ")})`));
+    }
+    return { config, alarmEmail };
+}

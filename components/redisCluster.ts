@@ -1,0 +1,159 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { StackConfig } from "./config";
+import type { UserDataInput } from "./bootstrap/contract";
+import { ACL_USERS } from "./bootstrap/contract";
+import type { Topology } from "./topology";
+import type { Environment } from "./environment";
+import { planNodes } from "./plan/placement";
+import { EncryptionKey } from "./encryptionKey";
+import { Network } from "./network";
+import { SecurityGroups } from "./securityGroups";
+import { Secrets } from "./secrets";
+import { BackupBucket } from "./backupBucket";
+import { SnapshotPolicy } from "./snapshotPolicy";
+import { NodeRole } from "./nodeRole";
+import { RedisNodes } from "./redisNodes";
+import { LoadBalancer } from "./loadBalancer";
+import { Alarms } from "./alarms";
+import { childName, nodeResourceName } from "./naming";
+
+export interface RedisClusterArgs {
+    config: StackConfig;
+    env: Environment;
+    /** Alarm e-mail as a (possibly secret) input; overrides config.alarmEmail. */
+    alarmEmail?: pulumi.Input<string>;
+    /** User-data renderer. @default renderUserData from ./bootstrap/userData */
+    renderUserData?: (input: UserDataInput) => string;
+}
+
+/** The stack outputs the operations tool reads. */
+export interface ClusterOutputs {
+    topology: pulumi.Output<Topology>;
+    loadBalancerDnsName: pulumi.Output<string>;
+    backupBucketName: pulumi.Output<string>;
+    adminCredentials: pulumi.Output<{ user: string; password: string }>;
+    tlsCaCertificate?: pulumi.Output<string>;
+    vpcId: pulumi.Output<string>;
+    privateSubnetIds: pulumi.Output<string[]>;
+    nodeSecurityGroupId: pulumi.Output<string>;
+    alarmTopicArn: pulumi.Output<string>;
+}
+
+/**
+ * A self-managed Redis Cluster: network, security groups, KMS key, secrets,
+ * backup bucket and snapshot schedule, nodes, internal load balancer, alarms.
+ */
+export class RedisCluster extends pulumi.ComponentResource {
+    readonly outputs: ClusterOutputs;
+
+    constructor(name: string, args: RedisClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("rediscluster:index:RedisCluster", name, {}, opts);
+        const { config: cfg, env } = args;
+        const parent = { parent: this };
+        const render = args.renderUserData ?? defaultRenderer();
+
+        const key = new EncryptionKey(childName(name, "kms"), { clusterName: cfg.clusterName, protect: cfg.protectData }, parent);
+        const network = new Network(childName(name, "net"), {
+            clusterName: cfg.clusterName,
+            vpcCidr: cfg.vpcCidr,
+            availabilityZones: env.availabilityZones,
+            region: env.region,
+            interfaceEndpoints: cfg.interfaceEndpoints,
+            logRetentionDays: cfg.logRetentionDays,
+        }, parent);
+        const sgs = new SecurityGroups(childName(name, "sg"), {
+            clusterName: cfg.clusterName,
+            vpcId: network.vpcId,
+            vpcCidr: cfg.vpcCidr,
+            port: cfg.port,
+            clientCidrs: cfg.clientCidrs,
+            clientSecurityGroupIds: cfg.clientSecurityGroupIds,
+            s3PrefixListId: network.s3PrefixListId,
+        }, parent);
+        const secrets = new Secrets(childName(name, "secrets"), { clusterName: cfg.clusterName, tls: cfg.tls, kmsKeyArn: key.arn }, parent);
+        const bucket = new BackupBucket(childName(name, "backup"), {
+            clusterName: cfg.clusterName,
+            kmsKeyArn: key.arn,
+            transitionDays: cfg.backupTransitionDays,
+            expirationDays: cfg.backupExpirationDays,
+            forceDestroy: cfg.backupBucketForceDestroy,
+            protect: cfg.protectData,
+        }, parent);
+        new SnapshotPolicy(childName(name, "snapshots"), {
+            clusterName: cfg.clusterName,
+            intervalHours: cfg.snapshotIntervalHours,
+            retentionCount: cfg.snapshotRetentionCount,
+            kmsKeyArn: key.arn,
+            partition: env.partition,
+        }, parent);
+        const role = new NodeRole(childName(name, "iam"), {
+            clusterName: cfg.clusterName,
+            region: env.region,
+            accountId: env.accountId,
+            partition: env.partition,
+            kmsKeyArn: key.arn,
+            backupBucketArn: bucket.arn,
+        }, parent);
+
+        const plans = planNodes(cfg);
+        const nodes = new RedisNodes(childName(name, "nodes"), {
+            config: cfg,
+            nodes: plans,
+            availabilityZones: env.availabilityZones,
+            subnetIds: network.subnetIds,
+            securityGroupId: sgs.nodeSecurityGroup.id,
+            instanceProfileName: role.instanceProfile.name,
+            kmsKeyArn: key.arn,
+            amiId: env.amiId,
+            amiPinned: env.amiPinned,
+            region: env.region,
+            backupBucketName: bucket.bucketName,
+            renderUserData: render,
+            namePrefix: name,
+        }, { parent: this, dependsOn: secrets.parameters });
+
+        const lb = new LoadBalancer(childName(name, "lb"), {
+            clusterName: cfg.clusterName,
+            vpcId: network.vpcId,
+            subnetIds: network.subnetIds,
+            securityGroupId: sgs.loadBalancerSecurityGroup.id,
+            port: cfg.port,
+            targets: plans.map((p) => ({ resourceName: nodeResourceName(name, p.shard, p.replica), privateIp: p.privateIp })),
+        }, parent);
+
+        const alarmEmail = args.alarmEmail ?? cfg.alarmEmail;
+        const alarms = new Alarms(childName(name, "alarms"), {
+            clusterName: cfg.clusterName,
+            region: env.region,
+            partition: env.partition,
+            alarmEmail,
+            cpuThresholdPercent: cfg.cpuAlarmThresholdPercent,
+            nodes: nodes.nodes.map(({ plan, node }) => ({
+                resourceName: nodeResourceName(name, plan.shard, plan.replica),
+                name: plan.name,
+                instanceId: node.instanceId,
+            })),
+            loadBalancerArnSuffix: lb.loadBalancer.arnSuffix,
+            targetGroupArnSuffix: lb.targetGroup.arnSuffix,
+        }, parent);
+
+        this.outputs = {
+            topology: nodes.topologyNodes.apply((ns): Topology => ({ clusterName: cfg.clusterName, port: cfg.port, tls: cfg.tls, nodes: ns })),
+            loadBalancerDnsName: lb.dnsName,
+            backupBucketName: bucket.bucketName,
+            adminCredentials: pulumi.secret(secrets.adminPassword.apply((password) => ({ user: ACL_USERS.admin, password }))),
+            ...(secrets.caCertPem ? { tlsCaCertificate: secrets.caCertPem } : {}),
+            vpcId: network.vpcId,
+            privateSubnetIds: pulumi.all(network.subnetIds),
+            nodeSecurityGroupId: sgs.nodeSecurityGroup.id,
+            alarmTopicArn: alarms.topic.arn,
+        };
+        this.registerOutputs({ ...this.outputs });
+    }
+}
+
+/** The real renderer, loaded on first use so a test can supply its own without loading it. */
+function defaultRenderer(): (input: UserDataInput) => string {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return (require("./bootstrap/userData") as { renderUserData: (input: UserDataInput) => string }).renderUserData;
+}

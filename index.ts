@@ -1,0 +1,23 @@
+/**
+ * The Pulumi program: config -> environment lookups -> RedisCluster -> the
+ * outputs the operations tool reads (`topology`, `loadBalancerDnsName`,
+ * `backupBucketName`, `adminCredentials`, and `tlsCaCertificate` with TLS).
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { ConfigError } from "./components/config";
+import { loadConfig } from "./components/loadConfig";
+import { lookupEnvironment } from "./components/environment";
+import { RedisCluster } from "./components/redisCluster";
+
+export = async () => {
+    try {
+        const { config, alarmEmail } = loadConfig();
+        const env = await lookupEnvironment(config);
+        const cluster = new RedisCluster(config.clusterName, { config, env, alarmEmail });
+        return cluster.outputs;
+    } catch (e) {
+        // A config mistake is the user's to fix: show the message, not a stack trace.
+        if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
+        throw e;
+    }
+};

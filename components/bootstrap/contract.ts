@@ -50,6 +50,15 @@ export interface UserDataInput {
     region: string;
     /** Backup bucket name, for the backup hook. */
     backupBucket?: string;
+    /**
+     * Executables installed into `/etc/redis-cluster/hooks.d/` and run (in name
+     * order) at the end of every boot's bootstrap, before the engine starts:
+     * the place for the backup timer and the metrics publisher. A failing hook
+     * is logged and does not stop the node. @default []
+     */
+    hooks?: { name: string; script: string }[];
+    /** Move every path the bootstrap touches (tests run it under a temporary root). @default DEFAULT_PATHS in engine.ts */
+    paths?: Partial<import("./engine").BootstrapPaths>;
 }
 
 /** What the redis.conf renderer needs (AWS bootstrap and local mode alike). */
@@ -82,4 +91,6 @@ export interface AclInput {
     adminPassword: string;
     appPassword: string;
     replicationPassword: string;
+    /** Engine version, e.g. "6.2.14", so rules an older engine refuses are left out. @default newest */
+    engineVersion?: string;
 }

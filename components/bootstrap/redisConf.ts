@@ -1,0 +1,141 @@
+/**
+ * redis.conf of a cluster node: one renderer for the AWS bootstrap, local mode
+ * and the tests.
+ *
+ * `redisConfTemplate` leaves the two values only a node knows at boot as
+ * tokens (maxmemory, the replication password) and marks directives an older
+ * engine lacks with a version gate; `renderRedisConf` resolves both the way the
+ * boot script does (see template.ts). No `@pulumi/*` import.
+ */
+import type { RedisConfInput } from "./contract";
+import { ACL_USERS } from "./contract";
+import { TOKENS, fillTokens, gated, quoteConfValue, resolveVersionGates } from "./template";
+
+/** Feature level assumed when RedisConfInput.engineVersion is not given. */
+export const NEWEST_ENGINE_VERSION = "7.0";
+
+export type RedisConfTemplateInput = Omit<RedisConfInput, "maxmemoryBytes" | "replicationPassword" | "engineVersion">;
+
+/** Paths and values are written verbatim into the file; refuse what the parser would split. */
+function path(value: string, what: string): string {
+    if (value === "" || /\s|"/.test(value)) throw new Error(`${what} must be a non-empty path without spaces or quotes (got ${JSON.stringify(value)})`);
+    return value;
+}
+
+/** The template (tokens and version gates unresolved), as embedded in the user data. */
+export function redisConfTemplate(input: RedisConfTemplateInput): string {
+    const c = input.config;
+    if (c.tls && !input.tls) throw new Error("renderRedisConf: config.tls is on, so tls { certFile, keyFile, caFile } is required");
+    if (input.bindAddresses.length === 0) throw new Error("renderRedisConf: bindAddresses must name at least one address");
+    const bind = [...new Set(input.bindAddresses)];
+    const busPort = input.port + 10000;
+    const L: string[] = [];
+    const add = (...lines: string[]) => L.push(...lines);
+
+    add(
+        `# redis.conf of a Redis Cluster node of "${c.clusterName}".`,
+        `# Rendered by components/bootstrap/redisConf.ts; the bootstrap rewrites it on every boot,`,
+        `# so change the stack config instead of this file (CONFIG REWRITE is not permitted).`,
+        ``,
+        `# --- network`,
+        `bind ${bind.join(" ")}`,
+        // The default user is off (users.acl), so protected mode never has a passwordless user to guard; keep it on anyway.
+        `protected-mode yes`,
+    );
+    if (c.tls) {
+        const t = input.tls!;
+        add(
+            `port 0`,
+            `tls-port ${input.port}`,
+            `tls-cert-file ${path(t.certFile, "tls.certFile")}`,
+            `tls-key-file ${path(t.keyFile, "tls.keyFile")}`,
+            `tls-ca-cert-file ${path(t.caFile, "tls.caFile")}`,
+            // Clients authenticate with ACL passwords; a client certificate is verified when presented.
+            // The cluster bus always requires one (Redis hard-codes it), so only holders of the cluster key join the bus.
+            `tls-auth-clients optional`,
+            `tls-replication yes`,
+            `tls-cluster yes`,
+            `tls-protocols "TLSv1.2 TLSv1.3"`,
+        );
+    } else {
+        add(`port ${input.port}`);
+    }
+    add(
+        `tcp-backlog 511`,
+        `tcp-keepalive 300`,
+        `timeout 0`,
+        `maxclients 10000`,
+        ``,
+        `# --- process`,
+        `daemonize ${input.daemonize ? "yes" : "no"}`,
+    );
+    if (input.pidFile) add(`pidfile ${path(input.pidFile, "pidFile")}`);
+    add(
+        `loglevel notice`,
+        `logfile ${input.logFile ? path(input.logFile, "logFile") : '""'}`,
+        gated("7.0", `enable-protected-configs no`),
+        gated("7.0", `enable-debug-command no`),
+        gated("7.0", `enable-module-command no`),
+        ``,
+        `# --- users: ACL file, and the replication user replicas authenticate with`,
+        `aclfile ${path(input.aclFile, "aclFile")}`,
+        `masteruser ${ACL_USERS.replication}`,
+        `masterauth ${TOKENS.masterauth}`,
+        ``,
+        `# --- persistence: AOF on the data volume; RDB only when a backup asks (BGSAVE)`,
+        `dir ${path(input.dataDir, "dataDir")}`,
+        `dbfilename dump.rdb`,
+        `save ""`,
+        `appendonly yes`,
+        `appendfilename "appendonly.aof"`,
+        `appendfsync everysec`,
+        `no-appendfsync-on-rewrite no`,
+        `auto-aof-rewrite-percentage 100`,
+        `auto-aof-rewrite-min-size 64mb`,
+        `aof-use-rdb-preamble yes`,
+        `aof-load-truncated yes`,
+        ``,
+        `# --- memory`,
+        `maxmemory ${TOKENS.maxmemoryBytes}`,
+        `maxmemory-policy ${c.maxmemoryPolicy}`,
+        `lazyfree-lazy-eviction yes`,
+        `lazyfree-lazy-expire yes`,
+        `lazyfree-lazy-server-del yes`,
+        `lazyfree-lazy-user-del yes`,
+        `replica-lazy-flush yes`,
+        ``,
+        `# --- replication`,
+        `replica-read-only yes`,
+        `repl-diskless-sync yes`,
+        `repl-backlog-size 32mb`,
+        `min-replicas-to-write ${c.minReplicasToWrite}`,
+        `min-replicas-max-lag ${c.minReplicasMaxLagSec}`,
+        ``,
+        `# --- cluster`,
+        `cluster-enabled yes`,
+        `cluster-config-file ${path(input.dataDir, "dataDir")}/nodes.conf`,
+        `cluster-node-timeout ${c.clusterNodeTimeoutMs}`,
+        `cluster-replica-validity-factor ${c.clusterReplicaValidityFactor}`,
+        `cluster-migration-barrier 1`,
+        `cluster-allow-replica-migration yes`,
+        // A failed shard makes only its own slots unavailable, not the whole cluster.
+        `cluster-require-full-coverage no`,
+        `cluster-allow-reads-when-down no`,
+        `cluster-announce-ip ${input.announceIp}`,
+        gated("7.0", `cluster-port ${busPort}`),
+        gated("7.0", `cluster-allow-pubsubshard-when-down yes`),
+    );
+    return L.join("\n") + "\n";
+}
+
+/** redis.conf for an engine version (default: newest), with the values filled in. */
+export function renderRedisConf(input: RedisConfInput): string {
+    if (!Number.isInteger(input.maxmemoryBytes) || input.maxmemoryBytes < 0) {
+        throw new Error(`renderRedisConf: maxmemoryBytes must be a whole number of bytes (got ${input.maxmemoryBytes})`);
+    }
+    const text = resolveVersionGates(redisConfTemplate(input), input.engineVersion ?? NEWEST_ENGINE_VERSION);
+    return fillTokens(text, {
+        maxmemoryBytes: String(input.maxmemoryBytes),
+        masterauth: quoteConfValue(input.replicationPassword, "replicationPassword"),
+    });
+}

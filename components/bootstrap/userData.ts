@@ -1,0 +1,211 @@
+/**
+ * User data of a cluster node: a bash script for Amazon Linux 2023 that turns
+ * a fresh instance into a healthy Redis Cluster node, and does it again on
+ * every boot (it installs itself as `redis-bootstrap.service`).
+ *
+ * Layout of the rendered script:
+ *   1. the node's values as shell variables (no secret: passwords and TLS
+ *      material are read from SSM at boot);
+ *   2. the embedded templates (redis.conf, ACL file, units, sysctl) as
+ *      `tpl_*` functions with quoted here-documents, rendered by the same
+ *      functions local mode and the tests use (redisConf.ts, acl.ts);
+ *   3. the body, bootstrap.sh, with full-line comments stripped;
+ *   4. `main "$@"`.
+ * No `@pulumi/*` import.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { UserDataInput } from "./contract";
+import { ssmParameterNames, ssmPrefix } from "./contract";
+import { aclTemplate } from "./acl";
+import { BOOTSTRAP_UNIT, BootstrapPaths, DEFAULT_PATHS, ENGINE_FACTS, nodeFiles } from "./engine";
+import { redisConfTemplate } from "./redisConf";
+
+/** EC2 refuses user data above 16 KB (before base64). */
+export const USER_DATA_LIMIT_BYTES = 16 * 1024;
+
+/** File descriptors for the engine: maxclients 10000 + 32 reserved, with room to spare. */
+export const ENGINE_NOFILE = 65536;
+
+/** Single-quoted shell word. */
+export function shq(value: string): string {
+    return `'${value.replace(/'/g, `'\\''`)}'`;
+}
+
+/** A function printing `text` through a quoted here-document (no expansion inside). */
+function heredocFunction(name: string, text: string): string {
+    const delim = `${name.toUpperCase()}_EOF`;
+    if (text.split("\n").includes(delim)) throw new Error(`${name}: content contains the here-document delimiter ${delim}`);
+    const body = text.endsWith("\n") ? text : text + "\n";
+    return `${name}() {\n  cat <<'${delim}'\n${body}${delim}\n}\n`;
+}
+
+let body: string | undefined;
+/** bootstrap.sh without full-line comments and blank lines (the user data is size-limited). */
+export function bootstrapBody(): string {
+    body ??= readFileSync(join(__dirname, "bootstrap.sh"), "utf8")
+        .split("\n")
+        .filter((l) => !/^\s*#/.test(l) && l.trim() !== "")
+        .join("\n") + "\n";
+    return body;
+}
+
+export function resolvePaths(paths?: Partial<BootstrapPaths>): BootstrapPaths {
+    const p = { ...DEFAULT_PATHS, ...(paths ?? {}) };
+    for (const [k, v] of Object.entries(p)) {
+        if (!v.startsWith("/") || /\s|'|"/.test(v)) throw new Error(`renderUserData: paths.${k} must be an absolute path without spaces or quotes (got ${JSON.stringify(v)})`);
+    }
+    return p;
+}
+
+/** systemd unit that runs the installed bootstrap on every boot, before the engine. */
+export function bootstrapUnit(paths: BootstrapPaths, service: string): string {
+    return [
+        "[Unit]",
+        "Description=Redis Cluster node bootstrap: data volume, kernel settings, configuration and secrets from SSM",
+        "Wants=network-online.target",
+        "After=network-online.target",
+        `Before=${service}`,
+        "",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        `ExecStart=${paths.script} --run`,
+        // Waiting for a late volume attachment (600 s) plus SSM retries.
+        "TimeoutStartSec=20min",
+        "",
+        "[Install]",
+        "WantedBy=multi-user.target",
+    ].join("\n") + "\n";
+}
+
+/** Drop-in for the engine package's own unit. */
+export function engineDropIn(paths: BootstrapPaths, input: UserDataInput): string {
+    const f = ENGINE_FACTS[input.config.engine];
+    return [
+        `# Rendered by components/bootstrap/userData.ts: run ${f.service} on the cluster's redis.conf,`,
+        `# only after the bootstrap (which mounts the data volume and writes the configuration).`,
+        "[Unit]",
+        `Requires=${BOOTSTRAP_UNIT}`,
+        `After=${BOOTSTRAP_UNIT}`,
+        `RequiresMountsFor=${paths.mountDir}`,
+        "StartLimitIntervalSec=0",
+        "",
+        "[Service]",
+        "ExecStart=",
+        `ExecStart=/usr/bin/${f.serverBin} ${nodeFiles(paths).redisConf} --supervised systemd --daemonize no`,
+        // No shutdown helper from the package (it would not know the ACL users): SIGTERM makes Redis fsync and exit.
+        "ExecStop=",
+        "Restart=always",
+        "RestartSec=2",
+        `LimitNOFILE=${ENGINE_NOFILE}`,
+        // Loading a large AOF takes a while; so does the final fsync.
+        "TimeoutStartSec=15min",
+        "TimeoutStopSec=5min",
+    ].join("\n") + "\n";
+}
+
+export const SYSCTL = [
+    "# Rendered by components/bootstrap/userData.ts: what Redis asks for at start.",
+    "# fork() for BGSAVE/AOF rewrite must not fail on a large dataset:",
+    "vm.overcommit_memory = 1",
+    "# Room above tcp-backlog 511:",
+    "net.core.somaxconn = 4096",
+    "net.ipv4.tcp_max_syn_backlog = 4096",
+].join("\n") + "\n";
+
+/** The boot script of one node. */
+export function renderUserData(input: UserDataInput): string {
+    const c = input.config;
+    const f = ENGINE_FACTS[c.engine];
+    const paths = resolvePaths(input.paths);
+    const files = nodeFiles(paths);
+    const ssm = ssmParameterNames(c.clusterName);
+    if (!input.privateIp) throw new Error("renderUserData: privateIp is required (the node's stable address)");
+    if (!input.dataVolumeId || /\s/.test(input.dataVolumeId)) throw new Error(`renderUserData: dataVolumeId must be an EBS volume id such as vol-0123456789abcdef0 (got ${JSON.stringify(input.dataVolumeId)})`);
+
+    const conf = redisConfTemplate({
+        config: c,
+        announceIp: input.privateIp,
+        bindAddresses: [input.privateIp, "127.0.0.1"],
+        port: c.port,
+        dataDir: files.dataDir,
+        aclFile: files.aclFile,
+        tls: c.tls ? files.tls : undefined,
+    });
+
+    const vars: [string, string | number][] = [
+        ["CLUSTER_NAME", c.clusterName],
+        ["NODE_NAME", input.node.name],
+        ["SHARD", input.node.shard],
+        ["REPLICA", input.node.replica],
+        ["PORT", c.port],
+        ["TLS", c.tls ? 1 : 0],
+        ["ENGINE_PACKAGE", f.package],
+        ["SERVER_BIN", f.serverBin],
+        ["CLI_BIN", f.cliBin],
+        ["SERVICE", f.service],
+        ["SERVICE_USER", f.user],
+        ["DATA_VOLUME_ID", input.dataVolumeId],
+        ["REGION", input.region],
+        ["BACKUP_BUCKET", input.backupBucket ?? ""],
+        ["MAXMEMORY_PERCENT", c.maxmemoryPercent],
+        ["SSM_PREFIX", ssmPrefix(c.clusterName)],
+        ["SSM_ADMIN_PASSWORD", ssm.adminPassword],
+        ["SSM_APP_PASSWORD", ssm.appPassword],
+        ["SSM_REPLICATION_PASSWORD", ssm.replicationPassword],
+        ["SSM_TLS_CA_CERT", ssm.tlsCaCert],
+        ["SSM_TLS_CERT", ssm.tlsCert],
+        ["SSM_TLS_KEY", ssm.tlsKey],
+        ["SCRIPT_PATH", paths.script],
+        ["CONF_DIR", paths.confDir],
+        ["MOUNT_DIR", paths.mountDir],
+        ["DATA_DIR", files.dataDir],
+        ["SYSTEMD_DIR", paths.systemdDir],
+        ["SYSCTL_DIR", paths.sysctlDir],
+        ["FSTAB", paths.fstab],
+        ["DEV_BY_ID", paths.devDiskById],
+        ["LOG_FILE", paths.logFile],
+        ["LOCK_FILE", paths.lockFile],
+        ["HOOKS_DIR", files.hooksDir],
+        ["REDIS_CONF", files.redisConf],
+        ["ACL_FILE", files.aclFile],
+        ["TLS_CA_FILE", files.tls.caFile],
+        ["TLS_CERT_FILE", files.tls.certFile],
+        ["TLS_KEY_FILE", files.tls.keyFile],
+    ];
+
+    const hooks = input.hooks ?? [];
+    for (const h of hooks) {
+        if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(h.name)) throw new Error(`renderUserData: hook name must be a plain file name such as 50-backup-timer (got ${JSON.stringify(h.name)})`);
+    }
+    const installHooks = [
+        "install_hooks() {",
+        `  mkdir -p "$HOOKS_DIR"`,
+        ...hooks.map((h, i) => `  tpl_hook_${i} | write_file "$HOOKS_DIR/${h.name}" 0755 root:root`),
+        "  return 0",
+        "}",
+    ].join("\n") + "\n";
+
+    const parts = [
+        "#!/bin/bash",
+        `# Redis Cluster node ${input.node.name} (shard ${input.node.shard}, replica ${input.node.replica}, ${input.node.az}, ${input.privateIp}).`,
+        "# Rendered by components/bootstrap/userData.ts; review with: npm run render -- --stack <stack> --node <n>",
+        "# Installs itself as redis-bootstrap.service and runs again on every boot. Holds no secret.",
+        "set -euo pipefail",
+        "umask 027",
+        ...vars.map(([k, v]) => `${k}=${typeof v === "number" ? String(v) : shq(v)}`),
+        "",
+        heredocFunction("tpl_redis_conf", conf),
+        heredocFunction("tpl_acl", aclTemplate()),
+        heredocFunction("tpl_sysctl", SYSCTL),
+        heredocFunction("tpl_bootstrap_unit", bootstrapUnit(paths, f.service)),
+        heredocFunction("tpl_engine_dropin", engineDropIn(paths, input)),
+        ...hooks.map((h, i) => heredocFunction(`tpl_hook_${i}`, h.script)),
+        installHooks,
+        bootstrapBody(),
+        `main "$@"`,
+        "",
+    ];
+    return parts.join("\n");
+}

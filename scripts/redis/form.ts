@@ -1,0 +1,478 @@
+/**
+ * The `create` executor: turns the topology's nodes into one Redis Cluster.
+ *
+ * probe (every node, in parallel) → refuse what is unsafe → plan (pure,
+ * scripts/plan/topology.ts, pinned by live state) → steps, each skipped when
+ * the live state shows it done:
+ *   1. config epochs: distinct CLUSTER SET-CONFIG-EPOCH on nodes that know no
+ *      other node yet, so masters never start with colliding epochs (collision
+ *      resolution would bump them one by one, slowly);
+ *   2. slots: each planned master gets the still-unowned slots of its range, as
+ *      CLUSTER ADDSLOTSRANGE (7.0+) or pipelined ADDSLOTS batches (6.2);
+ *   3. meet: every node that does not know the anchor yet MEETs it, all in
+ *      parallel; a replica also MEETs its own master, so it learns it by a direct
+ *      handshake instead of waiting for gossip;
+ *   4. replicate: each replica, as soon as it knows its master, CLUSTER REPLICATE;
+ *   5. wait until formed (scripts/redis/health.ts), polling from 10 ms.
+ * A rerun on a formed cluster changes nothing; on a half-formed one it does
+ * only the missing steps.
+ */
+import { Topology, TopologyNode } from "../../components/topology";
+import { RefusedError, StepError } from "../errors";
+import { Output } from "../output";
+import { keyOf, planTopology, PlanError, TopologyPlan } from "../plan/topology";
+import { ClusterNodeInfo, formatRanges, fromRanges, parseClusterNodes, SLOT_COUNT, SlotRange, toRanges } from "./clusterNodes";
+import { ClusterView, NodeView, parseInfo, waitUntil } from "./clusterView";
+import { formationProblems, waitFormed } from "./health";
+import { NodeKey, NodePool } from "./pool";
+
+/** What one node says about itself before anything is changed. */
+export interface NodeProbe {
+    node: TopologyNode;
+    key: NodeKey;
+    reachable: boolean;
+    error?: string;
+    /** INFO server redis_version (Valkey reports its Redis compatibility version here too). */
+    version?: string;
+    clusterEnabled?: boolean;
+    dbsize?: number;
+    /** The node's own CLUSTER NODES. */
+    nodes: ClusterNodeInfo[];
+    myself?: ClusterNodeInfo;
+    /** CLUSTER INFO. */
+    info: Record<string, string>;
+    /** INFO replication. */
+    replication: Record<string, string>;
+}
+
+/** Parses "7.0.15" into [7, 0, 15]. */
+export function parseVersion(v: string | undefined): [number, number, number] {
+    const m = /^(\d+)\.(\d+)\.(\d+)/.exec(v ?? "");
+    return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+}
+
+/** CLUSTER ADDSLOTSRANGE and CLUSTER SHARDS exist from Redis 7.0 (Valkey: all versions). */
+export function hasAddSlotsRange(version: string | undefined): boolean {
+    return parseVersion(version)[0] >= 7;
+}
+
+/** Reads every node in parallel with one pipeline each; unreachable nodes are recorded, not thrown. */
+export async function probeNodes(pool: NodePool, topology: Topology): Promise<NodeProbe[]> {
+    return Promise.all(topology.nodes.map(async (node): Promise<NodeProbe> => {
+        const key = keyOf(node);
+        const empty = { node, key, nodes: [], info: {}, replication: {} };
+        try {
+            const c = await pool.get(key);
+            const res = (await c.pipeline()
+                .call("INFO", "server")
+                .call("INFO", "replication")
+                .call("DBSIZE")
+                .call("CLUSTER", "INFO")
+                .call("CLUSTER", "NODES")
+                .exec())!;
+            const [server, repl, dbsize] = res.slice(0, 3).map(([err, v]) => {
+                if (err) throw err;
+                return v;
+            });
+            const [clusterInfoErr, clusterInfo] = res[3];
+            const [nodesErr, nodesText] = res[4];
+            const version = parseInfo(server as string).redis_version;
+            if (clusterInfoErr || nodesErr) {
+                const msg = (clusterInfoErr ?? nodesErr)!.message;
+                if (/cluster support disabled/i.test(msg)) {
+                    return { ...empty, reachable: true, version, clusterEnabled: false, dbsize: Number(dbsize), replication: parseInfo(repl as string) };
+                }
+                throw clusterInfoErr ?? nodesErr;
+            }
+            const nodes = parseClusterNodes(nodesText as string);
+            return {
+                node, key, reachable: true, version, clusterEnabled: true, dbsize: Number(dbsize),
+                nodes, myself: nodes.find((n) => n.myself), info: parseInfo(clusterInfo as string), replication: parseInfo(repl as string),
+            };
+        } catch (e) {
+            pool.drop(key);
+            return { ...empty, reachable: false, error: (e as Error).message };
+        }
+    }));
+}
+
+/** A ClusterView made of the probes (no second read). */
+export function viewOfProbes(probes: NodeProbe[]): ClusterView {
+    return new ClusterView(new Map(probes.map((p): [NodeKey, NodeView] => [p.key, {
+        key: p.key, reachable: p.reachable && !!p.clusterEnabled, error: p.error, nodes: p.nodes, myself: p.myself, info: p.info,
+    }])));
+}
+
+export interface LiveState {
+    /** Refusals: each names the node, the reason and how to proceed. Empty when create may go on. */
+    refusals: string[];
+    /** Problems --force accepts (unreachable nodes skipped, stale identities ignored). */
+    forceable: string[];
+    /** Nodes create works with (reachable, cluster mode on). */
+    usable: NodeProbe[];
+    /** Topology keys create leaves alone (unreachable, with --force). */
+    skipped: NodeKey[];
+    /** Node id by topology key, for every node whose id is known (its own, or as others know it). */
+    idOf: Map<NodeKey, string>;
+    /** Keys that own slots now, per any node's view. */
+    pinnedMasters: Set<NodeKey>;
+    /** Keys that are replicas now: key -> master id. */
+    replicaOf: Map<NodeKey, string>;
+    /** Slot -> owner id as known by anyone (undefined: nobody owns it). */
+    owners: (string | undefined)[];
+}
+
+const who = (p: { node: TopologyNode; key: NodeKey }) => `${p.node.name} (${p.key})`;
+
+/** Judges the probes: what is unsafe, what is already done. Pure. */
+export function assessLive(probes: NodeProbe[], topology: Topology, opts: { force?: boolean } = {}): LiveState {
+    const refusals: string[] = [];
+    const forceable: string[] = [];
+    const topoKeys = new Set(topology.nodes.map(keyOf));
+    const idOf = new Map<NodeKey, string>();
+    for (const p of probes) if (p.myself) idOf.set(p.key, p.myself.id);
+    // Nodes we cannot reach: their id as the others know it.
+    for (const p of probes) for (const n of p.nodes) if (!n.myself && topoKeys.has(n.key) && !idOf.has(n.key) && !n.flags.includes("handshake")) {
+        const target = probes.find((q) => q.key === n.key);
+        if (!target?.reachable) idOf.set(n.key, n.id);
+    }
+    const keyOfId = new Map([...idOf].map(([k, id]) => [id, k]));
+
+    const usable: NodeProbe[] = [];
+    const skipped: NodeKey[] = [];
+    for (const p of probes) {
+        if (!p.reachable) {
+            const auth = /WRONGPASS|NOAUTH|invalid username-password|NOPERM/i.test(p.error ?? "");
+            const msg = auth
+                ? `${who(p)}: authentication failed (${p.error}). Give the admin user's credentials: --user/--password, REDISCLI_AUTH, the stack's outputs or credentials.json beside the topology file`
+                : `${who(p)}: unreachable (${p.error}). Check that redis-server runs there and that this machine can reach it (security group, or a tunnel with --nat-map); --force skips unreachable nodes when every shard keeps a reachable node, and a later create attaches them`;
+            (auth ? refusals : forceable).push(msg);
+            skipped.push(p.key);
+            continue;
+        }
+        if (!p.clusterEnabled) {
+            refusals.push(`${who(p)}: cluster mode is off (cluster-enabled no). Start it with cluster-enabled yes (the bootstrap's redis.conf does); is this the right address?`);
+            continue;
+        }
+        usable.push(p);
+    }
+
+    // Strangers and stale identities.
+    for (const p of usable) {
+        const strangers = p.nodes.filter((n) => !n.myself && !n.flags.includes("handshake") && !topoKeys.has(n.key));
+        if (strangers.length) {
+            refusals.push(`${who(p)}: already knows ${strangers.length} node(s) outside this topology (${strangers.slice(0, 3).map((n) => `${n.key || "no address"} ${n.id.slice(0, 8)}${n.failing ? " failing" : ""}`).join(", ")}${strangers.length > 3 ? ", …" : ""}), so it belongs to another cluster. ` +
+                `If it should join this one and holds no data: redis-cli -h ${p.node.host} -p ${p.node.port} CLUSTER RESET HARD; if those are dead former members of this cluster, remove them with the forget command; otherwise fix the topology`);
+        }
+        for (const n of p.nodes) {
+            if (n.myself || n.flags.includes("handshake") || !topoKeys.has(n.key)) continue;
+            const live = probes.find((q) => q.key === n.key)?.myself?.id;
+            if (live && live !== n.id) {
+                forceable.push(`${who(p)}: knows an old identity ${n.id.slice(0, 8)} for ${n.key}, where node ${live.slice(0, 8)} answers now (was the node replaced?). Remove the old id with the forget command, or pass --force to ignore it`);
+            }
+        }
+    }
+
+    // Slot ownership as anyone knows it; two owners of one slot are a conflict.
+    const owners: (string | undefined)[] = new Array(SLOT_COUNT).fill(undefined);
+    const conflicts = new Map<string, number>();
+    for (const p of usable) for (const n of p.nodes) {
+        if (n.flags.includes("handshake")) continue;
+        for (const r of n.slots) for (let s = r.start; s <= r.end; s++) {
+            const o = owners[s];
+            if (o === undefined) owners[s] = n.id;
+            else if (o !== n.id) {
+                const pair = [o, n.id].sort().join(" and ");
+                conflicts.set(pair, (conflicts.get(pair) ?? 0) + 1);
+            }
+        }
+    }
+    for (const [pair, count] of conflicts) {
+        const named = pair.split(" and ").map((id) => keyOfId.get(id) ?? id.slice(0, 8)).join(" and ");
+        refusals.push(`${named} both claim ${count} slot(s): these nodes were formed into different clusters. Decide which keeps the slots and CLUSTER RESET the other (when it holds no keys)`);
+    }
+    const pinnedMasters = new Set<NodeKey>();
+    for (const id of new Set(owners)) if (id && keyOfId.has(id)) pinnedMasters.add(keyOfId.get(id)!);
+    const replicaOf = new Map<NodeKey, string>();
+    for (const p of usable) if (p.myself?.role === "replica" && p.myself.masterId) replicaOf.set(p.key, p.myself.masterId);
+
+    // Keys are fine only where they belong: on a master that owns slots, or on an attached replica.
+    for (const p of usable) {
+        if ((p.dbsize ?? 0) > 0 && !pinnedMasters.has(p.key) && !replicaOf.has(p.key)) {
+            refusals.push(`${who(p)}: holds ${p.dbsize} key(s) but is not part of a cluster. create only forms clusters from empty nodes, so no data is dropped or served from the wrong slot (--force does not change this). ` +
+                `Move the data elsewhere, or if it is disposable: redis-cli -h ${p.node.host} -p ${p.node.port} FLUSHALL`);
+        }
+    }
+    if (!opts.force) refusals.push(...forceable);
+    return { refusals, forceable, usable, skipped, idOf, pinnedMasters, replicaOf, owners };
+}
+
+export interface FormSteps {
+    epochs: { key: NodeKey; name: string; epoch: number }[];
+    slots: { key: NodeKey; name: string; ranges: SlotRange[] }[];
+    /** anchor (or own master, for replicas) each node MEETs. */
+    meets: { key: NodeKey; name: string; to: TopologyNode }[];
+    replicate: { key: NodeKey; name: string; master: TopologyNode }[];
+    /** Replicas attached to some master already; left alone. */
+    attached: { key: NodeKey; name: string; masterId: string }[];
+    anchor?: TopologyNode;
+}
+
+/** Which steps are still to do, given the plan and the live state. Pure. */
+export function planSteps(plan: TopologyPlan, live: LiveState): FormSteps {
+    const usable = new Map(live.usable.map((p) => [p.key, p]));
+    const steps: FormSteps = { epochs: [], slots: [], meets: [], replicate: [], attached: [] };
+
+    // 1. Epochs: distinct, above anything the nodes already use.
+    let next = 1;
+    for (const p of live.usable) {
+        next = Math.max(next, Number(p.info.cluster_current_epoch ?? 0) + 1);
+        for (const n of p.nodes) next = Math.max(next, n.configEpoch + 1);
+    }
+    for (const p of live.usable) {
+        if (p.nodes.length === 1 && p.myself && p.myself.configEpoch === 0) steps.epochs.push({ key: p.key, name: p.node.name, epoch: next++ });
+    }
+
+    // 2. Slots nobody owns yet, to the planned master of the range.
+    for (const s of plan.shards) {
+        const missing = fromRanges(s.slots).filter((slot) => live.owners[slot] === undefined);
+        if (missing.length) steps.slots.push({ key: keyOf(s.master), name: s.master.name, ranges: toRanges(missing) });
+    }
+
+    // 3. Meet: the anchor is the node that knows the most nodes (a half-formed cluster's core).
+    const anchorProbe = [...live.usable].sort((a, b) => b.nodes.length - a.nodes.length)[0];
+    steps.anchor = anchorProbe?.node;
+    const knows = (p: { nodes: ClusterNodeInfo[] }, key: NodeKey) => {
+        const id = live.idOf.get(key);
+        return p.nodes.some((n) => !n.flags.includes("handshake") && (id ? n.id === id : n.key === key));
+    };
+    const masterOf = new Map<NodeKey, TopologyNode>();
+    for (const s of plan.shards) for (const r of s.replicas) masterOf.set(keyOf(r), s.master);
+    for (const p of live.usable) {
+        if (anchorProbe && p.key !== anchorProbe.key && !knows(p, anchorProbe.key)) steps.meets.push({ key: p.key, name: p.node.name, to: anchorProbe.node });
+        const m = masterOf.get(p.key);
+        if (m && keyOf(m) !== anchorProbe?.key && usable.has(keyOf(m)) && !live.replicaOf.has(p.key) && !knows(p, keyOf(m))) {
+            steps.meets.push({ key: p.key, name: p.node.name, to: m });
+        }
+    }
+
+    // 4. Replicas not attached yet.
+    for (const s of plan.shards) for (const r of s.replicas) {
+        const k = keyOf(r);
+        if (!usable.has(k)) continue;
+        const m = live.replicaOf.get(k);
+        if (m) steps.attached.push({ key: k, name: r.name, masterId: m });
+        else steps.replicate.push({ key: k, name: r.name, master: s.master });
+    }
+    return steps;
+}
+
+export interface FormOptions {
+    force?: boolean;
+    dryRun?: boolean;
+    /** How long to wait for convergence. */
+    timeoutMs: number;
+    signal?: AbortSignal;
+    out: Output;
+    /** How the user reruns, for error messages. @default "run create again" */
+    resumeHint?: string;
+}
+
+export interface FormResult {
+    /** The cluster was fully formed before we started; nothing was changed. */
+    alreadyFormed: boolean;
+    dryRun: boolean;
+    plan: TopologyPlan;
+    steps: FormSteps;
+    skipped: NodeKey[];
+    warnings: string[];
+    durationMs: number;
+}
+
+/** Human lines describing the plan and the steps still to do. */
+export function describePlan(plan: TopologyPlan, steps: FormSteps): string[] {
+    const lines: string[] = [];
+    for (const s of plan.shards) {
+        lines.push(`shard ${s.shard}: master ${s.master.name} ${keyOf(s.master)} ${s.master.az}, slots ${formatRanges(s.slots) || "none"}`);
+        for (const r of s.replicas) lines.push(`  replica ${r.name} ${keyOf(r)} ${r.az}`);
+    }
+    const todo = [
+        steps.epochs.length ? `set config epochs on ${steps.epochs.length} node(s)` : "",
+        steps.slots.length ? `assign ${steps.slots.reduce((n, s) => n + fromRanges(s.ranges).length, 0)} slot(s) on ${steps.slots.length} master(s)` : "",
+        steps.meets.length ? `${steps.meets.length} MEET(s) (anchor ${steps.anchor?.name})` : "",
+        steps.replicate.length ? `attach ${steps.replicate.length} replica(s)` : "",
+    ].filter(Boolean);
+    lines.push(todo.length ? `to do: ${todo.join(", ")}` : "to do: nothing but waiting for convergence");
+    return lines;
+}
+
+/** Forms (or completes) the cluster. Throws RefusedError before changing anything, StepError part-way. */
+export async function formCluster(pool: NodePool, topology: Topology, opts: FormOptions): Promise<FormResult> {
+    const t0 = Date.now();
+    const out = opts.out;
+    const resume = opts.resumeHint ?? "run create again with the same target: it reads the live state and does only the missing steps";
+
+    const probes = await probeNodes(pool, topology);
+    const live = assessLive(probes, topology, { force: opts.force });
+    if (live.refusals.length) {
+        throw new RefusedError(`create refused; nothing was changed:\n${live.refusals.map((r) => ` - ${r}`).join("\n")}`);
+    }
+    for (const f of live.forceable) out.warn(`--force: ${f}`);
+    const usableKeys = live.usable.map((p) => p.key);
+
+    let plan: TopologyPlan;
+    try {
+        plan = planTopology(topology, {
+            pinnedMasters: live.pinnedMasters,
+            unavailable: live.skipped,
+            currentReplicas: live.replicaOf.keys(),
+        });
+    } catch (e) {
+        if (e instanceof PlanError) throw new RefusedError(`create refused; nothing was changed:\n${e.problems.map((r) => ` - ${r}`).join("\n")}`);
+        throw e;
+    }
+    const warnings = [...plan.warnings];
+    const expectedReplicas = plan.shards.reduce((n, s) => n + s.replicas.filter((r) => usableKeys.includes(keyOf(r))).length, 0);
+    const liveIds = new Set(live.usable.map((p) => p.myself?.id));
+    const tolerateIds = new Set(probes.flatMap((p) => p.nodes.filter((n) => !liveIds.has(n.id) && topology.nodes.some((t) => keyOf(t) === n.key)).map((n) => n.id)));
+    const expect = { keys: usableKeys, replicas: expectedReplicas, tolerateIds };
+
+    // Already formed? Then report and change nothing.
+    const problems = formationProblems(viewOfProbes(probes), new Map(probes.map((p) => [p.key, p.replication])), expect);
+    const steps = planSteps(plan, live);
+    if (problems.length === 0) {
+        out.event("formed", { already: true, nodes: usableKeys.length }, `cluster already formed: ${usableKeys.length} nodes, all slots assigned, replicas linked; nothing to do`);
+        return { alreadyFormed: true, dryRun: !!opts.dryRun, plan, steps, skipped: live.skipped, warnings, durationMs: Date.now() - t0 };
+    }
+    for (const w of warnings) out.warn(w);
+    for (const a of steps.attached) out.event("attached", { node: a.key, masterId: a.masterId }, `${a.name} already replicates ${a.masterId.slice(0, 8)}; left as is`);
+    if (opts.dryRun) {
+        out.event("plan", { plan: plan.shards.map((s) => ({ shard: s.shard, master: s.master.name, replicas: s.replicas.map((r) => r.name), slots: formatRanges(s.slots) })), steps }, describePlan(plan, steps).join("\n"));
+        return { alreadyFormed: false, dryRun: true, plan, steps, skipped: live.skipped, warnings, durationMs: Date.now() - t0 };
+    }
+    for (const line of describePlan(plan, steps)) out.info(line);
+
+    const checkAbort = (step: string, state: string) => {
+        if (opts.signal?.aborted) throw new StepError({ op: "create", step, state, resume, cause: "interrupted" });
+    };
+    const versions = new Map(live.usable.map((p) => [p.key, p.version]));
+
+    // 1 + 2: epochs and slots, one pipeline per node, all nodes in parallel.
+    checkAbort("slots", "nothing changed yet");
+    const perNode = new Map<NodeKey, { epoch?: number; ranges?: SlotRange[]; name: string }>();
+    for (const e of steps.epochs) perNode.set(e.key, { ...perNode.get(e.key), name: e.name, epoch: e.epoch });
+    for (const s of steps.slots) perNode.set(s.key, { ...perNode.get(s.key), name: s.name, ranges: s.ranges });
+    await Promise.all([...perNode].map(async ([key, work]) => {
+        try {
+            const c = await pool.get(key);
+            const p = c.pipeline();
+            if (work.epoch !== undefined) p.call("CLUSTER", "SET-CONFIG-EPOCH", work.epoch);
+            if (work.ranges?.length) {
+                if (hasAddSlotsRange(versions.get(key))) {
+                    for (let i = 0; i < work.ranges.length; i += 1000) {
+                        p.call("CLUSTER", "ADDSLOTSRANGE", ...work.ranges.slice(i, i + 1000).flatMap((r) => [r.start, r.end]));
+                    }
+                } else {
+                    const slots = fromRanges(work.ranges);
+                    for (let i = 0; i < slots.length; i += 2000) p.call("CLUSTER", "ADDSLOTS", ...slots.slice(i, i + 2000));
+                }
+            }
+            for (const [err] of (await p.exec())!) if (err) throw err;
+        } catch (e) {
+            throw new StepError({
+                op: "create", step: work.ranges?.length ? "assign-slots" : "set-config-epoch", node: `${work.name} (${key})`, cause: e,
+                state: "some nodes may have their slots and epochs, none are joined yet", resume,
+            });
+        }
+        if (work.ranges?.length) out.event("step", { step: "assign-slots", node: key, slots: formatRanges(work.ranges) }, `${work.name}: slots ${formatRanges(work.ranges)}`);
+    }));
+
+    // 3: meet, all in parallel.
+    checkAbort("meet", "slots assigned, nodes not joined");
+    await Promise.all(steps.meets.map(async (m) => {
+        try {
+            await pool.call(m.key, "CLUSTER", "MEET", m.to.host, m.to.port);
+        } catch (e) {
+            throw new StepError({ op: "create", step: "meet", node: `${m.name} (${m.key})`, cause: e, state: "slots assigned; some nodes joined", resume });
+        }
+    }));
+    if (steps.meets.length) out.event("step", { step: "meet", count: steps.meets.length, anchor: steps.anchor && keyOf(steps.anchor) }, `${steps.meets.length} MEET(s) sent (anchor ${steps.anchor?.name})`);
+
+    // 4: replicas, each as soon as it knows its master. Empty masters start the first
+    // sync without the diskless-sync delay (default 5 s on 7.x), restored afterwards.
+    checkAbort("replicate", "slots assigned, nodes joining, replicas not attached");
+    const restore = await shortenSyncDelay(pool, steps, live);
+    try {
+        await Promise.all(steps.replicate.map(async (r) => {
+            const masterKey = keyOf(r.master);
+            try {
+                const masterId = await waitUntil(async () => {
+                    const id = live.idOf.get(masterKey) ?? (await readMyId(pool, masterKey));
+                    if (!id) return undefined;
+                    live.idOf.set(masterKey, id);
+                    const nodes = parseClusterNodes((await pool.call(r.key, "CLUSTER", "NODES")) as string);
+                    const m = nodes.find((n) => n.id === id);
+                    return m && m.role === "master" && !m.flags.includes("handshake") ? id : undefined;
+                }, { timeoutMs: opts.timeoutMs, signal: opts.signal, what: `${r.name} to learn its master ${r.master.name}` });
+                await pool.call(r.key, "CLUSTER", "REPLICATE", masterId);
+            } catch (e) {
+                throw new StepError({ op: "create", step: "replicate", node: `${r.name} (${r.key})`, cause: e, state: `slots assigned, nodes joined, replica of ${r.master.name} not attached`, resume });
+            }
+            out.event("step", { step: "replicate", node: r.key, master: masterKey }, `${r.name} replicates ${r.master.name}`);
+        }));
+
+        // 5: converge.
+        try {
+            await waitFormed(pool, expect, { timeoutMs: opts.timeoutMs, signal: opts.signal });
+        } catch (e) {
+            throw new StepError({ op: "create", step: "wait-formed", cause: e, state: "every step was sent; the cluster has not converged yet", resume: `${resume} (or look at it with the status command)` });
+        }
+    } finally {
+        await restore();
+    }
+    const durationMs = Date.now() - t0;
+    out.event("formed", { already: false, nodes: usableKeys.length, durationMs }, `cluster formed: ${usableKeys.length} nodes in ${durationMs} ms`);
+    return { alreadyFormed: false, dryRun: false, plan, steps, skipped: live.skipped, warnings, durationMs };
+}
+
+async function readMyId(pool: NodePool, key: NodeKey): Promise<string | undefined> {
+    try {
+        return (await pool.call(key, "CLUSTER", "MYID")) as string;
+    } catch {
+        return undefined;
+    }
+}
+
+/**
+ * Sets repl-diskless-sync-delay 0 on the empty masters about to get replicas, so
+ * the first full sync starts at once instead of after the delay that waits for
+ * more replicas to share one transfer (pointless for an empty dataset). Returns
+ * a function that restores each value. Best effort: a node that refuses CONFIG
+ * keeps its delay.
+ */
+async function shortenSyncDelay(pool: NodePool, steps: FormSteps, live: LiveState): Promise<() => Promise<void>> {
+    const masters = [...new Set(steps.replicate.map((r) => keyOf(r.master)))]
+        .filter((k) => live.usable.find((p) => p.key === k)?.dbsize === 0);
+    const changed: { key: NodeKey; value: string }[] = [];
+    await Promise.all(masters.map(async (key) => {
+        try {
+            const [, diskless] = (await pool.call(key, "CONFIG", "GET", "repl-diskless-sync")) as string[];
+            const [, delay] = (await pool.call(key, "CONFIG", "GET", "repl-diskless-sync-delay")) as string[];
+            if (diskless === "yes" && delay !== "0") {
+                await pool.call(key, "CONFIG", "SET", "repl-diskless-sync-delay", "0");
+                changed.push({ key, value: delay });
+            }
+        } catch {
+            /* keep the node's own setting */
+        }
+    }));
+    return async () => {
+        await Promise.all(changed.map(async ({ key, value }) => {
+            try {
+                await pool.call(key, "CONFIG", "SET", "repl-diskless-sync-delay", value);
+            } catch {
+                /* node gone; its config file still has the value for the next start */
+            }
+        }));
+    };
+}

@@ -1,0 +1,97 @@
+/**
+ * "Fully formed" as `create` waits for it and the benchmark measures it, the same
+ * way for our `create` and for `redis-cli --cluster create`:
+ *  - every expected node answers and knows every other one (no handshake, no
+ *    failure flag, no stranger);
+ *  - every node reports cluster_state:ok, all 16384 slots are covered and every
+ *    node sees the same owner for every slot and the same master for every replica;
+ *  - every replica's link to its master is up (INFO replication master_link_status).
+ */
+import { ClusterView, parseInfo, waitUntil } from "./clusterView";
+import { slotOwners, SLOT_COUNT } from "./clusterNodes";
+import { NodeKey, NodePool } from "./pool";
+
+/** `INFO replication` of each reachable node, parsed (unreachable nodes are absent). */
+export async function readReplication(pool: NodePool, keys: NodeKey[]): Promise<Map<NodeKey, Record<string, string>>> {
+    const out = new Map<NodeKey, Record<string, string>>();
+    await Promise.all(keys.map(async (k) => {
+        try {
+            out.set(k, parseInfo((await pool.call(k, "INFO", "replication")) as string));
+        } catch {
+            pool.drop(k);
+        }
+    }));
+    return out;
+}
+
+export interface FormationExpectation {
+    /** Nodes that must all be part of the cluster. */
+    keys: NodeKey[];
+    /** Total number of replicas the cluster must have (so a wait does not end before they are attached). */
+    replicas?: number;
+    /** Node ids to ignore (nodes left out on purpose, old identities accepted with --force). */
+    tolerateIds?: Set<string>;
+}
+
+/**
+ * Why the cluster is not (yet) fully formed; empty when it is. Pure: reads only
+ * the view and the INFO replication documents given.
+ */
+export function formationProblems(view: ClusterView, repl: Map<NodeKey, Record<string, string>>, expect: FormationExpectation): string[] {
+    const problems: string[] = [];
+    const down = expect.keys.filter((k) => !view.views.get(k)?.reachable);
+    if (down.length) problems.push(`unreachable: ${down.join(", ")}`);
+    const reachable = expect.keys.map((k) => view.views.get(k)).filter((v) => v?.reachable && v.myself);
+    const ids = new Set(reachable.map((v) => v!.myself!.id));
+    const roleMaps: string[] = [];
+    const maps: (string | undefined)[][] = [];
+    let replicas = 0;
+    for (const v of reachable) {
+        const me = v!.myself!;
+        const known = v!.nodes.filter((n) => !n.flags.includes("handshake") && !expect.tolerateIds?.has(n.id));
+        const missing = [...ids].filter((id) => !known.some((n) => n.id === id));
+        if (missing.length) problems.push(`${v!.key} does not know ${missing.length} node(s) yet`);
+        const strangers = known.filter((n) => !ids.has(n.id));
+        if (strangers.length) problems.push(`${v!.key} knows node(s) outside the set: ${strangers.map((n) => n.key || n.id).join(", ")}`);
+        if (v!.nodes.some((n) => n.flags.includes("handshake"))) problems.push(`${v!.key} is still in handshake`);
+        const failing = known.filter((n) => n.failing);
+        if (failing.length) problems.push(`${v!.key} flags ${failing.map((n) => `${n.key} ${n.flags.includes("fail") ? "fail" : "fail?"}`).join(", ")}`);
+        if (v!.info.cluster_state !== "ok") problems.push(`${v!.key} cluster_state:${v!.info.cluster_state ?? "?"}`);
+        maps.push(slotOwners(v!.nodes));
+        roleMaps.push(known.map((n) => `${n.id}:${n.role === "replica" ? n.masterId : n.role}`).sort().join(","));
+        if (me.role === "replica") {
+            replicas++;
+            const link = repl.get(v!.key)?.master_link_status;
+            if (link !== "up") problems.push(`${v!.key} master_link_status:${link ?? "?"}`);
+        }
+    }
+    if (maps.length) {
+        const uncovered = maps[0].filter((o) => o === undefined).length;
+        if (uncovered) problems.push(`${uncovered} of ${SLOT_COUNT} slots unassigned`);
+        let disagree = 0;
+        for (let s = 0; s < SLOT_COUNT; s++) if (maps.some((m) => m[s] !== maps[0][s])) disagree++;
+        if (disagree) problems.push(`nodes disagree on the owner of ${disagree} slot(s)`);
+        if (new Set(roleMaps).size > 1) problems.push("nodes disagree on which node replicates which");
+    }
+    if (expect.replicas !== undefined && replicas < expect.replicas) problems.push(`${replicas} of ${expect.replicas} replicas attached`);
+    return problems;
+}
+
+/** Reads the view and replication state once and judges it. */
+export async function checkFormation(pool: NodePool, expect: FormationExpectation): Promise<{ problems: string[]; view: ClusterView }> {
+    const [view, repl] = await Promise.all([ClusterView.read(pool, expect.keys), readReplication(pool, expect.keys)]);
+    return { problems: formationProblems(view, repl, expect), view };
+}
+
+/**
+ * Polls (fast backoff from 10 ms) until the cluster is fully formed. Throws on
+ * timeout with the problems still seen.
+ */
+export async function waitFormed(pool: NodePool, expect: FormationExpectation, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<ClusterView> {
+    let last: string[] = [];
+    return waitUntil(async () => {
+        const { problems, view } = await checkFormation(pool, expect);
+        last = problems;
+        return problems.length === 0 ? view : undefined;
+    }, { timeoutMs: opts.timeoutMs, signal: opts.signal, what: "the cluster to be fully formed" }, () => last.slice(0, 6).join("; ") + (last.length > 6 ? ` (+${last.length - 6} more)` : ""));
+}

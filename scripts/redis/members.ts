@@ -1,0 +1,65 @@
+/**
+ * Shared start of the day-2 commands: resolve the target, open the pool, read
+ * every node (the topology's and any other node the cluster knows, such as a
+ * master the topology no longer declares), and finish or roll back open slots
+ * before anything else (openSlots.ts).
+ */
+import type { CommandContext } from "../cli";
+import { Topology, TopologyNode } from "../../components/topology";
+import { openPool, resolveTarget, Target, TargetOptions } from "../inventory";
+import { ClusterNodeInfo } from "./clusterNodes";
+import { ClusterView } from "./clusterView";
+import { fixOpenSlots, OpenSlotFix } from "./openSlots";
+import { NodeKey, NodePool } from "./pool";
+
+export const keyOfNode = (n: Pick<TopologyNode, "host" | "port">): NodeKey => `${n.host}:${n.port}`;
+
+/**
+ * Reads the topology's nodes, then any node they know that is not in the topology
+ * (skipping nodes flagged noaddr or in handshake), so removed masters are seen too.
+ */
+export async function readCluster(pool: NodePool, topology: Topology, extra: NodeKey[] = []): Promise<ClusterView> {
+    const keys = new Set([...topology.nodes.map(keyOfNode), ...extra]);
+    let view = await ClusterView.read(pool, [...keys]);
+    const more: NodeKey[] = [];
+    for (const n of view.knownNodes().values()) {
+        if (!keys.has(n.key) && n.host && !n.flags.includes("noaddr") && !n.flags.includes("handshake")) more.push(n.key);
+    }
+    if (more.length) {
+        const other = await ClusterView.read(pool, more);
+        view = new ClusterView(new Map([...view.views, ...other.views]));
+    }
+    return view;
+}
+
+/** The id of the cluster the topology's reachable nodes belong to: nodes that know at least one other node. */
+export function members(view: ClusterView): Map<string, ClusterNodeInfo> {
+    const out = new Map<string, ClusterNodeInfo>();
+    for (const v of view.reachable()) {
+        if (!v.myself) continue;
+        if (v.nodes.length > 1 || v.myself.slots.length > 0) out.set(v.myself.id, v.myself);
+    }
+    return out;
+}
+
+export interface Session {
+    target: Target;
+    pool: NodePool;
+    view: ClusterView;
+    fixes: OpenSlotFix[];
+}
+
+/** resolveTarget + openPool + readCluster + fixOpenSlots (then a fresh view). The caller closes the pool. */
+export async function openSession(opts: TargetOptions, ctx: CommandContext, op: string, extra: NodeKey[] = []): Promise<Session> {
+    const target = await resolveTarget(opts);
+    const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
+    try {
+        let view = await readCluster(pool, target.topology, extra);
+        const fixes = await fixOpenSlots(pool, view, ctx, { op, resumeHint: `rerun \`${op}\`` });
+        if (fixes.length) view = await readCluster(pool, target.topology, extra);
+        return { target, pool, view, fixes };
+    } catch (e) {
+        await pool.close();
+        throw e;
+    }
+}

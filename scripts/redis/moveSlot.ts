@@ -1,0 +1,321 @@
+/**
+ * Moving a batch of slots from one master to another with the standard protocol,
+ * several slots per round trip:
+ *
+ *   1. target:  CLUSTER SETSLOT s IMPORTING <source>        (all slots of the batch, one pipeline)
+ *   2. source:  CLUSTER SETSLOT s MIGRATING <target>
+ *               CLUSTER GETKEYSINSLOT s <batch>             (same pipeline: the first keys come back at once)
+ *   3. source:  [MEMORY USAGE k …]                          (big keys: moved alone, timeout sized to them)
+ *               MIGRATE … KEYS k1…kN ; GETKEYSINSLOT s      (per slot with keys, many slots per pipeline)
+ *               until every slot of the batch is empty
+ *   4. target:  CLUSTER SETSLOT s NODE <target>             (the new owner first, see below)
+ *   5. source and every other master, in parallel: CLUSTER SETSLOT s NODE <target>
+ *
+ * Order matters, as redis-cli's clusterManagerMoveSlot explains:
+ * - IMPORTING before MIGRATING, so a client sent to the target with ASK is served.
+ * - The target is told it owns the slot first: if another node learned it first and
+ *   the target then crashed, the slot would have no owner and clients would loop
+ *   between nodes (redis/redis#7116).
+ * - A source that has just lost its last slot may already have turned itself into a
+ *   replica of the target, and then refuses SETSLOT ("Please use SETSLOT only with
+ *   masters"); that is the expected outcome, not an error (redis/redis#9223).
+ * While a slot is MIGRATING, the source creates no key in it (writes to missing keys
+ * are redirected with ASK), so once GETKEYSINSLOT comes back empty it stays empty.
+ *
+ * BUSYKEY (a key exists on both sides) can only come from an earlier interrupted
+ * MIGRATE that restored the key on the target but did not get to delete it on the
+ * source. While the slot is IMPORTING on the target from this source, a client
+ * reaches the target for a key only when the source no longer has it, so the
+ * source's copy is the one clients have been reading and writing, and the target's
+ * copy is a stale leftover: after checking that the target imports the slot from
+ * this source, the keys are sent again with REPLACE. In any other state the move stops.
+ */
+import Redis from "ioredis";
+import { StepError } from "../errors";
+import { backoffMs, classifyMigrateError, migrateArgs, migrateTimeoutFor, sleep } from "./migrate";
+import { parseClusterNodes } from "./clusterNodes";
+import { Credentials, NodeKey, NodePool } from "./pool";
+
+/** A master as the engine needs it: id, the pool key, and its announced address (for MIGRATE). */
+export interface NodeRef {
+    id: string;
+    /** Pool key: the announced host:port (the pool maps it through --nat-map). */
+    key: NodeKey;
+    /** Announced address: what the source node connects to for MIGRATE. */
+    host: string;
+    port: number;
+}
+
+export interface MoveSettings {
+    /** Command name for errors ("scale", "rebalance", "fix-open-slots"). */
+    op: string;
+    /** Keys per MIGRATE call. */
+    batchKeys: number;
+    /** Keys per pipelined round of MIGRATEs over several slots (bounds how long the source is busy per round). */
+    roundKeys: number;
+    /** Base MIGRATE timeout in ms. */
+    migrateTimeoutMs: number;
+    /** Keys at or above this many bytes (MEMORY USAGE) move alone with a sized timeout; 0 skips the check. */
+    bigKeyBytes: number;
+    credentials?: Credentials;
+    /** Other masters to tell the new owner, besides source and target. Unreachable ones are dropped from it. */
+    others: NodeRef[];
+    /** The slots may be open from an earlier run: existing target keys are leftovers (fixOpenSlots). */
+    resume?: boolean;
+    /** How to continue after a failure, for the error message. */
+    resumeHint: string;
+    /** Attempts per slot on transient MIGRATE errors before giving up. @default 8 */
+    maxAttempts?: number;
+    onKeys?(n: number): void;
+    onSlots?(n: number): void;
+    warn(line: string): void;
+    /** Dedicated client for big keys (no command timeout); the caller closes it. */
+    bigKeyClient?(key: NodeKey, timeoutMs: number): Promise<Redis>;
+}
+
+export interface MoveResult {
+    keys: number;
+    bigKeys: number;
+    /** Slots where leftover target keys were replaced (BUSYKEY). */
+    replacedSlots: number[];
+}
+
+type Reply = [Error | null, unknown];
+type Cmd = { name: string; args: (string | number | Buffer)[]; buffer?: boolean };
+
+async function pipe(c: Redis, cmds: Cmd[]): Promise<Reply[]> {
+    if (cmds.length === 0) return [];
+    const p = c.pipeline();
+    for (const cmd of cmds) {
+        if (cmd.buffer) p.callBuffer(cmd.name, ...cmd.args);
+        else p.call(cmd.name, ...cmd.args);
+    }
+    const res = await p.exec();
+    return res as Reply[];
+}
+
+const setslot = (slot: number, ...rest: string[]): Cmd => ({ name: "CLUSTER", args: ["SETSLOT", String(slot), ...rest] });
+const getkeys = (slot: number, n: number): Cmd => ({ name: "CLUSTER", args: ["GETKEYSINSLOT", String(slot), String(n)], buffer: true });
+
+interface SlotState {
+    slot: number;
+    keys: Buffer[];
+    replace: boolean;
+    attempts: number;
+}
+
+/** Moves `slots` (all owned by `src`) to `dst`. Throws StepError naming what is left open. */
+export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slots: number[], s: MoveSettings): Promise<MoveResult> {
+    const result: MoveResult = { keys: 0, bigKeys: 0, replacedSlots: [] };
+    if (slots.length === 0) return result;
+    const fail = (step: string, node: NodeRef, slot: number | undefined, cause: unknown, state: string): never => {
+        throw new StepError({ op: s.op, step, node: node.key, slot, cause, state, resume: s.resumeHint });
+    };
+    const openState = (which: string) => `slots ${describe(slots)} ${which}; the cluster keeps serving them (clients follow ASK), and the next run of any command finishes or rolls them back first`;
+
+    const dstC = await pool.get(dst.key).catch((e) => fail("connect", dst, undefined, e, "nothing changed for this batch"));
+    const srcC = await pool.get(src.key).catch((e) => fail("connect", src, undefined, e, "nothing changed for this batch"));
+
+    // 1. IMPORTING on the target
+    const r1 = await pipe(dstC, slots.map((slot) => setslot(slot, "IMPORTING", src.id))).catch((e) => fail("set-importing", dst, undefined, e, openState(`may be IMPORTING on ${dst.key}`)));
+    r1.forEach(([err], i) => {
+        if (err) fail("set-importing", dst, slots[i], err, openState(`partly IMPORTING on ${dst.key}`));
+    });
+
+    // 2. MIGRATING on the source, with the first keys of each slot
+    const r2 = await pipe(srcC, slots.flatMap((slot) => [setslot(slot, "MIGRATING", dst.id), getkeys(slot, s.batchKeys)]))
+        .catch((e) => fail("set-migrating", src, undefined, e, openState(`IMPORTING on ${dst.key} and may be MIGRATING on ${src.key}`)));
+    const states: SlotState[] = slots.map((slot, i) => {
+        const [e1] = r2[2 * i];
+        if (e1) fail("set-migrating", src, slot, e1, openState(`IMPORTING on ${dst.key}, partly MIGRATING on ${src.key}`));
+        const [e2, keys] = r2[2 * i + 1];
+        if (e2) fail("get-keys", src, slot, e2, openState(`MIGRATING on ${src.key}`));
+        return { slot, keys: keys as Buffer[], replace: !!s.resume, attempts: 0 };
+    });
+
+    // 3. keys
+    await migrateKeysOfSlots(pool, srcC, src, dst, states, s, result, fail, openState);
+
+    // 4. new owner first
+    const r4 = await pipe(dstC, slots.map((slot) => setslot(slot, "NODE", dst.id))).catch((e) => fail("set-node-target", dst, undefined, e, openState(`emptied on ${src.key}, still MIGRATING/IMPORTING`)));
+    r4.forEach(([err], i) => {
+        if (err) fail("set-node-target", dst, slots[i], err, openState(`emptied on ${src.key}, still MIGRATING/IMPORTING`));
+    });
+
+    // 5. source and the other masters, in parallel
+    const tellOthers = Promise.all(s.others.filter((o) => o.id !== src.id && o.id !== dst.id).map(async (o) => {
+        try {
+            const c = await pool.get(o.key);
+            const r = await pipe(c, slots.map((slot) => setslot(slot, "NODE", dst.id)));
+            // Errors here are harmless: the target's bumped epoch reaches every node by gossip.
+            void r;
+        } catch {
+            const i = s.others.indexOf(o);
+            if (i >= 0) s.others.splice(i, 1);
+        }
+    }));
+    for (let round = 0; ; round++) {
+        const r5 = await pipe(srcC, slots.map((slot) => setslot(slot, "NODE", dst.id))).catch((e) => fail("set-node-source", src, undefined, e, `slots ${describe(slots)} are owned by ${dst.key}; ${src.key} may still list them MIGRATING until gossip reaches it`));
+        const stillHolding: SlotState[] = [];
+        r5.forEach(([err], i) => {
+            if (!err) return;
+            const msg = err.message;
+            if (msg.includes("only with masters")) return; // redis/redis#9223: the source became a replica of the target
+            if (/still hold keys/i.test(msg) && round < 3) {
+                stillHolding.push({ slot: slots[i], keys: [], replace: false, attempts: 0 });
+                return;
+            }
+            fail("set-node-source", src, slots[i], err, `slot ${slots[i]} is owned by ${dst.key}; ${src.key} still lists it MIGRATING`);
+        });
+        if (stillHolding.length === 0) break;
+        // A key appeared on the source after GETKEYSINSLOT came back empty (should not happen while MIGRATING); move it now.
+        const r = await pipe(srcC, stillHolding.map((st) => getkeys(st.slot, s.batchKeys)));
+        stillHolding.forEach((st, i) => (st.keys = (r[i][1] as Buffer[]) ?? []));
+        s.warn(`${src.key} still held keys in ${stillHolding.length} slot(s) after they were emptied; moving them again`);
+        await migrateKeysOfSlots(pool, srcC, src, dst, stillHolding, s, result, fail, openState);
+    }
+    await tellOthers;
+    s.onSlots?.(slots.length);
+    return result;
+}
+
+type Fail = (step: string, node: NodeRef, slot: number | undefined, cause: unknown, state: string) => never;
+
+async function migrateKeysOfSlots(
+    pool: NodePool, srcC: Redis, src: NodeRef, dst: NodeRef, states: SlotState[], s: MoveSettings, result: MoveResult,
+    fail: Fail, openState: (which: string) => string,
+): Promise<void> {
+    const maxAttempts = s.maxAttempts ?? 8;
+    let verifiedImporting = false;
+    let pending = states.filter((st) => st.keys.length > 0);
+    while (pending.length > 0) {
+        const round: SlotState[] = [];
+        let n = 0;
+        for (const st of pending) {
+            round.push(st);
+            n += st.keys.length;
+            if (n >= s.roundKeys) break;
+        }
+
+        // Big keys: sized by MEMORY USAGE (sampled estimate, O(1) for most types), moved one at a time.
+        const big = new Set<string>();
+        if (s.bigKeyBytes > 0) {
+            const all = round.flatMap((st) => st.keys);
+            const sizes = await pipe(srcC, all.map((k) => ({ name: "MEMORY", args: ["USAGE", k] })))
+                .catch((e) => fail("memory-usage", src, round[0].slot, e, openState(`MIGRATING on ${src.key}`)));
+            const bigOnes: { key: Buffer; bytes: number; slot: number }[] = [];
+            let i = 0;
+            for (const st of round) {
+                for (const k of st.keys) {
+                    const [err, bytes] = sizes[i++];
+                    if (!err && typeof bytes === "number" && bytes >= s.bigKeyBytes) bigOnes.push({ key: k, bytes, slot: st.slot });
+                }
+            }
+            for (const b of bigOnes) {
+                big.add(b.key.toString("latin1"));
+                await moveBigKey(pool, src, dst, b, s, round.find((st) => st.slot === b.slot)!, fail, openState);
+                result.bigKeys++;
+                result.keys++;
+                s.onKeys?.(1);
+            }
+        }
+
+        // One pipeline: per slot, MIGRATE its keys and ask for the next ones.
+        const cmds: Cmd[] = [];
+        const sent: Buffer[][] = [];
+        for (const st of round) {
+            const keys = big.size ? st.keys.filter((k) => !big.has(k.toString("latin1"))) : st.keys;
+            sent.push(keys);
+            if (keys.length) cmds.push({ name: "MIGRATE", args: migrateArgs(dst, keys, { timeoutMs: s.migrateTimeoutMs, replace: st.replace, credentials: s.credentials }) });
+            cmds.push(getkeys(st.slot, s.batchKeys));
+        }
+        const replies = await pipe(srcC, cmds).catch((e) => fail("migrate", src, round[0].slot, e, openState(`MIGRATING on ${src.key}, keys partly moved to ${dst.key}`)));
+        let j = 0;
+        let wait = 0;
+        for (let r = 0; r < round.length; r++) {
+            const st = round[r];
+            if (sent[r].length) {
+                const [err] = replies[j++];
+                if (!err) {
+                    result.keys += sent[r].length;
+                    s.onKeys?.(sent[r].length);
+                    st.attempts = 0;
+                } else {
+                    const kind = classifyMigrateError(err.message);
+                    if (kind === "busy" && !st.replace) {
+                        if (!verifiedImporting) {
+                            verifiedImporting = await targetImportsFrom(pool, dst, st.slot, src.id);
+                            if (!verifiedImporting) {
+                                fail("migrate", src, st.slot, err, openState(`MIGRATING on ${src.key}; a key exists on ${dst.key}, which does not import the slot from ${src.key}, so its copy is not known to be a leftover`));
+                            }
+                        }
+                        st.replace = true;
+                        result.replacedSlots.push(st.slot);
+                        s.warn(`slot ${st.slot}: keys already on ${dst.key} (left by an interrupted earlier move) are replaced with ${src.key}'s copy, the one clients were served`);
+                    } else if (kind === "transient" || (kind === "busy" && st.replace)) {
+                        st.attempts++;
+                        if (st.attempts >= maxAttempts) fail("migrate", src, st.slot, err, openState(`MIGRATING on ${src.key} after ${st.attempts} attempts, keys partly moved to ${dst.key}`));
+                        wait = Math.max(wait, backoffMs(st.attempts));
+                    } else {
+                        fail("migrate", src, st.slot, err, openState(`MIGRATING on ${src.key}, keys partly moved to ${dst.key}`));
+                    }
+                }
+            }
+            const [gerr, next] = replies[j++];
+            if (gerr) fail("get-keys", src, st.slot, gerr, openState(`MIGRATING on ${src.key}`));
+            st.keys = next as Buffer[];
+        }
+        if (wait) await sleep(wait);
+        pending = states.filter((st) => st.keys.length > 0);
+    }
+}
+
+async function moveBigKey(
+    pool: NodePool, src: NodeRef, dst: NodeRef, b: { key: Buffer; bytes: number; slot: number }, s: MoveSettings, st: SlotState,
+    fail: Fail, openState: (which: string) => string,
+): Promise<void> {
+    const timeoutMs = migrateTimeoutFor(b.bytes, s.migrateTimeoutMs);
+    s.warn(`slot ${b.slot}: big key (${(b.bytes / 1024 / 1024).toFixed(1)} MiB) moved alone with a ${timeoutMs} ms timeout`);
+    const c = s.bigKeyClient ? await s.bigKeyClient(src.key, timeoutMs + 10000) : await pool.get(src.key);
+    for (let attempt = 0; ; attempt++) {
+        try {
+            await c.call("MIGRATE", ...migrateArgs(dst, [b.key], { timeoutMs, replace: st.replace, credentials: s.credentials }));
+            return;
+        } catch (e) {
+            const kind = classifyMigrateError((e as Error).message);
+            if (kind === "busy" && !st.replace && (await targetImportsFrom(pool, dst, b.slot, src.id))) {
+                st.replace = true;
+                continue;
+            }
+            if (kind !== "transient" || attempt + 1 >= (s.maxAttempts ?? 8)) {
+                fail("migrate-big-key", src, b.slot, e, openState(`MIGRATING on ${src.key}; the big key is still on ${src.key}`));
+            }
+            await sleep(backoffMs(attempt + 1));
+        }
+    }
+}
+
+/** Whether `dst` reports `slot` as IMPORTING from `srcId` on its own CLUSTER NODES line. */
+async function targetImportsFrom(pool: NodePool, dst: NodeRef, slot: number, srcId: string): Promise<boolean> {
+    try {
+        const text = (await pool.call(dst.key, "CLUSTER", "NODES")) as string;
+        const me = parseClusterNodes(text).find((n) => n.myself);
+        return me?.importing.get(slot) === srcId;
+    } catch {
+        return false;
+    }
+}
+
+/** "5461-5470,5480" for messages (ranges, at most 6 shown). */
+export function describe(slots: number[]): string {
+    const sorted = [...slots].sort((a, b) => a - b);
+    const parts: string[] = [];
+    let i = 0;
+    while (i < sorted.length) {
+        let j = i;
+        while (j + 1 < sorted.length && sorted[j + 1] === sorted[j] + 1) j++;
+        parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
+        i = j + 1;
+    }
+    return parts.length > 6 ? `${parts.slice(0, 6).join(",")},… (${slots.length} slots)` : parts.join(",");
+}

@@ -1,0 +1,184 @@
+/**
+ * Test fixture: a real Redis Cluster on loopback, formed directly (ADDSLOTS, MEET,
+ * REPLICATE) so that tests of scale/failover/forget do not depend on `create`.
+ *
+ * The fixture writes a topology file in the stack-output shape that the cluster
+ * tool reads (`--topology`), with `${clusterName}-s<shard>-r<replica>` names,
+ * and optionally spare servers (started, not joined) for scale-out tests.
+ * With `acl: true` the servers run like production: default user off, an `admin`
+ * user, replicas authenticating as that user; the password goes to a
+ * `credentials.json` (0600) beside the topology, as local mode writes it.
+ */
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Redis, { Cluster } from "ioredis";
+import { Topology, TopologyNode, nodeName } from "../../components/topology";
+import { parseClusterNodes, SLOT_COUNT } from "../../scripts/redis/clusterNodes";
+import { startServers, stopAll, TestServer } from "./redisServers";
+
+export interface ClusterFixtureOptions {
+    masters: number;
+    /** @default 0 */
+    replicasPerMaster?: number;
+    /** Extra servers started but not joined. @default 0 */
+    spare?: number;
+    /** Default user off, `admin` user with a password. @default false */
+    acl?: boolean;
+    /** @default "t" */
+    clusterName?: string;
+    /** @default 2000 */
+    clusterNodeTimeoutMs?: number;
+    /** Zones assigned round-robin as local-a, local-b, … by (shard + replica). @default 3 */
+    zones?: number;
+}
+
+export interface ClusterFixture {
+    clusterName: string;
+    /** Shard i's nodes, r0 first (r0 is the master at start). */
+    shards: TestServer[][];
+    spare: TestServer[];
+    all: TestServer[];
+    dir: string;
+    topologyFile: string;
+    auth?: { user: string; password: string };
+    /** An admin client to one node (closed by stop()). */
+    client(s: TestServer): Redis;
+    /** A cluster client for data (closed by stop()). */
+    clusterClient(): Cluster;
+    /** Topology node entry for a server (name, shard, az) as the fixture declared it. */
+    nodeOf(s: TestServer, shard: number, replica: number): TopologyNode;
+    /** Rewrites the topology file with these shards (each r0 first). */
+    writeTopology(shards: TestServer[][], file?: string): string;
+    stop(): Promise<void>;
+}
+
+export const ADMIN_PASSWORD = "test-admin-pw-0123456789";
+
+export async function startCluster(opts: ClusterFixtureOptions): Promise<ClusterFixture> {
+    const replicas = opts.replicasPerMaster ?? 0;
+    const spareCount = opts.spare ?? 0;
+    const clusterName = opts.clusterName ?? "t";
+    const zones = opts.zones ?? 3;
+    const auth = opts.acl ? { user: "admin", password: ADMIN_PASSWORD } : undefined;
+    const extraArgs = opts.acl
+        ? ["--user", "default", "off", "--user", "admin", "on", `>${ADMIN_PASSWORD}`, "~*", "&*", "+@all", "--masteruser", "admin", "--masterauth", ADMIN_PASSWORD]
+        : [];
+    const total = opts.masters * (1 + replicas) + spareCount;
+    const servers = await startServers(total, { clusterNodeTimeoutMs: opts.clusterNodeTimeoutMs ?? 2000, extraArgs, auth });
+    const clients: Redis[] = [];
+    const clusterClients: Cluster[] = [];
+    const dir = mkdtempSync(join(tmpdir(), "rct-cluster-"));
+    const fx: ClusterFixture = {
+        clusterName,
+        shards: [],
+        spare: [],
+        all: servers,
+        dir,
+        topologyFile: join(dir, "topology.json"),
+        auth,
+        client(s) {
+            const c = new Redis({ host: s.host, port: s.port, username: auth?.user, password: auth?.password, maxRetriesPerRequest: 1, enableReadyCheck: false });
+            c.on("error", () => undefined);
+            clients.push(c);
+            return c;
+        },
+        clusterClient() {
+            const seeds = fx.shards.map((sh) => ({ host: sh[0].host, port: sh[0].port }));
+            const c = new Cluster(seeds, { redisOptions: { username: auth?.user, password: auth?.password }, enableReadyCheck: true });
+            c.on("error", () => undefined);
+            clusterClients.push(c);
+            return c;
+        },
+        nodeOf(s, shard, replica) {
+            return { name: nodeName(clusterName, shard, replica), shard, az: `local-${String.fromCharCode(97 + ((shard + replica) % zones))}`, host: s.host, port: s.port };
+        },
+        writeTopology(shards, file = fx.topologyFile) {
+            const topology: Topology = { clusterName, port: shards[0][0].port, tls: false, nodes: shards.flatMap((sh, i) => sh.map((s, r) => fx.nodeOf(s, i, r))) };
+            writeFileSync(file, JSON.stringify(topology, null, 2));
+            return file;
+        },
+        async stop() {
+            for (const c of clusterClients) c.disconnect();
+            for (const c of clients) c.disconnect();
+            await stopAll(servers);
+            rmSync(dir, { recursive: true, force: true });
+        },
+    };
+    try {
+        let k = 0;
+        for (let i = 0; i < opts.masters; i++) fx.shards.push(servers.slice(k, (k += 1 + replicas)));
+        fx.spare = servers.slice(k);
+        if (auth) {
+            writeFileSync(join(dir, "credentials.json"), JSON.stringify(auth));
+            chmodSync(join(dir, "credentials.json"), 0o600);
+        }
+        fx.writeTopology(fx.shards);
+        await formCluster(fx, opts.masters);
+    } catch (e) {
+        await fx.stop();
+        throw e;
+    }
+    return fx;
+}
+
+async function formCluster(fx: ClusterFixture, masters: number): Promise<void> {
+    const members = fx.shards.flat();
+    const first = fx.client(members[0]);
+    // Even split, as create does.
+    let start = 0;
+    for (let i = 0; i < masters; i++) {
+        const end = Math.floor(((i + 1) * SLOT_COUNT) / masters) - 1;
+        const slots = Array.from({ length: end - start + 1 }, (_, k) => start + k);
+        await fx.client(fx.shards[i][0]).call("CLUSTER", "ADDSLOTS", ...slots);
+        start = end + 1;
+    }
+    // A distinct epoch per master so no collision handling is needed.
+    await Promise.all(fx.shards.map((sh) => fx.client(sh[0]).call("CLUSTER", "SET-CONFIG-EPOCH", String(fx.shards.indexOf(sh) + 1)).catch(() => undefined)));
+    for (const s of members.slice(1)) await first.call("CLUSTER", "MEET", s.host, String(s.port));
+    await waitFor(async () => {
+        const ok = await Promise.all(members.map(async (s) => parseClusterNodes((await fx.client(s).call("CLUSTER", "NODES")) as string).length === members.length));
+        return ok.every(Boolean);
+    }, 20000, "every node knows every node");
+    const ids = await Promise.all(fx.shards.map(async (sh) => (await fx.client(sh[0]).call("CLUSTER", "MYID")) as string));
+    for (let i = 0; i < fx.shards.length; i++) {
+        for (const r of fx.shards[i].slice(1)) await fx.client(r).call("CLUSTER", "REPLICATE", ids[i]);
+    }
+    await waitFor(async () => {
+        const states = await Promise.all(members.map(async (s) => {
+            const info = (await fx.client(s).call("CLUSTER", "INFO")) as string;
+            return /cluster_state:ok/.test(info);
+        }));
+        return states.every(Boolean);
+    }, 30000, "cluster_state:ok on every node");
+    if (fx.shards[0].length > 1) {
+        await waitFor(async () => {
+            const up = await Promise.all(fx.shards.flatMap((sh) => sh.slice(1)).map(async (s) => /master_link_status:up/.test((await fx.client(s).call("INFO", "replication")) as string)));
+            return up.every(Boolean);
+        }, 30000, "replicas in sync");
+    }
+}
+
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+        try {
+            if (await check()) return;
+        } catch {
+            /* retry */
+        }
+        if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+        await new Promise((r) => setTimeout(r, 50));
+    }
+}
+
+/** Writes `count` keys spread over all slots through a cluster client (pipelined). Returns the keys. */
+export async function loadKeys(c: Cluster, count: number, prefix = "k"): Promise<string[]> {
+    const keys = Array.from({ length: count }, (_, i) => `${prefix}:${i}`);
+    const chunk = 2000;
+    for (let i = 0; i < keys.length; i += chunk) {
+        // A cluster pipeline must stay on one node, so send individually (ioredis writes them back to back).
+        await Promise.all(keys.slice(i, i + chunk).map((k) => c.set(k, `v-${k}`)));
+    }
+    return keys;
+}

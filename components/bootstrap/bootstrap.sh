@@ -180,7 +180,8 @@ mount_data_volume() {
 # --- every boot ----------------------------------------------------------------------
 run() {
   mkdir -p "$(dirname "$LOG_FILE")" "$(dirname "$LOCK_FILE")"
-  exec > >(tee -a "$LOG_FILE") 2>&1
+  # Journal (the unit's stdout) and a file; a re-exec keeps the tee it inherited.
+  [[ -n ${REDIS_BOOTSTRAP_REEXEC:-} ]] || exec > >(tee -a "$LOG_FILE") 2>&1
   exec 9>"$LOCK_FILE"
   flock 9
 
@@ -191,14 +192,19 @@ run() {
   log "bootstrap of $NODE_NAME ($CLUSTER_NAME) on $INSTANCE_ID in $AWS_REGION"
 
   # The user data may have changed by a stop/start (cloud-init does not rerun it then):
-  # run the current one.
-  local current
-  if [[ -z ${REDIS_BOOTSTRAP_REEXEC:-} ]] && current=$(imds user-data 2>/dev/null) &&
-    [[ $current == '#!/bin/bash'* ]] && [[ $current != "$(cat "$SCRIPT_PATH" 2>/dev/null)" ]]; then
-    log "user data changed since this script was installed: installing and running the new one"
-    printf '%s\n' "$current" | write_file "$SCRIPT_PATH" 0755 root:root
-    REDIS_BOOTSTRAP_REEXEC=1 exec "$SCRIPT_PATH" --run
+  # install and run the current one. It may be gzip-compressed (userDataBase64).
+  local ud
+  ud=$(mktemp)
+  if [[ -z ${REDIS_BOOTSTRAP_REEXEC:-} ]] && imds user-data >"$ud.raw" 2>/dev/null; then
+    gunzip -c "$ud.raw" >"$ud" 2>/dev/null || cp "$ud.raw" "$ud"
+    if [[ $(head -c 11 "$ud") == '#!/bin/bash' ]] && ! cmp -s "$ud" "$SCRIPT_PATH"; then
+      log "user data changed since this script was installed: installing and running the new one"
+      write_file "$SCRIPT_PATH" 0755 root:root <"$ud"
+      rm -f "$ud" "$ud.raw"
+      REDIS_BOOTSTRAP_REEXEC=1 exec "$SCRIPT_PATH" --run
+    fi
   fi
+  rm -f "$ud" "$ud.raw"
 
   # Engine
   if ! command -v "$SERVER_BIN" >/dev/null; then

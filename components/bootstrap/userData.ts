@@ -14,6 +14,7 @@
  * No `@pulumi/*` import.
  */
 import { readFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import type { UserDataInput } from "./contract";
 import { ssmParameterNames, ssmPrefix } from "./contract";
@@ -208,4 +209,17 @@ export function renderUserData(input: UserDataInput): string {
         "",
     ];
     return parts.join("\n");
+}
+
+/**
+ * The user data gzip-compressed and base64-encoded, for `aws.ec2.Instance`'s
+ * `userDataBase64`: cloud-init decompresses it, and it leaves room under the
+ * 16 KB limit for hooks. `mtime` 0 keeps the bytes stable, so an unchanged
+ * script never shows as a user-data change in `pulumi preview`.
+ */
+export function gzipUserData(script: string): string {
+    const b64 = gzipSync(Buffer.from(script, "utf8"), { level: 9 }).toString("base64");
+    const bytes = Buffer.from(b64, "base64").length;
+    if (bytes > USER_DATA_LIMIT_BYTES) throw new Error(`user data is ${bytes} bytes gzip-compressed, above EC2's ${USER_DATA_LIMIT_BYTES}: shorten the hooks`);
+    return b64;
 }

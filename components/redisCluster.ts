@@ -50,7 +50,6 @@ export class RedisCluster extends pulumi.ComponentResource {
         super("rediscluster:index:RedisCluster", name, {}, opts);
         const { config: cfg, env } = args;
         const parent = { parent: this };
-        const render = args.renderUserData ?? defaultRenderer();
 
         const key = new EncryptionKey(childName(name, "kms"), { clusterName: cfg.clusterName, protect: cfg.protectData }, parent);
         const network = new Network(childName(name, "net"), {
@@ -108,7 +107,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             amiPinned: env.amiPinned,
             region: env.region,
             backupBucketName: bucket.bucketName,
-            renderUserData: render,
+            renderUserData: args.renderUserData,
             namePrefix: name,
         }, { parent: this, dependsOn: secrets.parameters });
 
@@ -150,10 +149,4 @@ export class RedisCluster extends pulumi.ComponentResource {
         };
         this.registerOutputs({ ...this.outputs });
     }
-}
-
-/** The real renderer, loaded on first use so a test can supply its own without loading it. */
-function defaultRenderer(): (input: UserDataInput) => string {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    return (require("./bootstrap/userData") as { renderUserData: (input: UserDataInput) => string }).renderUserData;
 }

@@ -4,6 +4,7 @@ import type { StackConfig } from "./config";
 import type { UserDataInput } from "./bootstrap/contract";
 import type { TopologyNode } from "./topology";
 import type { NodePlan } from "./plan/placement";
+import { renderUserData } from "./bootstrap/userData";
 import { RedisNode } from "./redisNode";
 import { childName, nodeLogGroupName, nodeResourceName, tags } from "./naming";
 
@@ -22,8 +23,8 @@ export interface RedisNodesArgs {
     amiPinned: boolean;
     region: string;
     backupBucketName: pulumi.Input<string>;
-    /** Renders one node's user data. */
-    renderUserData: (input: UserDataInput) => string;
+    /** Renders one node's user data. @default renderUserData from ./bootstrap/userData */
+    renderUserData?: (input: UserDataInput) => string;
     /** Prefix of node resource names: nodes are `${namePrefix}-s<shard>-r<replica>`. */
     namePrefix: string;
 }
@@ -58,7 +59,7 @@ export class RedisNodes extends pulumi.ComponentResource {
                 amiPinned: args.amiPinned,
                 region: args.region,
                 backupBucketName: args.backupBucketName,
-                renderUserData: args.renderUserData,
+                renderUserData: args.renderUserData ?? renderUserData,
             }, { parent: this });
             return { plan, az, node };
         });

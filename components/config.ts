@@ -231,7 +231,13 @@ export function parseStackConfig(
         if (!p) problems.push(`${key("clientCidrs")} entry must be an IPv4 CIDR such as 10.0.0.0/8 (got ${show(c)})`);
         else if (p.prefix === 0) problems.push(`${key("clientCidrs")} must not open Redis to the whole internet (got ${show(c)}); name the networks of your clients`);
     }
+    for (const c of new Set(clientCidrs.filter((c, i) => clientCidrs.indexOf(c) !== i))) {
+        problems.push(`${key("clientCidrs")} lists ${show(c)} more than once`);
+    }
     const clientSecurityGroupIds = list("clientSecurityGroupIds");
+    for (const g of new Set(clientSecurityGroupIds.filter((g, i) => clientSecurityGroupIds.indexOf(g) !== i))) {
+        problems.push(`${key("clientSecurityGroupIds")} lists ${show(g)} more than once`);
+    }
     for (const g of clientSecurityGroupIds) {
         if (!/^sg-[0-9a-f]{8,17}$/.test(g)) problems.push(`${key("clientSecurityGroupIds")} entry must be a security group id such as sg-0123456789abcdef0 (got ${show(g)})`);
     }

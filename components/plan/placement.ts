@@ -79,7 +79,7 @@ export function placementProblems(cfg: Omit<PlacementInput, "clusterName">, ns =
     const fix = [
         fit >= 3 ? `at most ${fit} shards fit with ${replicas} replica${replicas === 1 ? "" : "s"} per shard` : `not even 3 shards fit`,
         larger ? `or use a vpcCidr of /${larger.split("/")[1]} or larger (e.g. ${JSON.stringify(larger)})` : undefined,
-        `or more zones`,
+        zones < 6 ? `or more ${ns}:zones` : undefined,
     ].filter(Boolean).join(", ");
     return [
         `${ns}:shards × (1 + ${ns}:replicasPerShard) = ${shards} × ${1 + replicas} nodes do not fit the fixed node addresses of ` +

@@ -140,7 +140,7 @@ async function settle(count: () => number): Promise<void> {
 async function resolve(v: unknown): Promise<{ value: any; secret: boolean }> {
     if (pulumi.Output.isInstance(v)) {
         const o = v as pulumi.Output<unknown>;
-        const secret = await o.isSecret;
+        const secret = await (o as unknown as { isSecret: Promise<boolean> }).isSecret;
         const value = await new Promise((r) => o.apply((x) => { r(x); return x; }));
         return { value, secret };
     }

@@ -85,7 +85,7 @@ test("placement: maxShardsThatFit is exact", () => {
 
 test("placement: a shape that does not fit names the keys and what would fit", () => {
     assert.deepEqual(placementProblems({ shards: 12, replicasPerShard: 1, zones: 3, vpcCidr: "10.1.2.0/24" }), [
-        `redis-cluster:shards × (1 + redis-cluster:replicasPerShard) = 12 × 2 nodes do not fit the fixed node addresses of redis-cluster:vpcCidr "10.1.2.0/24" over redis-cluster:zones 3 (each zone's subnet holds 14 node addresses, 6 reserved per shard): at most 9 shards fit with 1 replica per shard, or use a vpcCidr of /23 or larger (e.g. "10.1.2.0/23"), or more zones`,
+        `redis-cluster:shards × (1 + redis-cluster:replicasPerShard) = 12 × 2 nodes do not fit the fixed node addresses of redis-cluster:vpcCidr "10.1.2.0/24" over redis-cluster:zones 3 (each zone's subnet holds 14 node addresses, 6 reserved per shard): at most 9 shards fit with 1 replica per shard, or use a vpcCidr of /23 or larger (e.g. "10.1.2.0/23"), or more redis-cluster:zones`,
     ]);
     assert.deepEqual(placementProblems({ shards: 3, replicasPerShard: 1, zones: 3, vpcCidr: "10.1.2.0/24" }), []);
 });

@@ -7,7 +7,7 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { parseStackConfig, parseStackYaml, StackConfig } from "../../components/config";
 
@@ -69,6 +69,7 @@ export interface TestPki {
  * the cluster bus and for replication).
  */
 export function makeTestPki(dir = mkdtempSync(join(tmpdir(), "rct-pki-"))): TestPki {
+    mkdirSync(dir, { recursive: true });
     const run = (args: string[]) => {
         const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
         if (r.status !== 0) throw new Error(`openssl ${args.join(" ")} failed: ${r.stderr}`);

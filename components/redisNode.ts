@@ -4,6 +4,7 @@ import type { StackConfig } from "./config";
 import type { UserDataInput } from "./bootstrap/contract";
 import type { NodePlan } from "./plan/placement";
 import { isBurstable } from "./plan/ami";
+import { gzipUserData } from "./bootstrap/userData";
 import { CLUSTER_TAG, SNAPSHOT_TAG, tags } from "./naming";
 
 /** Root volume size: the OS, packages and logs; Redis data lives on the data volume. */
@@ -100,7 +101,8 @@ export class RedisNode extends pulumi.ComponentResource {
                 tags: nodeTags(`${plan.name}-root`),
             },
             creditSpecification: isBurstable(cfg.instanceType) ? { cpuCredits: "standard" } : undefined,
-            userData,
+            // gzip: cloud-init inflates it, and it leaves room under EC2's 16 KB limit for hooks.
+            userDataBase64: userData.apply(gzipUserData),
             tags: nodeTags(plan.name, { [CLUSTER_TAG]: cfg.clusterName }),
         }, {
             parent: this,

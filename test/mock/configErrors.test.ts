@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { byType, DEFAULT_AZS, MOCK_AMI, readStack, runProgram, T, yamlToConfig } from "./harness";
+import { byType, DEFAULT_AZS, MOCK_AMI, readStack, runProgram, T, userDataOf, yamlToConfig } from "./harness";
 
 const base = yamlToConfig(readStack("dev"));
 const NS = "redis-cluster";
@@ -63,7 +63,7 @@ test("alarm e-mail set with --secret: subscribed, kept secret, and out of every 
     // Registered as a secret value (Pulumi's secret signature), so state and previews mask it.
     assert.deepEqual(subs[0].inputs.endpoint, { [pulumi.runtime.specialSigKey]: pulumi.runtime.specialSecretSig, value: email });
     assert.equal(subs[0].inputs.protocol, "email");
-    for (const i of byType(r, T.instance)) assert.ok(!String(i.inputs.userData).includes(email), `${i.name} user data holds the e-mail`);
+    for (const i of byType(r, T.instance)) assert.ok(!userDataOf(i).includes(email), `${i.name} user data holds the e-mail`);
     const dev = await runProgram(base, { stack: "dev" });
     assert.equal(byType(dev, T.topicSubscription).length, 0);
 });

@@ -220,6 +220,13 @@ export function runStack(stack: string, extra: Record<string, string> = {}, opts
 }
 
 export const byType = (r: RunResult, type: string) => r.resources.filter((x) => x.type === type);
+
+/** The script an instance boots with: its `userDataBase64`, gunzipped. */
+export function userDataOf(instance: Registered): string {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { gunzipSync } = require("node:zlib") as typeof import("node:zlib");
+    return gunzipSync(Buffer.from(String(instance.inputs.userDataBase64), "base64")).toString("utf8");
+}
 export const T = {
     instance: "aws:ec2/instance:Instance",
     eni: "aws:ec2/networkInterface:NetworkInterface",

@@ -51,7 +51,8 @@ test("shape change: the first shape's nodes keep name, zone, private IP, volume 
     const inst = (r: RunResult, name: string) => r.resources.find((x) => x.type === T.instance && x.name === name)!;
     const vol = (r: RunResult, name: string) => r.resources.find((x) => x.type === T.volume && x.name === name)!;
     for (const i of byType(small, T.instance)) {
-        assert.equal(inst(big, i.name).inputs.userData, i.inputs.userData, `${i.name} user data changed`);
+        assert.equal(inst(big, i.name).inputs.userDataBase64, i.inputs.userDataBase64, `${i.name} user data changed`);
+        assert.ok(String(i.inputs.userDataBase64).length > 100);
         const v = i.name.replace(/-instance$/, "-data");
         assert.equal(vol(big, v).id, vol(small, v).id);
     }

@@ -9,7 +9,7 @@ import { parseStackYaml, StackConfig } from "../../components/config";
 import { ssmParameterNames } from "../../components/bootstrap/contract";
 import { validateTopology } from "../../components/topology";
 import { INTERFACE_ENDPOINT_SERVICES } from "../../components/network";
-import { byType, MOCK_AMI, MOCK_S3_PREFIX_LIST, readStack, Registered, REGION, RunResult, runStack, T } from "./harness";
+import { byType, MOCK_AMI, MOCK_S3_PREFIX_LIST, readStack, Registered, REGION, RunResult, runStack, T, userDataOf } from "./harness";
 
 const STACKS = ["dev", "staging", "prod"] as const;
 const runs = new Map<string, { cfg: StackConfig; r: RunResult }>();
@@ -212,8 +212,13 @@ for (const stack of STACKS) {
             assert.equal(i.deleteBeforeReplace, true, `${i.name}: the interface can't be attached to two instances`);
             assert.deepEqual(i.ignoreChanges, cfg.amiId ? [] : ["ami"]);
             assert.equal(i.inputs.ami, cfg.amiId ?? MOCK_AMI);
-            const ud = i.inputs.userData as string;
-            assert.ok(ud.length > 0 && Buffer.byteLength(ud) <= 16384, `${i.name}: user data of ${Buffer.byteLength(ud)} bytes exceeds EC2's 16 KB`);
+            assert.equal(i.inputs.userData, undefined);
+            const sent = Buffer.from(String(i.inputs.userDataBase64), "base64").length;
+            assert.ok(sent > 0 && sent <= 16384, `${i.name}: user data of ${sent} bytes exceeds EC2's 16 KB`);
+            const ud = userDataOf(i);
+            assert.match(ud, /^#!/, "user data is a script");
+            const node = i.name.replace(/-instance$/, "");
+            assert.ok(ud.includes(node) && ud.includes(r.outputs.topology.nodes.find((n: any) => n.name === node).host), `${i.name}: user data is not this node's`);
             for (const s of secrets) assert.ok(!ud.includes(s), `${i.name}: a password is in the user data`);
         }
         const arch = r.invokes.find((x) => x.token === "aws:ec2/getAmi:getAmi")!.inputs.filters.find((f: any) => f.name === "architecture").values[0];

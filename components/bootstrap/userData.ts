@@ -42,11 +42,12 @@ function heredocFunction(name: string, text: string): string {
 }
 
 let body: string | undefined;
-/** bootstrap.sh without full-line comments and blank lines (the user data is size-limited). */
+/** bootstrap.sh without comments, blank lines and indentation (the user data is size-limited; bootstrap.sh is the readable source). */
 export function bootstrapBody(): string {
     body ??= readFileSync(join(__dirname, "bootstrap.sh"), "utf8")
         .split("\n")
         .filter((l) => !/^\s*#/.test(l) && l.trim() !== "")
+        .map((l) => l.trimStart())
         .join("\n") + "\n";
     return body;
 }
@@ -63,7 +64,7 @@ export function resolvePaths(paths?: Partial<BootstrapPaths>): BootstrapPaths {
 export function bootstrapUnit(paths: BootstrapPaths, service: string): string {
     return [
         "[Unit]",
-        "Description=Redis Cluster node bootstrap: data volume, kernel settings, configuration and secrets from SSM",
+        "Description=Redis Cluster node bootstrap (data volume, kernel, config, SSM secrets)",
         "Wants=network-online.target",
         "After=network-online.target",
         `Before=${service}`,
@@ -84,8 +85,7 @@ export function bootstrapUnit(paths: BootstrapPaths, service: string): string {
 export function engineDropIn(paths: BootstrapPaths, input: UserDataInput): string {
     const f = ENGINE_FACTS[input.config.engine];
     return [
-        `# Rendered by components/bootstrap/userData.ts: run ${f.service} on the cluster's redis.conf,`,
-        `# only after the bootstrap (which mounts the data volume and writes the configuration).`,
+        `# Rendered by components/bootstrap/userData.ts`,
         "[Unit]",
         `Requires=${BOOTSTRAP_UNIT}`,
         `After=${BOOTSTRAP_UNIT}`,
@@ -106,11 +106,10 @@ export function engineDropIn(paths: BootstrapPaths, input: UserDataInput): strin
     ].join("\n") + "\n";
 }
 
+/** What Redis asks for at start: fork() for BGSAVE/AOF rewrite must not fail; room above tcp-backlog 511. */
 export const SYSCTL = [
-    "# Rendered by components/bootstrap/userData.ts: what Redis asks for at start.",
-    "# fork() for BGSAVE/AOF rewrite must not fail on a large dataset:",
+    "# Rendered by components/bootstrap/userData.ts",
     "vm.overcommit_memory = 1",
-    "# Room above tcp-backlog 511:",
     "net.core.somaxconn = 4096",
     "net.ipv4.tcp_max_syn_backlog = 4096",
 ].join("\n") + "\n";
@@ -122,8 +121,11 @@ export function renderUserData(input: UserDataInput): string {
     const paths = resolvePaths(input.paths);
     const files = nodeFiles(paths);
     const ssm = ssmParameterNames(c.clusterName);
+    for (const [k, v] of Object.entries({ "node.name": input.node.name, "node.az": input.node.az, privateIp: input.privateIp, region: input.region })) {
+        if (/[\r\n]/.test(v ?? "")) throw new Error(`renderUserData: ${k} must be a single line (got ${JSON.stringify(v)})`);
+    }
     if (!input.privateIp) throw new Error("renderUserData: privateIp is required (the node's stable address)");
-    if (!input.dataVolumeId || /\s/.test(input.dataVolumeId)) throw new Error(`renderUserData: dataVolumeId must be an EBS volume id such as vol-0123456789abcdef0 (got ${JSON.stringify(input.dataVolumeId)})`);
+    if (!input.dataVolumeId || /[\r\n]/.test(input.dataVolumeId)) throw new Error(`renderUserData: dataVolumeId must be an EBS volume id such as vol-0123456789abcdef0 (got ${JSON.stringify(input.dataVolumeId)})`);
 
     const conf = redisConfTemplate({
         config: c,

@@ -1,0 +1,33 @@
+/**
+ * The UserDataInput of one planned node, from the stack config and the values
+ * only known after deploy. One function for the stack's node component and
+ * `npm run render`, so what an operator reviews is what the node gets.
+ * No `@pulumi/*` import.
+ */
+import type { StackConfig } from "../config";
+import type { NodePlan } from "../plan/placement";
+import type { UserDataInput } from "./contract";
+
+export interface DeployedValues {
+    /** Availability zone name of plan.zoneIndex. */
+    az: string;
+    /** EBS volume id of the node's data volume. */
+    dataVolumeId: string;
+    region: string;
+    backupBucket?: string;
+    /** Hook scripts (backup timer, metrics publisher ...). @default [] */
+    hooks?: UserDataInput["hooks"];
+}
+
+export function userDataInputFor(config: StackConfig, plan: NodePlan, deployed: DeployedValues): UserDataInput {
+    return {
+        // Only per-node stable inputs reach the user data: not the alarm e-mail (possibly a secret, no business of the node).
+        config: { ...config, alarmEmail: undefined },
+        node: { name: plan.name, shard: plan.shard, replica: plan.replica, az: deployed.az },
+        privateIp: plan.privateIp,
+        dataVolumeId: deployed.dataVolumeId,
+        region: deployed.region,
+        backupBucket: deployed.backupBucket,
+        hooks: deployed.hooks ?? [],
+    };
+}

@@ -49,6 +49,15 @@ export function parseNodeKey(key: string): { host: string; port: number } {
     return { host, port };
 }
 
+/**
+ * Disconnects a client unless its connection has already ended: ioredis arms a
+ * disconnectTimeout (2 s) timer on disconnect() that only a later "close" event
+ * clears, so on an already closed stream it keeps the process alive for 2 s.
+ */
+function hangUp(c: Redis): void {
+    if (c.status !== "end") c.disconnect();
+}
+
 export class NodePool {
     private readonly clients = new Map<NodeKey, Redis>();
     private readonly connecting = new Map<NodeKey, Promise<Redis>>();
@@ -92,19 +101,22 @@ export class NodePool {
         if (existing && existing.status === "ready") return existing;
         if (existing) {
             this.clients.delete(key);
-            existing.disconnect();
+            hangUp(existing);
         }
         const pending = this.connecting.get(key);
         if (pending) return pending;
         const p = (async () => {
             const client = new Redis(this.clientOptions(key));
-            client.on("error", () => undefined); // surfaced through the command's rejection
+            let socketError: Error | undefined;
+            client.on("error", (e: Error) => (socketError ??= e)); // surfaced through the command's rejection
             try {
                 await client.connect();
             } catch (e) {
-                client.disconnect();
+                hangUp(client);
                 const via = this.options.natMap?.[key] ? ` (via ${this.resolve(key).host}:${this.resolve(key).port})` : "";
-                throw new Error(`cannot connect to ${key}${via}: ${(e as Error).message}`);
+                // ioredis rejects with "Connection is closed."; the socket's own error (ECONNREFUSED, timeout) says why.
+                const why = (e as Error).message === "Connection is closed." && socketError ? socketError.message : (e as Error).message;
+                throw new Error(`cannot connect to ${key}${via}: ${why}`);
             } finally {
                 this.connecting.delete(key);
             }
@@ -130,7 +142,7 @@ export class NodePool {
     /** Drops the client of a node (after it was shut down, say). */
     drop(key: NodeKey): void {
         const c = this.clients.get(key);
-        if (c) c.disconnect();
+        if (c) hangUp(c);
         this.clients.delete(key);
     }
 
@@ -143,7 +155,7 @@ export class NodePool {
             } catch {
                 /* already gone */
             }
-            c.disconnect();
+            hangUp(c);
         }));
     }
 }

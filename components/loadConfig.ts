@@ -20,7 +20,8 @@ export interface LoadedConfig {
 export function loadConfig(): LoadedConfig {
     const cfg = new pulumi.Config(CONFIG_NAMESPACE);
     const config = parseStackConfig((key): RawValue => cfg.get(key), { project: pulumi.getProject(), stack: pulumi.getStack() });
-    const alarmEmail = config.alarmEmail !== undefined ? pulumi.secret(config.alarmEmail) : undefined;
+    // getSecret keeps a `secure:` value secret; a plain one is made secret too (an address is personal data).
+    const alarmEmail = config.alarmEmail !== undefined ? pulumi.secret(cfg.getSecret("alarmEmail")!) : undefined;
     // A misspelt key would otherwise be silently ignored.
     const unknown = Object.keys(pulumi.runtime.allConfig())
         .filter((k) => k.startsWith(`${CONFIG_NAMESPACE}:`))

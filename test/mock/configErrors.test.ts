@@ -91,3 +91,17 @@ test("two zones, one replica: each shard still spans both zones", async () => {
     for (const n of r.outputs.topology.nodes) byShard.set(n.shard, (byShard.get(n.shard) ?? new Set()).add(n.az));
     for (const [s, azs] of byShard) assert.equal(azs.size, 2, `shard ${s} in ${[...azs]}`);
 });
+
+test("harness: an invoke the program does not mock throws instead of answering", async () => {
+    const r = await runProgram(base, { stack: "dev" });
+    const aws = await import("@pulumi/aws");
+    // The mock monitor drops the message on the way back; the recorded call shows it was this one that failed.
+    await assert.rejects(aws.ec2.getVpc({ default: true }));
+    assert.deepEqual(r.invokes.at(-1), { token: "aws:ec2/getVpc:getVpc", inputs: { default: true } });
+    // The program itself made only the invokes the harness answers.
+    assert.deepEqual([...new Set(r.invokes.slice(0, -1).map((i) => i.token))].sort(), [
+        "aws:ec2/getAmi:getAmi", "aws:index/getAvailabilityZones:getAvailabilityZones", "aws:index/getCallerIdentity:getCallerIdentity",
+        "aws:index/getPartition:getPartition", "aws:index/getRegion:getRegion",
+    ]);
+});
+

@@ -1,0 +1,467 @@
+#!/usr/bin/env node
+/**
+ * Local mode, the project's embedded default: `npm run local` (or `npm start`)
+ * runs the stack's cluster as real redis-server processes on 127.0.0.1.
+ *
+ *   npm run local [-- up] [--stack dev] [--config FILE] [--state-dir DIR] [--base-port 7000]
+ *   npm run local -- down [--stack dev] [--state-dir DIR]
+ *
+ * `up` reads Pulumi.<stack>.yaml (parseStackYaml, the same rules as `pulumi up`),
+ * renders each node's redis.conf and ACL file with the SAME renderers as the EC2
+ * bootstrap (components/bootstrap), zones simulated as labels local-a, local-b, …
+ * by the stack's own placement rule, starts shards × (1 + replicas) daemonized
+ * servers, forms the cluster with `create`'s executor, prints `status` and how to
+ * connect, and returns. State lives in <state-dir>/<stack>/: one directory per
+ * node, topology.json (stack-output shape) and credentials.json (mode 0600),
+ * which the cluster tool picks up by itself for that topology.
+ * `up` on a running local cluster reports it and changes nothing; stopped nodes
+ * (after a reboot) are started again with their own files, keeping their identity.
+ * `down` stops every node (SHUTDOWN NOSAVE as admin, then SIGKILL by pid file) and
+ * removes the state directory.
+ */
+import { Command, Option } from "commander";
+import Redis from "ioredis";
+import { spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, relative, resolve } from "node:path";
+import { ConfigError, parseStackYaml, StackConfig } from "../components/config";
+import { Topology, TopologyNode, validateTopology } from "../components/topology";
+import { zoneOf } from "../components/plan/placement";
+import { renderRedisConf } from "../components/bootstrap/redisConf";
+import { renderAclFile } from "../components/bootstrap/acl";
+import { ACL_USERS } from "../components/bootstrap/contract";
+import { exitCodeFor, isExpected, UsageError, StepError } from "./errors";
+import { createOutput, fmtDuration, Output } from "./output";
+import { NodePool } from "./redis/pool";
+import { formCluster } from "./redis/form";
+import { waitUntil } from "./redis/clusterView";
+import { collectStatus, evaluateStatus } from "./redis/healthReport";
+import { renderStatus } from "./commands/status";
+import { keyOf } from "./plan/topology";
+
+export const REPO_ROOT = resolve(__dirname, "..");
+/** maxmemory of each local node: small, fixed; the AWS bootstrap derives it from the instance's memory. */
+export const LOCAL_MAXMEMORY_BYTES = 256 * 1024 * 1024;
+
+export interface LocalOptions {
+    stack: string;
+    /** Stack config file. @default Pulumi.<stack>.yaml in the repository */
+    config?: string;
+    /** @default <repo>/.local */
+    stateDir?: string;
+    /** First client port tried; busy ports (or busy bus ports, +10000) are skipped. @default 7000 */
+    basePort: number;
+    json?: boolean;
+    quiet?: boolean;
+    /** Convergence timeout for create, ms. @default 60000 */
+    timeout?: number;
+}
+
+interface LocalCredentials {
+    user: string;
+    password: string;
+    app: { user: string; password: string };
+    replication: { user: string; password: string };
+}
+
+/** Where a stack's local state lives. */
+export function stackDir(opts: Pick<LocalOptions, "stack" | "stateDir">): string {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(opts.stack)) throw new UsageError(`--stack must be a stack name such as dev (letters, digits, . _ -), got ${JSON.stringify(opts.stack)}`);
+    return resolve(opts.stateDir ?? join(REPO_ROOT, ".local"), opts.stack);
+}
+
+/** The node's files inside the stack dir. */
+function nodePaths(dir: string, name: string) {
+    const nodeDir = join(dir, name);
+    return { nodeDir, conf: join(nodeDir, "redis.conf"), acl: join(nodeDir, "users.acl"), pid: join(nodeDir, "redis.pid"), log: join(nodeDir, "redis.log") };
+}
+
+// ---------------------------------------------------------------- redis-server
+
+export interface ServerBinary {
+    server: string;
+    cli?: string;
+    version: string;
+}
+
+function which(cmd: string): string | undefined {
+    const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
+    return r.status === 0 ? r.stdout.trim().split("\n")[0] || undefined : undefined;
+}
+
+function findServer(): ServerBinary | undefined {
+    for (const [server, cli] of [["redis-server", "redis-cli"], ["redis6-server", "redis6-cli"], ["valkey-server", "valkey-cli"]]) {
+        const path = which(server);
+        if (!path) continue;
+        const out = spawnSync(path, ["--version"], { encoding: "utf8" }).stdout;
+        const version = /v=(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? "0.0.0";
+        return { server: path, cli: which(cli), version };
+    }
+    return undefined;
+}
+
+/**
+ * redis-server, installed with the system package manager when missing and we
+ * are root; otherwise the exact command to run. Needs 6.2 or newer (ACL rules,
+ * the renderers' version gates).
+ */
+export function ensureRedisServer(out: Output): ServerBinary {
+    let found = findServer();
+    if (!found) {
+        const root = typeof process.getuid === "function" && process.getuid() === 0;
+        if (root && which("apt-get")) {
+            out.info("redis-server is not installed: installing it with apt-get (redis-server, redis-tools)");
+            const r = spawnSync("sh", ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null && (systemctl stop redis-server >/dev/null 2>&1 || true)"], { stdio: ["ignore", "inherit", "inherit"] });
+            if (r.status !== 0) throw new UsageError("apt-get could not install redis-server; install it yourself: apt-get install -y redis-server redis-tools");
+        } else if (root && which("dnf")) {
+            out.info("redis-server is not installed: installing it with dnf");
+            const r = spawnSync("sh", ["-c", "dnf install -y -q redis6 || dnf install -y -q redis || dnf install -y -q valkey"], { stdio: ["ignore", "inherit", "inherit"] });
+            if (r.status !== 0) throw new UsageError("dnf could not install redis6, redis or valkey; install one of them yourself");
+        } else {
+            throw new UsageError(
+                "redis-server is not installed, and local mode runs the cluster with it. Install it, then run npm run local again:\n" +
+                    "  Debian/Ubuntu:        sudo apt-get install -y redis-server redis-tools\n" +
+                    "  Amazon Linux 2023:    sudo dnf install -y redis6\n" +
+                    "  Fedora/RHEL:          sudo dnf install -y redis\n" +
+                    "  macOS (Homebrew):     brew install redis",
+            );
+        }
+        found = findServer();
+        if (!found) throw new UsageError("redis-server is still not on PATH after installing it; open a new shell or add its directory to PATH");
+    }
+    const [maj, min] = found.version.split(".").map(Number);
+    if (maj < 6 || (maj === 6 && min < 2)) {
+        throw new UsageError(`${found.server} is version ${found.version}; local mode needs Redis 6.2 or newer (or Valkey). Upgrade it (e.g. from the Redis APT repository or brew upgrade redis)`);
+    }
+    return found;
+}
+
+// ---------------------------------------------------------------- ports
+
+function portFree(port: number): Promise<boolean> {
+    return new Promise((res) => {
+        const s = createServer();
+        s.once("error", () => res(false));
+        s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
+    });
+}
+
+/** `count` client ports from `base` up whose bus ports (+10000) are free too. */
+export async function choosePorts(base: number, count: number): Promise<number[]> {
+    const out: number[] = [];
+    for (let p = base; out.length < count; p++) {
+        if (p + 10000 > 65535) throw new UsageError(`not enough free port pairs from ${base} (port and port+10000 both free); pick another --base-port`);
+        if ((await portFree(p)) && (await portFree(p + 10000))) out.push(p);
+    }
+    return out;
+}
+
+// ---------------------------------------------------------------- config and files
+
+export function loadLocalConfig(opts: Pick<LocalOptions, "stack" | "config">): { config: StackConfig; file: string; notes: string[] } {
+    const file = resolve(opts.config ?? join(REPO_ROOT, `Pulumi.${opts.stack}.yaml`));
+    if (!existsSync(file)) {
+        throw new UsageError(`no stack config ${file}: local mode reads the stack's Pulumi.<stack>.yaml (the committed ones: Pulumi.dev.yaml, ...); pass --stack NAME or --config FILE`);
+    }
+    const config = parseStackYaml(readFileSync(file, "utf8"), opts.stack);
+    const notes: string[] = [];
+    if (config.tls) notes.push("tls is on in the stack config; local mode runs without TLS (on AWS the nodes use it)");
+    return { config: { ...config, tls: false }, file, notes };
+}
+
+/** Topology of the local cluster: names and zones exactly as the stack plans them, loopback addresses. */
+export function localTopology(config: StackConfig, ports: number[]): Topology {
+    const nodes: TopologyNode[] = [];
+    let i = 0;
+    for (let shard = 0; shard < config.shards; shard++) {
+        for (let r = 0; r <= config.replicasPerShard; r++) {
+            const zone = zoneOf(shard, r, config.zones);
+            nodes.push({ name: `${config.clusterName}-s${shard}-r${r}`, shard, az: `local-${String.fromCharCode(97 + zone)}`, host: "127.0.0.1", port: ports[i++] });
+        }
+    }
+    return { clusterName: config.clusterName, port: ports[0], tls: false, nodes };
+}
+
+const password = () => randomBytes(24).toString("base64url");
+
+function writeSecret(path: string, text: string): void {
+    writeFileSync(path, text, { mode: 0o600 });
+    chmodSync(path, 0o600); // an existing file keeps its mode on write
+}
+
+// ---------------------------------------------------------------- processes
+
+function readPid(path: string): number | undefined {
+    try {
+        const n = Number(readFileSync(path, "utf8").trim());
+        return Number.isInteger(n) && n > 0 ? n : undefined;
+    } catch {
+        return undefined;
+    }
+}
+
+function alive(pid: number): boolean {
+    try {
+        process.kill(pid, 0);
+        return true;
+    } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "EPERM";
+    }
+}
+
+/** Whether the pid is a redis/valkey server (where /proc exists; elsewhere we trust the pid file). */
+function isServerProcess(pid: number): boolean {
+    const cmdline = `/proc/${pid}/cmdline`;
+    if (!existsSync("/proc/self/cmdline")) return alive(pid);
+    try {
+        return /redis|valkey/.test(readFileSync(cmdline, "utf8"));
+    } catch {
+        return false;
+    }
+}
+
+function startNode(bin: ServerBinary, paths: ReturnType<typeof nodePaths>, key: string): void {
+    const r = spawnSync(bin.server, [paths.conf], { cwd: paths.nodeDir, encoding: "utf8", timeout: 15000 });
+    if (r.status !== 0) {
+        const log = existsSync(paths.log) ? readFileSync(paths.log, "utf8").trim().split("\n").slice(-8).join("\n    ") : "";
+        throw new StepError({
+            op: "local", step: "start-server", node: key,
+            cause: `${bin.server} ${paths.conf} exited with ${r.status}: ${(r.stderr || r.stdout || "").trim()}${log ? `\n    ${log}` : ""}`,
+            state: "the nodes started so far keep running", resume: "npm run local -- down, then npm run local again (a busy port is skipped on a fresh start)",
+        });
+    }
+}
+
+async function waitForNodes(pool: NodePool, keys: string[], timeoutMs: number): Promise<void> {
+    let last = "";
+    await waitUntil(async () => {
+        const res = await Promise.all(keys.map(async (k) => {
+            try {
+                await pool.call(k, "PING");
+                return true;
+            } catch (e) {
+                pool.drop(k);
+                last = (e as Error).message;
+                return false;
+            }
+        }));
+        return res.every(Boolean);
+    }, { timeoutMs, what: "the local servers to answer PING as admin" }, () => last);
+}
+
+// ---------------------------------------------------------------- up / down
+
+export interface UpResult {
+    /** The cluster was running and formed already; nothing was changed. */
+    alreadyRunning: boolean;
+    started: string[];
+    healthy: boolean;
+    topologyFile: string;
+}
+
+export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
+    const t0 = Date.now();
+    const dir = stackDir(opts);
+    const topologyFile = join(dir, "topology.json");
+    const credentialsFile = join(dir, "credentials.json");
+    const { config, file, notes } = loadLocalConfig(opts);
+    for (const n of notes) out.warn(n);
+    const bin = ensureRedisServer(out);
+
+    let topology: Topology;
+    let creds: LocalCredentials;
+    const fresh = !existsSync(topologyFile);
+    if (fresh) {
+        mkdirSync(dir, { recursive: true, mode: 0o700 });
+        const count = config.shards * (1 + config.replicasPerShard);
+        topology = localTopology(config, await choosePorts(opts.basePort, count));
+        creds = {
+            user: ACL_USERS.admin, password: password(),
+            app: { user: ACL_USERS.app, password: password() },
+            replication: { user: ACL_USERS.replication, password: password() },
+        };
+        // Written first, so `down` finds everything even if this run stops half-way.
+        writeSecret(credentialsFile, JSON.stringify(creds, null, 2) + "\n");
+        writeFileSync(topologyFile, JSON.stringify(topology, null, 2) + "\n");
+        const acl = renderAclFile({ adminPassword: creds.password, appPassword: creds.app.password, replicationPassword: creds.replication.password, engineVersion: bin.version });
+        for (const n of topology.nodes) {
+            const p = nodePaths(dir, n.name);
+            mkdirSync(p.nodeDir, { recursive: true, mode: 0o700 });
+            writeSecret(p.acl, acl);
+            writeSecret(p.conf, renderRedisConf({
+                config, announceIp: n.host, bindAddresses: [n.host], port: n.port, dataDir: p.nodeDir, aclFile: p.acl,
+                maxmemoryBytes: LOCAL_MAXMEMORY_BYTES, replicationPassword: creds.replication.password,
+                logFile: p.log, daemonize: true, pidFile: p.pid, engineVersion: bin.version,
+            }));
+        }
+        out.info(`local cluster "${config.clusterName}" from ${relative(process.cwd(), file) || file}: ${config.shards} shards × (1 + ${config.replicasPerShard}) = ${count} nodes, ${bin.server} ${bin.version}, state in ${relative(process.cwd(), dir) || dir}`);
+    } else {
+        try {
+            topology = validateTopology(JSON.parse(readFileSync(topologyFile, "utf8")), topologyFile);
+            creds = JSON.parse(readFileSync(credentialsFile, "utf8")) as LocalCredentials;
+        } catch (e) {
+            throw new UsageError(`${dir} holds a local cluster whose files cannot be read (${(e as Error).message}); remove it with: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""}`);
+        }
+        const want = localTopology(config, topology.nodes.map((n) => n.port)).nodes.map((n) => n.name).join(",");
+        if (topology.nodes.length !== config.shards * (1 + config.replicasPerShard) || want !== topology.nodes.map((n) => n.name).join(",")) {
+            throw new UsageError(`the local cluster in ${dir} has ${topology.nodes.length} nodes, but ${file} now asks for ${config.shards} shards × (1 + ${config.replicasPerShard}). ` +
+                `Scale it with the cluster tool, or start over: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""} && npm run local`);
+        }
+    }
+
+    const pool = new NodePool({ credentials: { user: creds.user, password: creds.password }, connectTimeoutMs: 1000 });
+    try {
+        // Start what is not running (all of them on a fresh start).
+        const started: string[] = [];
+        for (const n of topology.nodes) {
+            const p = nodePaths(dir, n.name);
+            const pid = readPid(p.pid);
+            if (pid && isServerProcess(pid)) continue;
+            startNode(bin, p, keyOf(n));
+            started.push(n.name);
+        }
+        const keys = topology.nodes.map(keyOf);
+        await waitForNodes(pool, keys, 20000);
+        if (started.length && !fresh) out.info(`started ${started.length} stopped node(s): ${started.join(", ")}`);
+
+        const ac = new AbortController();
+        const onSigint = () => ac.abort();
+        process.on("SIGINT", onSigint);
+        let already = false;
+        try {
+            const r = await formCluster(pool, topology, {
+                timeoutMs: opts.timeout ?? 60000, out, signal: ac.signal,
+                resumeHint: `run npm run local again${opts.stack !== "dev" ? ` -- --stack ${opts.stack}` : ""}: it starts what is stopped and finishes forming`,
+            });
+            already = r.alreadyFormed;
+        } finally {
+            process.off("SIGINT", onSigint);
+        }
+        const report = evaluateStatus(await collectStatus(pool, { ...topology }));
+        const alreadyRunning = already && started.length === 0;
+        const rel = (p: string) => {
+            const r = relative(process.cwd(), p);
+            return r && !r.startsWith("..") ? r : p;
+        };
+        const connect = `redis-cli -c -p ${topology.nodes[0].port} --user ${creds.user} --askpass`;
+        if (out.json) {
+            out.result({ alreadyRunning, healthy: report.healthy, topologyFile, credentialsFile, connect, status: report }, "");
+        } else {
+            out.result(null, renderStatus(report));
+            const lines = [
+                alreadyRunning ? `local cluster already running (${topology.nodes.length} nodes); nothing changed` : `local cluster up in ${fmtDuration(Date.now() - t0)}`,
+                `connect:   ${connect}`,
+                `           (password: "password" in ${rel(credentialsFile)}, mode 0600; applications use user "${creds.app.user}", "app.password")`,
+                `tool:      npm run cluster -- status --topology ${rel(topologyFile)}`,
+                `stop:      npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""}${opts.stateDir ? ` --state-dir ${opts.stateDir}` : ""}`,
+            ];
+            process.stdout.write(lines.join("\n") + "\n");
+        }
+        return { alreadyRunning, started, healthy: report.healthy, topologyFile };
+    } finally {
+        await pool.close();
+    }
+}
+
+/** SHUTDOWN NOSAVE as admin on its own client: no command timer outlives the dropped connection. */
+async function shutdown(pool: NodePool, key: string): Promise<void> {
+    const c = new Redis(pool.clientOptions(key, { commandTimeout: undefined }));
+    c.on("error", () => undefined);
+    try {
+        await c.connect();
+        await c.call("SHUTDOWN", "NOSAVE");
+    } catch {
+        /* the connection drops as the server exits: expected; SIGKILL follows if it did not */
+    } finally {
+        if (c.status !== "end") c.disconnect();
+    }
+}
+
+export async function down(opts: LocalOptions, out: Output): Promise<{ stopped: number }> {
+    const dir = stackDir(opts);
+    if (!existsSync(dir)) {
+        out.info(`no local cluster in ${dir}; nothing to stop`);
+        return { stopped: 0 };
+    }
+    let topology: Topology | undefined;
+    let creds: LocalCredentials | undefined;
+    try {
+        topology = validateTopology(JSON.parse(readFileSync(join(dir, "topology.json"), "utf8")), "topology.json");
+        creds = JSON.parse(readFileSync(join(dir, "credentials.json"), "utf8")) as LocalCredentials;
+    } catch {
+        /* half-written state: fall back to the pid files */
+    }
+    const { readdirSync } = await import("node:fs");
+    const names = topology?.nodes.map((n) => n.name) ?? readdirSync(dir).filter((d) => existsSync(join(dir, d, "redis.conf")));
+    const pool = new NodePool({ credentials: creds ? { user: creds.user, password: creds.password } : undefined, connectTimeoutMs: 500 });
+    let stopped = 0;
+    try {
+        await Promise.all(names.map(async (name) => {
+            const p = nodePaths(dir, name);
+            const pid = readPid(p.pid);
+            const running = pid !== undefined && isServerProcess(pid);
+            const node = topology?.nodes.find((n) => n.name === name);
+            if (node && running) await shutdown(pool, keyOf(node));
+            if (running) {
+                // A zombie (daemonized, parent not reaping) counts as gone: its cmdline is empty.
+                const gone = await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${name} (pid ${pid}) to exit` }).catch(() => false);
+                if (!gone) {
+                    process.kill(pid, "SIGKILL");
+                    await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${name} (pid ${pid}) to exit after SIGKILL` });
+                }
+                stopped++;
+            }
+        }));
+    } finally {
+        await pool.close();
+    }
+    rmSync(dir, { recursive: true, force: true });
+    out.info(`stopped ${stopped} node(s), removed ${dir}`);
+    return { stopped };
+}
+
+// ---------------------------------------------------------------- CLI
+
+export function buildLocalProgram(): Command {
+    const program = new Command("local")
+        .description("run the stack's Redis Cluster locally: real redis-server processes on 127.0.0.1, rendered like the EC2 nodes")
+        .argument("[action]", "up (default) or down", "up")
+        .option("--stack <name>", "stack whose Pulumi.<stack>.yaml to read; state goes to .local/<stack>", "dev")
+        .option("--config <file>", "stack config file to read instead of Pulumi.<stack>.yaml")
+        .option("--state-dir <dir>", "where local state lives (default: .local in the repository)")
+        .addOption(new Option("--base-port <port>", "first client port to try; busy ports are skipped").argParser((v) => Number(v)).default(7000))
+        .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to form").argParser((v) => Number(v)).default(60000))
+        .option("--json", "one JSON document on stdout")
+        .option("-q, --quiet", "no progress on stderr")
+        .showHelpAfterError()
+        .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
+        .action(async (action: string, o: Omit<LocalOptions, "stack"> & { stack: string }) => {
+            const out = createOutput({ json: o.json, quiet: o.quiet });
+            try {
+                if (action === "up") {
+                    const r = await up(o, out);
+                    process.exitCode = r.healthy ? 0 : 1;
+                } else if (action === "down") {
+                    await down(o, out);
+                    process.exitCode = 0;
+                } else {
+                    throw new UsageError(`unknown action "${action}": use up (default) or down`);
+                }
+            } catch (err) {
+                process.exitCode = exitCodeFor(err);
+                if (o.json) process.stdout.write(JSON.stringify({ event: "error", error: (err as Error).name, message: (err as Error).message }) + "\n");
+                if (isExpected(err) || err instanceof ConfigError) process.stderr.write(`error: ${(err as Error).message}\n`);
+                else process.stderr.write(`internal error (a bug, please report it):\n${(err as Error).stack ?? String(err)}\n`);
+            }
+        });
+    return program;
+}
+
+if (require.main === module) {
+    buildLocalProgram().parseAsync(process.argv).catch((e) => {
+        process.stderr.write(`${(e as Error).message}\n`);
+        process.exitCode = 2;
+    });
+}

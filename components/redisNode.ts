@@ -5,6 +5,7 @@ import type { UserDataInput } from "./bootstrap/contract";
 import type { NodePlan } from "./plan/placement";
 import { isBurstable } from "./plan/ami";
 import { gzipUserData } from "./bootstrap/userData";
+import { userDataInputFor } from "./bootstrap/nodeInput";
 import { CLUSTER_TAG, SNAPSHOT_TAG, tags } from "./naming";
 
 /** Root volume size: the OS, packages and logs; Redis data lives on the data volume. */
@@ -71,18 +72,9 @@ export class RedisNode extends pulumi.ComponentResource {
             tags: nodeTags(`${plan.name}-data`, { [SNAPSHOT_TAG]: "true" }),
         }, { parent: this, protect, retainOnDelete: protect });
 
-        // Only per-node stable inputs: the shape (shards, replicas) never reaches a node's user data,
-        // and the alarm e-mail (possibly a secret) is no business of the node.
-        const nodeConfig: StackConfig = { ...cfg, alarmEmail: undefined };
+        // The same input `npm run render` shows: only per-node stable values (never the shape, never a secret).
         const userData = pulumi.all([this.dataVolume.id, args.backupBucketName]).apply(([dataVolumeId, backupBucket]) =>
-            args.renderUserData({
-                config: nodeConfig,
-                node: { name: plan.name, shard: plan.shard, replica: plan.replica, az: args.availabilityZone },
-                privateIp: plan.privateIp,
-                dataVolumeId,
-                region: args.region,
-                backupBucket,
-            }));
+            args.renderUserData(userDataInputFor(cfg, plan, { az: args.availabilityZone, dataVolumeId, region: args.region, backupBucket })));
 
         this.instance = new aws.ec2.Instance(`${name}-instance`, {
             ami: args.amiId,

@@ -104,6 +104,7 @@ export async function resolveTarget(
     }
     let topology: Topology;
     let stackCreds: Credentials | undefined;
+    let stackCaPem: string | undefined;
     let source: string;
     let stateDir: string | undefined;
     if (opts.topology) {
@@ -134,6 +135,7 @@ export async function resolveTarget(
         }
         const ac = outs.adminCredentials as Credentials | undefined;
         stackCreds = ac ? { user: ac.user, password: ac.password } : undefined;
+        stackCaPem = typeof outs.tlsCaCertificate === "string" ? outs.tlsCaCertificate : undefined;
         source = `stack ${opts.stack}`;
     }
     let credentials: Credentials;
@@ -144,7 +146,7 @@ export async function resolveTarget(
     let tls: TlsSettings | undefined;
     if (topology.tls) {
         const ca = opts.tlsCa ?? (stateDir && existsSync(join(stateDir, "ca.pem")) ? join(stateDir, "ca.pem") : undefined);
-        tls = { caFile: ca };
+        tls = { caFile: ca, caPem: ca ? undefined : stackCaPem };
     }
     const natMap = opts.natMap ? parseNatMap(opts.natMap) : undefined;
     return { topology, credentials, tls, natMap, source, stateDir };

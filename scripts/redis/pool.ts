@@ -19,6 +19,8 @@ export interface Credentials {
 export interface TlsSettings {
     /** PEM CA file used to verify node certificates. */
     caFile?: string;
+    /** PEM CA certificate text (e.g. the stack's `tlsCaCertificate` output); used when no caFile. */
+    caPem?: string;
     /** Skip hostname checks (nodes are addressed by IP; certificates carry the cluster CA). @default true */
     skipHostnameCheck?: boolean;
 }
@@ -75,7 +77,7 @@ export class NodePool {
         let tls: RedisOptions["tls"];
         if (o.tls) {
             tls = {
-                ca: o.tls.caFile ? readFileSync(o.tls.caFile) : undefined,
+                ca: o.tls.caFile ? readFileSync(o.tls.caFile) : o.tls.caPem,
                 checkServerIdentity: o.tls.skipHostnameCheck === false ? undefined : () => undefined,
             };
         }

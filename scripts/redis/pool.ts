@@ -152,10 +152,13 @@ export class NodePool {
         const all = [...this.clients.values()];
         this.clients.clear();
         await Promise.all(all.map(async (c) => {
+            let timer: NodeJS.Timeout | undefined;
             try {
-                await Promise.race([c.quit(), new Promise((r) => setTimeout(r, 500))]);
+                await Promise.race([c.quit(), new Promise((r) => (timer = setTimeout(r, 500)))]);
             } catch {
                 /* already gone */
+            } finally {
+                clearTimeout(timer); // else it holds the process open for 500 ms after a fast QUIT
             }
             hangUp(c);
         }));

@@ -31,6 +31,7 @@
  * this source, the keys are sent again with REPLACE. In any other state the move stops.
  */
 import Redis from "ioredis";
+import { createHash } from "node:crypto";
 import { StepError } from "../errors";
 import { backoffMs, classifyMigrateError, migrateArgs, migrateTimeoutFor, sleep } from "./migrate";
 import { parseClusterNodes } from "./clusterNodes";
@@ -97,11 +98,67 @@ async function pipe(c: Redis, cmds: Cmd[]): Promise<Reply[]> {
 const setslot = (slot: number, ...rest: string[]): Cmd => ({ name: "CLUSTER", args: ["SETSLOT", String(slot), ...rest] });
 const getkeys = (slot: number, n: number): Cmd => ({ name: "CLUSTER", args: ["GETKEYSINSLOT", String(slot), String(n)], buffer: true });
 
+/**
+ * GETKEYSINSLOT and MEMORY USAGE of each key in one server-side call, returning
+ * {keys, {index, bytes} of keys at or over the threshold}: sizing every key then
+ * costs no extra round trip and no command per key on the wire. The keys are of
+ * one slot, which the node serves (it is MIGRATING), so a script may touch them
+ * without declaring them (no shebang: 6.2 has none). Where scripting is refused
+ * (ACL, a server without it), the engine falls back to GETKEYSINSLOT plus
+ * pipelined MEMORY USAGE.
+ */
+export const KEYS_WITH_SIZES_LUA = [
+    "local keys = redis.call('CLUSTER', 'GETKEYSINSLOT', ARGV[1], ARGV[2])",
+    "local big = {}",
+    "local limit = tonumber(ARGV[3])",
+    "for i, k in ipairs(keys) do",
+    "  local n = redis.call('MEMORY', 'USAGE', k)",
+    "  if n and n >= limit then big[#big + 1] = i - 1; big[#big + 1] = n end",
+    "end",
+    "return {keys, big}",
+].join("\n");
+const KEYS_WITH_SIZES_SHA = createHash("sha1").update(KEYS_WITH_SIZES_LUA).digest("hex");
+
 interface SlotState {
     slot: number;
     keys: Buffer[];
+    /** Keys of `keys` at or over the big-key threshold, by index; undefined when not sized yet. */
+    big?: Map<number, number>;
     replace: boolean;
     attempts: number;
+}
+
+/** How a source is asked for keys: sized by the script, or plainly (then sized by pipelined MEMORY USAGE). */
+class KeyFetcher {
+    private static noScript = new Set<NodeKey>();
+    constructor(private readonly srcKey: NodeKey, private readonly batchKeys: number, private readonly bigKeyBytes: number) {}
+    get scripted(): boolean {
+        return this.bigKeyBytes > 0 && !KeyFetcher.noScript.has(this.srcKey);
+    }
+    /** SCRIPT LOAD, sent at the head of the pipeline that first uses the script (a failure shows in the EVALSHA replies). */
+    prelude(): Cmd[] {
+        return this.scripted ? [{ name: "SCRIPT", args: ["LOAD", KEYS_WITH_SIZES_LUA] }] : [];
+    }
+    cmd(slot: number): Cmd {
+        if (!this.scripted) return getkeys(slot, this.batchKeys);
+        return { name: "EVALSHA", args: [KEYS_WITH_SIZES_SHA, "0", String(slot), String(this.batchKeys), String(this.bigKeyBytes)], buffer: true };
+    }
+    /** Fills `st` from a reply of `cmd` (scripted or plain, as it was when the command was built). */
+    apply(st: SlotState, reply: unknown, wasScripted: boolean): void {
+        if (!wasScripted) {
+            st.keys = reply as Buffer[];
+            st.big = this.bigKeyBytes > 0 ? undefined : new Map();
+            return;
+        }
+        const [keys, big] = reply as [Buffer[], number[]];
+        st.keys = keys;
+        st.big = new Map();
+        for (let i = 0; i + 1 < big.length; i += 2) st.big.set(Number(big[i]), Number(big[i + 1]));
+    }
+    /** Scripting refused on this source: use the plain path from now on. */
+    disable(): void {
+        KeyFetcher.noScript.add(this.srcKey);
+    }
 }
 
 /** Moves `slots` (all owned by `src`) to `dst`. Throws StepError naming what is left open. */
@@ -123,18 +180,33 @@ export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slot
     });
 
     // 2. MIGRATING on the source, with the first keys of each slot
-    const r2 = await pipe(srcC, slots.flatMap((slot) => [setslot(slot, "MIGRATING", dst.id), getkeys(slot, s.batchKeys)]))
-        .catch((e) => fail("set-migrating", src, undefined, e, openState(`IMPORTING on ${dst.key} and may be MIGRATING on ${src.key}`)));
+    const fetcher = new KeyFetcher(src.key, s.batchKeys, s.bigKeyBytes);
+    const scripted = fetcher.scripted;
+    const prelude = fetcher.prelude();
+    const r2 = (await pipe(srcC, [...prelude, ...slots.flatMap((slot) => [setslot(slot, "MIGRATING", dst.id), fetcher.cmd(slot)])])
+        .catch((e) => fail("set-migrating", src, undefined, e, openState(`IMPORTING on ${dst.key} and may be MIGRATING on ${src.key}`)))).slice(prelude.length);
+    const refetch: SlotState[] = [];
     const states: SlotState[] = slots.map((slot, i) => {
         const [e1] = r2[2 * i];
         if (e1) fail("set-migrating", src, slot, e1, openState(`IMPORTING on ${dst.key}, partly MIGRATING on ${src.key}`));
-        const [e2, keys] = r2[2 * i + 1];
-        if (e2) fail("get-keys", src, slot, e2, openState(`MIGRATING on ${src.key}`));
-        return { slot, keys: keys as Buffer[], replace: !!s.resume, attempts: 0 };
+        const st: SlotState = { slot, keys: [], replace: !!s.resume, attempts: 0 };
+        const [e2, reply] = r2[2 * i + 1];
+        if (e2 && scripted) refetch.push(st);
+        else if (e2) fail("get-keys", src, slot, e2, openState(`MIGRATING on ${src.key}`));
+        else fetcher.apply(st, reply, scripted);
+        return st;
     });
+    if (refetch.length) {
+        fetcher.disable();
+        const r = await pipe(srcC, refetch.map((st) => fetcher.cmd(st.slot))).catch((e) => fail("get-keys", src, undefined, e, openState(`MIGRATING on ${src.key}`)));
+        refetch.forEach((st, i) => {
+            if (r[i][0]) fail("get-keys", src, st.slot, r[i][0], openState(`MIGRATING on ${src.key}`));
+            fetcher.apply(st, r[i][1], false);
+        });
+    }
 
     // 3. keys
-    await migrateKeysOfSlots(pool, srcC, src, dst, states, s, result, fail, openState);
+    await migrateKeysOfSlots(pool, srcC, src, dst, states, s, result, fail, openState, fetcher);
 
     // 4. new owner first
     const r4 = await pipe(dstC, slots.map((slot) => setslot(slot, "NODE", dst.id))).catch((e) => fail("set-node-target", dst, undefined, e, openState(`emptied on ${src.key}, still MIGRATING/IMPORTING`)));
@@ -170,9 +242,12 @@ export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slot
         if (stillHolding.length === 0) break;
         // A key appeared on the source after GETKEYSINSLOT came back empty (should not happen while MIGRATING); move it now.
         const r = await pipe(srcC, stillHolding.map((st) => getkeys(st.slot, s.batchKeys)));
-        stillHolding.forEach((st, i) => (st.keys = (r[i][1] as Buffer[]) ?? []));
+        stillHolding.forEach((st, i) => {
+            st.keys = (r[i][1] as Buffer[]) ?? [];
+            st.big = s.bigKeyBytes > 0 ? undefined : new Map();
+        });
         s.warn(`${src.key} still held keys in ${stillHolding.length} slot(s) after they were emptied; moving them again`);
-        await migrateKeysOfSlots(pool, srcC, src, dst, stillHolding, s, result, fail, openState);
+        await migrateKeysOfSlots(pool, srcC, src, dst, stillHolding, s, result, fail, openState, fetcher);
     }
     await tellOthers;
     s.onSlots?.(slots.length);
@@ -183,7 +258,7 @@ type Fail = (step: string, node: NodeRef, slot: number | undefined, cause: unkno
 
 async function migrateKeysOfSlots(
     pool: NodePool, srcC: Redis, src: NodeRef, dst: NodeRef, states: SlotState[], s: MoveSettings, result: MoveResult,
-    fail: Fail, openState: (which: string) => string,
+    fail: Fail, openState: (which: string) => string, fetcher: KeyFetcher,
 ): Promise<void> {
     const maxAttempts = s.maxAttempts ?? 8;
     let verifiedImporting = false;
@@ -197,23 +272,25 @@ async function migrateKeysOfSlots(
             if (n >= s.roundKeys) break;
         }
 
-        // Big keys: sized by MEMORY USAGE (sampled estimate, O(1) for most types), moved one at a time.
-        const big = new Set<string>();
-        if (s.bigKeyBytes > 0) {
-            const all = round.flatMap((st) => st.keys);
+        // Keys not sized by the script yet (plain path): MEMORY USAGE (sampled estimate, O(1) for most types).
+        const unsized = round.filter((st) => st.big === undefined);
+        if (unsized.length) {
+            const all = unsized.flatMap((st) => st.keys);
             const sizes = await pipe(srcC, all.map((k) => ({ name: "MEMORY", args: ["USAGE", k] })))
-                .catch((e) => fail("memory-usage", src, round[0].slot, e, openState(`MIGRATING on ${src.key}`)));
-            const bigOnes: { key: Buffer; bytes: number; slot: number }[] = [];
+                .catch((e) => fail("memory-usage", src, unsized[0].slot, e, openState(`MIGRATING on ${src.key}`)));
             let i = 0;
-            for (const st of round) {
-                for (const k of st.keys) {
+            for (const st of unsized) {
+                st.big = new Map();
+                st.keys.forEach((_, k) => {
                     const [err, bytes] = sizes[i++];
-                    if (!err && typeof bytes === "number" && bytes >= s.bigKeyBytes) bigOnes.push({ key: k, bytes, slot: st.slot });
-                }
+                    if (!err && typeof bytes === "number" && bytes >= s.bigKeyBytes) st.big!.set(k, bytes);
+                });
             }
-            for (const b of bigOnes) {
-                big.add(b.key.toString("latin1"));
-                await moveBigKey(pool, src, dst, b, s, round.find((st) => st.slot === b.slot)!, fail, openState);
+        }
+        // Big keys move one at a time, each with a timeout sized to it.
+        for (const st of round) {
+            for (const [idx, bytes] of st.big!) {
+                await moveBigKey(pool, src, dst, { key: st.keys[idx], bytes, slot: st.slot }, s, st, fail, openState);
                 result.bigKeys++;
                 result.keys++;
                 s.onKeys?.(1);
@@ -223,19 +300,26 @@ async function migrateKeysOfSlots(
         // One pipeline: per slot, MIGRATE its keys and ask for the next ones.
         const cmds: Cmd[] = [];
         const sent: Buffer[][] = [];
-        for (const st of round) {
-            const keys = big.size ? st.keys.filter((k) => !big.has(k.toString("latin1"))) : st.keys;
+        const scripted = fetcher.scripted;
+        // A slot whose last fetch returned fewer keys than asked holds no other key: while it is
+        // MIGRATING the source creates none (see the header), so when this MIGRATE succeeds the
+        // slot is empty and needs no second look (SETSLOT NODE on the source double-checks).
+        const lastRound = round.map((st) => st.keys.length < s.batchKeys);
+        for (const [r, st] of round.entries()) {
+            const keys = st.big!.size ? st.keys.filter((_, i) => !st.big!.has(i)) : st.keys;
             sent.push(keys);
             if (keys.length) cmds.push({ name: "MIGRATE", args: migrateArgs(dst, keys, { timeoutMs: s.migrateTimeoutMs, replace: st.replace, credentials: s.credentials }) });
-            cmds.push(getkeys(st.slot, s.batchKeys));
+            if (!lastRound[r] || keys.length === 0) cmds.push(fetcher.cmd(st.slot));
         }
         const replies = await pipe(srcC, cmds).catch((e) => fail("migrate", src, round[0].slot, e, openState(`MIGRATING on ${src.key}, keys partly moved to ${dst.key}`)));
         let j = 0;
         let wait = 0;
         for (let r = 0; r < round.length; r++) {
             const st = round[r];
+            let migrated = true;
             if (sent[r].length) {
                 const [err] = replies[j++];
+                migrated = !err;
                 if (!err) {
                     result.keys += sent[r].length;
                     s.onKeys?.(sent[r].length);
@@ -261,9 +345,24 @@ async function migrateKeysOfSlots(
                     }
                 }
             }
+            if (lastRound[r] && sent[r].length > 0) {
+                // No fetch was sent: done when the MIGRATE went through, else retry the same keys
+                // (MIGRATE skips keys already gone; the big ones were moved above).
+                st.keys = migrated ? [] : sent[r];
+                st.big = new Map();
+                continue;
+            }
             const [gerr, next] = replies[j++];
+            if (gerr && scripted) {
+                // Scripting refused here: fetch this slot's keys plainly on the next round.
+                fetcher.disable();
+                const [e2, plain] = (await pipe(srcC, [getkeys(st.slot, s.batchKeys)]))[0];
+                if (e2) fail("get-keys", src, st.slot, e2, openState(`MIGRATING on ${src.key}`));
+                fetcher.apply(st, plain, false);
+                continue;
+            }
             if (gerr) fail("get-keys", src, st.slot, gerr, openState(`MIGRATING on ${src.key}`));
-            st.keys = next as Buffer[];
+            fetcher.apply(st, next, scripted);
         }
         if (wait) await sleep(wait);
         pending = states.filter((st) => st.keys.length > 0);

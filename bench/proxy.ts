@@ -1,0 +1,84 @@
+/**
+ * A delaying TCP proxy: every chunk is forwarded `delayMs` after it arrived, in
+ * order, in both directions, so a round trip through it costs about 2 × delayMs
+ * more (the kernel here has no netem). Used by bench/reshard.ts between the tools
+ * and the nodes.
+ *
+ *   tsx bench/proxy.ts <delayMs> <listenHost:port=upstreamHost:port> ...
+ *
+ * Node timers have 1 ms granularity, so a chunk waits until its due time rounded
+ * up to the next timer tick; the bench measures the resulting round trip instead
+ * of trusting the nominal delay.
+ */
+import { createConnection, createServer, Server, Socket } from "node:net";
+
+interface Pending {
+    due: number;
+    chunk: Buffer;
+}
+
+/** Forwards from `from` to `to`, each chunk `delayMs` late, order kept. */
+function delayedPipe(from: Socket, to: Socket, delayMs: number): void {
+    const queue: Pending[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const flush = () => {
+        timer = undefined;
+        const now = performance.now();
+        while (queue.length && queue[0].due <= now + 0.2) to.write(queue.shift()!.chunk);
+        if (queue.length) timer = setTimeout(flush, Math.max(1, Math.ceil(queue[0].due - now)));
+    };
+    from.on("data", (chunk: Buffer) => {
+        queue.push({ due: performance.now() + delayMs, chunk });
+        if (!timer) timer = setTimeout(flush, Math.max(1, Math.ceil(delayMs)));
+    });
+    from.on("end", () => {
+        const wait = queue.length ? Math.ceil(queue[queue.length - 1].due - performance.now()) + 1 : 0;
+        setTimeout(() => to.end(), Math.max(0, wait));
+    });
+}
+
+export interface ProxyRoute {
+    listenHost: string;
+    listenPort: number;
+    upstreamHost: string;
+    upstreamPort: number;
+}
+
+export async function startProxy(routes: ProxyRoute[], delayMs: number): Promise<Server[]> {
+    return Promise.all(routes.map((r) => new Promise<Server>((resolve, reject) => {
+        const server = createServer((client) => {
+            client.setNoDelay(true);
+            const up = createConnection({ host: r.upstreamHost, port: r.upstreamPort });
+            up.setNoDelay(true);
+            const close = () => {
+                client.destroy();
+                up.destroy();
+            };
+            client.on("error", close);
+            up.on("error", close);
+            client.on("close", close);
+            up.on("close", close);
+            delayedPipe(client, up, delayMs);
+            delayedPipe(up, client, delayMs);
+        });
+        server.once("error", reject);
+        server.listen(r.listenPort, r.listenHost, () => resolve(server));
+    })));
+}
+
+export function parseRoute(spec: string): ProxyRoute {
+    const [l, u] = spec.split("=");
+    const li = l.lastIndexOf(":");
+    const ui = u.lastIndexOf(":");
+    return { listenHost: l.slice(0, li), listenPort: Number(l.slice(li + 1)), upstreamHost: u.slice(0, ui), upstreamPort: Number(u.slice(ui + 1)) };
+}
+
+if (require.main === module) {
+    const [delay, ...specs] = process.argv.slice(2);
+    startProxy(specs.map(parseRoute), Number(delay)).then(() => {
+        process.stdout.write("ready\n");
+    }, (e) => {
+        process.stderr.write(`proxy: ${(e as Error).message}\n`);
+        process.exit(1);
+    });
+}

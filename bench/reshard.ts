@@ -1,0 +1,409 @@
+/**
+ * Resharding benchmark: `redis-cli --cluster rebalance --cluster-use-empty-masters`
+ * against this tool's `rebalance`, on two identical clusters in the same run.
+ *
+ *   npm run bench:reshard -- [--keys 1000000] [--value-bytes 64] [--delay-ms 2.5]
+ *                            [--only loopback|delayed] [--parallel 4] [--batch 1000]
+ *
+ * Per scenario: two clusters of 3 masters (no replicas) each get the same keys
+ * (pipelined SETs sent to the owner of each key's slot, so every slot holds
+ * keys), one empty master joins each cluster, and once every node agrees and the
+ * new master reports cluster_state:ok (a freshly met master refuses queries for
+ * about cluster-node-timeout), each tool rebalances one cluster. Both are timed
+ * as whole processes (wall clock, tool start-up included).
+ *
+ * "delayed" adds latency between the tools and the nodes only. No netem in this
+ * kernel, so:
+ *   - namespace N holds the nodes, bound to 10.77.0.1 (on N's lo) and 10.99.0.1
+ *     (a veth to T), announcing 10.77.0.1: node-to-node traffic (cluster bus,
+ *     MIGRATE) stays on N's loopback, undelayed;
+ *   - namespace T runs this script, the tools and a delaying proxy (bench/proxy.ts)
+ *     listening on 10.77.0.1:<port> (on T's lo) and forwarding to 10.99.0.1:<port>.
+ *   In T the announced addresses lead through the proxy, so both tools, which
+ *   follow the addresses in CLUSTER NODES, pay the added round trip on every
+ *   command they send, while MIGRATE between nodes does not. Setup and loading
+ *   use 10.99.0.1 directly. The script measures the resulting round trip (PING).
+ */
+import { spawn, spawnSync, ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { tmpdir, cpus } from "node:os";
+import { join, resolve } from "node:path";
+import Redis from "ioredis";
+import { startProxy } from "./proxy";
+import { parseClusterNodes, slotOwners } from "../scripts/redis/clusterNodes";
+import { freePortPair } from "../test/helpers/redisServers";
+
+const ROOT = resolve(__dirname, "..");
+const args = process.argv.slice(2);
+const opt = (name: string, def: string) => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : def;
+};
+const KEYS = Number(opt("keys", "1000000"));
+const VALUE_BYTES = Number(opt("value-bytes", "64"));
+const DELAY_MS = Number(opt("delay-ms", "2.5"));
+const ONLY = opt("only", "");
+const PARALLEL = opt("parallel", "4");
+const BATCH = opt("batch", "1000");
+const NODE_TIMEOUT = opt("cluster-node-timeout", "5000");
+
+interface Node {
+    /** Announced (what CLUSTER NODES shows, what the tools use). */
+    announced: string;
+    /** Direct address for setup and loading. */
+    direct: { host: string; port: number };
+    proc?: ChildProcess;
+    dir: string;
+}
+
+interface Scenario {
+    name: "loopback" | "delayed";
+    /** Prefix to run a redis-server where the nodes live. */
+    serverPrefix: string[];
+    nodes: Node[];
+    cleanup: (() => void | Promise<void>)[];
+}
+
+/** CRC16/XMODEM mod 16384: the key's hash slot (the keys here carry no {hash tag}). */
+const CRC_TABLE = (() => {
+    const t = new Uint16Array(256);
+    for (let i = 0; i < 256; i++) {
+        let c = i << 8;
+        for (let k = 0; k < 8; k++) c = c & 0x8000 ? ((c << 1) ^ 0x1021) & 0xffff : (c << 1) & 0xffff;
+        t[i] = c;
+    }
+    return t;
+})();
+function calculateSlot(key: string): number {
+    let crc = 0;
+    for (let i = 0; i < key.length; i++) crc = ((crc << 8) & 0xffff) ^ CRC_TABLE[((crc >> 8) ^ key.charCodeAt(i)) & 0xff];
+    return crc % 16384;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
+
+function client(n: Node): Redis {
+    const c = new Redis({ host: n.direct.host, port: n.direct.port, lazyConnect: false, maxRetriesPerRequest: 2, enableReadyCheck: false });
+    c.on("error", () => undefined);
+    return c;
+}
+
+async function waitPing(n: Node, proc: ChildProcess): Promise<void> {
+    for (let i = 0; i < 400; i++) {
+        if (proc.exitCode !== null) throw new Error(`redis-server ${n.announced} exited: ${existsSync(join(n.dir, "log")) ? readFileSync(join(n.dir, "log"), "utf8").slice(-800) : ""}`);
+        const c = new Redis({ host: n.direct.host, port: n.direct.port, lazyConnect: true, connectTimeout: 300, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        c.on("error", () => undefined);
+        try {
+            await c.connect();
+            await c.ping();
+            c.disconnect();
+            return;
+        } catch {
+            c.disconnect();
+            await sleep(25);
+        }
+    }
+    throw new Error(`redis-server ${n.announced} did not answer`);
+}
+
+async function startNode(sc: Scenario, n: Node, bind: string[], announceIp?: string): Promise<void> {
+    const port = Number(n.announced.split(":")[1]);
+    const a = [
+        "--port", String(port), "--bind", ...bind, "--dir", n.dir, "--logfile", join(n.dir, "log"), "--daemonize", "no",
+        "--save", "", "--appendonly", "no", "--protected-mode", "no",
+        "--cluster-enabled", "yes", "--cluster-config-file", join(n.dir, "nodes.conf"), "--cluster-node-timeout", NODE_TIMEOUT,
+        ...(announceIp ? ["--cluster-announce-ip", announceIp] : []),
+    ];
+    const cmd = [...sc.serverPrefix, "redis-server", ...a];
+    const proc = spawn(cmd[0], cmd.slice(1), { stdio: "ignore" });
+    n.proc = proc;
+    sc.cleanup.push(() => {
+        if (proc.exitCode === null) proc.kill("SIGKILL");
+    });
+    await waitPing(n, proc);
+}
+
+async function formCluster(masters: Node[]): Promise<void> {
+    const cs = masters.map(client);
+    const per = 16384 / masters.length;
+    for (let i = 0; i < masters.length; i++) {
+        const start = Math.floor(i * per);
+        const end = Math.floor((i + 1) * per) - 1;
+        await cs[i].call("CLUSTER", "ADDSLOTSRANGE", String(start), String(end));
+        await cs[i].call("CLUSTER", "SET-CONFIG-EPOCH", String(i + 1));
+    }
+    for (const m of masters.slice(1)) {
+        const [h, p] = m.announced.split(":");
+        await cs[0].call("CLUSTER", "MEET", h, p);
+    }
+    await settle(masters, masters.length);
+    cs.forEach((c) => c.disconnect());
+}
+
+/** Waits until every node knows `count` nodes, all agree on the slot map, and all say cluster_state:ok. */
+async function settle(nodes: Node[], count: number): Promise<number> {
+    const t0 = Date.now();
+    const cs = nodes.map(client);
+    try {
+        for (;;) {
+            const views = await Promise.all(cs.map(async (c) => {
+                const [[, text], [, info]] = (await c.pipeline().call("CLUSTER", "NODES").call("CLUSTER", "INFO").exec())!;
+                return { nodes: parseClusterNodes(text as string), ok: /cluster_state:ok/.test(info as string) };
+            }));
+            const maps = views.map((v) => slotOwners(v.nodes).join(","));
+            if (views.every((v) => v.ok && v.nodes.length === count && !v.nodes.some((n) => n.flags.includes("handshake"))) && maps.every((m) => m === maps[0])) return Date.now() - t0;
+            if (Date.now() - t0 > 60000) throw new Error("cluster did not settle within 60 s");
+            await sleep(20);
+        }
+    } finally {
+        cs.forEach((c) => c.disconnect());
+    }
+}
+
+/** Same keys into each cluster: pipelined SETs sent straight to the owner of each key's slot. */
+async function load(clusters: Node[][]): Promise<void> {
+    const value = "v".repeat(VALUE_BYTES);
+    await Promise.all(clusters.map(async (masters) => {
+        const cs = masters.map(client);
+        const per = 16384 / masters.length;
+        const ownerOf = (slot: number) => Math.min(masters.length - 1, Math.floor((slot + 1) / per - 1e-9));
+        const chunk = 20000;
+        for (let i = 0; i < KEYS; i += chunk) {
+            const ps = cs.map((c) => c.pipeline());
+            for (let k = i; k < Math.min(KEYS, i + chunk); k++) {
+                const key = `key:${k}`;
+                ps[ownerOf(calculateSlot(key))].set(key, value);
+            }
+            const res = await Promise.all(ps.map((p) => p.exec()));
+            for (const r of res) for (const [e] of r!) if (e) throw e;
+        }
+        cs.forEach((c) => c.disconnect());
+    }));
+}
+
+async function dbsizes(nodes: Node[]): Promise<number[]> {
+    return Promise.all(nodes.map(async (n) => {
+        const c = client(n);
+        try {
+            return Number(await c.dbsize());
+        } finally {
+            c.disconnect();
+        }
+    }));
+}
+
+/** Mean PING round trip in ms over `n` sequential pings to `host:port` (through whatever path that is). */
+async function rtt(host: string, port: number, n = 200): Promise<number> {
+    const c = new Redis({ host, port, enableReadyCheck: false });
+    c.on("error", () => undefined);
+    await c.ping();
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) await c.ping();
+    const ms = (performance.now() - t0) / n;
+    c.disconnect();
+    return ms;
+}
+
+function run(cmd: string, argv: string[], logFile: string): Promise<{ code: number; ms: number; out: string }> {
+    return new Promise((resolveRun) => {
+        const t0 = performance.now();
+        const p = spawn(cmd, argv, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+        let out = "";
+        p.stdout.on("data", (d) => (out += d));
+        p.stderr.on("data", (d) => (out += d));
+        p.on("exit", (code) => {
+            const ms = performance.now() - t0;
+            writeFileSync(logFile, out);
+            resolveRun({ code: code ?? 1, ms, out });
+        });
+    });
+}
+
+function check(node: string): string {
+    const r = spawnSync("redis-cli", ["--cluster", "check", node], { encoding: "utf8" });
+    const out = (r.stdout + r.stderr).replace(/\x1b\[[0-9;]*m/g, "");
+    const bad = out.split("\n").filter((l) => /\[ERR\]|\[WARNING\]/.test(l));
+    return bad.length ? `PROBLEMS: ${bad.join(" | ")}` : "check OK";
+}
+
+interface Row {
+    scenario: string;
+    tool: string;
+    seconds: number;
+    moved: number;
+    keysPerSec: number;
+    check: string;
+    total: number;
+}
+
+async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<Scenario> & { nodeAddr: (i: number) => Promise<Node>; bind: (n: Node) => string[]; announceIp?: string }): Promise<Row[]> {
+    const sc: Scenario = { name, serverPrefix: pre.serverPrefix ?? [], nodes: [], cleanup: pre.cleanup ?? [] };
+    try {
+        for (let i = 0; i < 8; i++) sc.nodes.push(await pre.nodeAddr(i));
+        log(`${name}: starting 8 redis-server (cluster-node-timeout ${NODE_TIMEOUT} ms)`);
+        await Promise.all(sc.nodes.map((n) => startNode(sc, n, pre.bind(n), pre.announceIp)));
+        const A = sc.nodes.slice(0, 4);
+        const B = sc.nodes.slice(4, 8);
+        await Promise.all([formCluster(A.slice(0, 3)), formCluster(B.slice(0, 3))]);
+        let t = Date.now();
+        await load([A.slice(0, 3), B.slice(0, 3)]);
+        log(`${name}: loaded ${KEYS} keys × ${VALUE_BYTES} B into each cluster in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+        for (const cl of [A, B]) {
+            const c = client(cl[0]);
+            const [h, p] = cl[3].announced.split(":");
+            await c.call("CLUSTER", "MEET", h, p);
+            c.disconnect();
+        }
+        t = Date.now();
+        await Promise.all([settle(A, 4), settle(B, 4)]);
+        log(`${name}: the empty masters joined and are serving after ${Date.now() - t} ms`);
+        const [h0, p0] = A[0].announced.split(":");
+        const measured = await rtt(h0, Number(p0));
+        const direct = await rtt(A[0].direct.host, A[0].direct.port);
+        log(`${name}: PING round trip tool→node ${measured.toFixed(2)} ms (direct ${direct.toFixed(2)} ms)`);
+
+        const rows: Row[] = [];
+        // redis-cli on cluster A
+        log(`${name}: redis-cli --cluster rebalance ${A[0].announced} --cluster-use-empty-masters ...`);
+        const r1 = await run("redis-cli", ["--cluster", "rebalance", A[0].announced, "--cluster-use-empty-masters"], join(dir, `${name}-redis-cli.log`));
+        if (r1.code !== 0) log(`redis-cli exited ${r1.code}; see ${join(dir, `${name}-redis-cli.log`)}`);
+        const sa = await dbsizes(A);
+        rows.push({ scenario: name, tool: "redis-cli", seconds: r1.ms / 1000, moved: sa[3], keysPerSec: sa[3] / (r1.ms / 1000), check: check(A[0].announced), total: sa.reduce((a, b) => a + b, 0) });
+        log(`${name}: redis-cli done in ${(r1.ms / 1000).toFixed(1)} s`);
+
+        // ours on cluster B
+        const topo = join(dir, `${name}-topology.json`);
+        writeFileSync(topo, JSON.stringify({
+            clusterName: `bench-${name}`, port: Number(B[0].announced.split(":")[1]), tls: false,
+            nodes: B.map((n, i) => ({ name: `bench-s${i}-r0`, shard: i, az: "local-a", host: n.announced.split(":")[0], port: Number(n.announced.split(":")[1]) })),
+        }));
+        log(`${name}: redis-cluster rebalance --topology ${topo} --parallel ${PARALLEL} --batch ${BATCH} ...`);
+        const r2 = await run(process.execPath, ["--import", "tsx", join(ROOT, "scripts/cli.ts"), "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH], join(dir, `${name}-ours.log`));
+        if (r2.code !== 0) log(`ours exited ${r2.code}:\n${r2.out}`);
+        const engine = /in ([\d.]+ (?:ms|s))/.exec(r2.out.split("\n").find((l) => l.includes("moved")) ?? "")?.[1];
+        const sb = await dbsizes(B);
+        rows.push({ scenario: name, tool: `ours${engine ? ` (engine ${engine})` : ""}`, seconds: r2.ms / 1000, moved: sb[3], keysPerSec: sb[3] / (r2.ms / 1000), check: check(B[0].announced), total: sb.reduce((a, b) => a + b, 0) });
+        log(`${name}: ours done in ${(r2.ms / 1000).toFixed(1)} s`);
+        (rows as (Row & { rtt?: number })[]).forEach((r) => ((r as { rtt?: number }).rtt = measured));
+        return rows;
+    } finally {
+        for (const f of sc.cleanup.reverse()) await f();
+    }
+}
+
+async function main(): Promise<void> {
+    const dir = mkdtempSync(join(tmpdir(), "rcb-bench-"));
+    const rows: Row[] = [];
+    const nsN = `rcb-n-${process.pid}`;
+    const nsT = `rcb-t-${process.pid}`;
+    const cleanupNs = () => {
+        spawnSync("ip", ["netns", "del", nsN]);
+        spawnSync("ip", ["netns", "del", nsT]);
+    };
+    try {
+        if (ONLY !== "delayed") {
+            rows.push(...await scenario("loopback", dir, {
+                nodeAddr: async (i) => {
+                    const port = await freePortPair();
+                    const d = join(dir, `lo-${i}`);
+                    mkdirp(d);
+                    return { announced: `127.0.0.1:${port}`, direct: { host: "127.0.0.1", port }, dir: d };
+                },
+                bind: () => ["127.0.0.1"],
+            }));
+        }
+        if (ONLY !== "loopback") rows.push(...await delayed(dir, nsN, nsT));
+    } finally {
+        cleanupNs();
+    }
+    print(rows);
+    rmSync(dir, { recursive: true, force: true });
+}
+
+function mkdirp(d: string): void {
+    spawnSync("mkdir", ["-p", d]);
+}
+
+/** Sets up namespaces N (nodes) and T (tools + proxy), then runs the scenario from inside T. */
+async function delayed(dir: string, nsN: string, nsT: string): Promise<Row[]> {
+    const inside = process.env.RCB_INSIDE_NS === nsT;
+    if (!inside) {
+        const sh = (c: string) => {
+            const r = spawnSync("sh", ["-c", c], { encoding: "utf8" });
+            if (r.status !== 0) throw new Error(`${c}: ${r.stderr}`);
+        };
+        sh(`ip netns add ${nsN} && ip netns add ${nsT}`);
+        sh(`ip link add rcbn${process.pid % 10000} netns ${nsN} type veth peer name rcbt${process.pid % 10000} netns ${nsT}`);
+        sh(`ip -n ${nsN} link set lo up && ip -n ${nsT} link set lo up`);
+        sh(`ip -n ${nsN} addr add 10.77.0.1/32 dev lo && ip -n ${nsT} addr add 10.77.0.1/32 dev lo`);
+        sh(`ip -n ${nsN} addr add 10.99.0.1/24 dev rcbn${process.pid % 10000} && ip -n ${nsN} link set rcbn${process.pid % 10000} up`);
+        sh(`ip -n ${nsT} addr add 10.99.0.2/24 dev rcbt${process.pid % 10000} && ip -n ${nsT} link set rcbt${process.pid % 10000} up`);
+        // Re-run this script inside T for the delayed scenario only; it prints its rows as JSON.
+        const out = join(dir, "delayed-rows.json");
+        const r = spawnSync("ip", ["netns", "exec", nsT, process.execPath, "--import", "tsx", __filename, ...args, "--only", "delayed"], {
+            stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RCB_INSIDE_NS: nsT, RCB_NS_N: nsN, RCB_ROWS: out, RCB_DIR: dir },
+        });
+        if (r.status !== 0) throw new Error(`delayed scenario failed (exit ${r.status})`);
+        return JSON.parse(readFileSync(out, "utf8"));
+    }
+    return [];
+}
+
+async function insideDelayed(): Promise<void> {
+    const nsN = process.env.RCB_NS_N!;
+    const dir = process.env.RCB_DIR!;
+    const base = 7100;
+    const rows = await scenario("delayed", dir, {
+        serverPrefix: ["ip", "netns", "exec", nsN],
+        nodeAddr: async (i) => {
+            const d = join(dir, `ns-${i}`);
+            mkdirp(d);
+            return { announced: `10.77.0.1:${base + i}`, direct: { host: "10.99.0.1", port: base + i }, dir: d };
+        },
+        bind: () => ["10.77.0.1", "10.99.0.1"],
+        announceIp: "10.77.0.1",
+    });
+    writeFileSync(process.env.RCB_ROWS!, JSON.stringify(rows));
+}
+
+function print(rows: Row[]): void {
+    const cpu = cpus()[0]?.model ?? "?";
+    const lines = [
+        "",
+        `Resharding benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpu}; ${KEYS} keys × ${VALUE_BYTES} B, 3 → 4 masters`,
+        "",
+        "| scenario | tool | seconds | keys moved | keys/s | cluster check | keys after |",
+        "|---|---|---:|---:|---:|---|---:|",
+        ...rows.map((r) => `| ${r.scenario}${(r as { rtt?: number }).rtt ? ` (RTT ${(r as { rtt?: number }).rtt!.toFixed(2)} ms)` : ""} | ${r.tool} | ${r.seconds.toFixed(2)} | ${r.moved} | ${Math.round(r.keysPerSec)} | ${r.check} | ${r.total} |`),
+        "",
+    ];
+    for (const sc of ["loopback", "delayed"]) {
+        const cli = rows.find((r) => r.scenario === sc && r.tool === "redis-cli");
+        const ours = rows.find((r) => r.scenario === sc && r.tool.startsWith("ours"));
+        if (cli && ours) lines.push(`${sc}: ours is ${(cli.seconds / ours.seconds).toFixed(1)}× faster than redis-cli (${cli.seconds.toFixed(2)} s vs ${ours.seconds.toFixed(2)} s)`);
+    }
+    process.stdout.write(lines.join("\n") + "\n");
+}
+
+if (process.env.RCB_INSIDE_NS) {
+    // Inside T: the proxy routes 10.77.0.1:<port> → 10.99.0.1:<port>, delayed.
+    startProxy(Array.from({ length: 8 }, (_, i) => ({ listenHost: "10.77.0.1", listenPort: 7100 + i, upstreamHost: "10.99.0.1", upstreamPort: 7100 + i })), DELAY_MS)
+        .then(async (servers) => {
+            try {
+                await insideDelayed();
+            } finally {
+                for (const s of servers) s.close();
+            }
+            process.exit(0);
+        })
+        .catch((e) => {
+            process.stderr.write(`${(e as Error).stack}\n`);
+            process.exit(1);
+        });
+} else {
+    main().catch((e) => {
+        process.stderr.write(`${(e as Error).stack}\n`);
+        process.exitCode = 1;
+    });
+}

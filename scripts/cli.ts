@@ -100,6 +100,9 @@ export function buildProgram(): Command {
         .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel")).default(4))
         .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch")).default(1000))
         .option("--yes", "do not ask before draining masters")
+        .addOption(new Option("--shards <n>", "keep shards 0..n-1 of the topology (scale in before the smaller pulumi up; with --stack the default comes from Pulumi.<stack>.yaml)").argParser(intArg("--shards")))
+        .addOption(new Option("--replicas <n>", "keep replicas r1..rn of each shard (default: all, or replicasPerShard from Pulumi.<stack>.yaml)").argParser(intArg("--replicas")))
+        .addOption(new Option("--timeout <ms>", "how long to wait for new nodes to join").argParser(intArg("--timeout")).default(120000))
         .action(action(() => import("./commands/scale")));
 
     targetOptions(program.command("rebalance"))

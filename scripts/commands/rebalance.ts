@@ -71,7 +71,8 @@ export async function readMemory(pool: NodePool, keys: Map<string, NodeKey>): Pr
 export async function planAndMove(pool: NodePool, view: ClusterView, masters: MasterInput[], o: MoveOptions, ctx: CommandContext): Promise<MoveOutcome> {
     const plan = planRebalance(masters, { thresholdPct: o.thresholdPct });
     const refs = nodeRefs(view);
-    const label = (id: string) => refs.get(id)?.key ?? id.slice(0, 8);
+    // Masters not joined yet (scale --dry-run) carry "new:<host:port>" ids.
+    const label = (id: string) => refs.get(id)?.key ?? (id.startsWith("new:") ? `${id.slice(4)} (new)` : id.slice(0, 8));
     const ownerKey = new Map<number, NodeKey>();
     for (const m of plan.moves) ownerKey.set(m.slot, label(m.from));
     const keyCounts = plan.moves.length ? await countKeys(pool, (s) => ownerKey.get(s)!, plan.moves.map((m) => m.slot)) : new Map<number, number>();

@@ -9,9 +9,10 @@
  * user, replicas authenticating as that user; the password goes to a
  * `credentials.json` (0600) beside the topology, as local mode writes it.
  */
+import { spawn, ChildProcess } from "node:child_process";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import Redis, { Cluster } from "ioredis";
 import { Topology, TopologyNode, nodeName } from "../../components/topology";
 import { parseClusterNodes, SLOT_COUNT } from "../../scripts/redis/clusterNodes";
@@ -48,8 +49,8 @@ export interface ClusterFixture {
     clusterClient(): Cluster;
     /** Topology node entry for a server (name, shard, az) as the fixture declared it. */
     nodeOf(s: TestServer, shard: number, replica: number): TopologyNode;
-    /** Rewrites the topology file with these shards (each r0 first). */
-    writeTopology(shards: TestServer[][], file?: string): string;
+    /** Rewrites the topology file with these shards (each r0 first), numbered `shardIds` (default 0..n-1). */
+    writeTopology(shards: TestServer[][], file?: string, shardIds?: number[]): string;
     stop(): Promise<void>;
 }
 
@@ -93,8 +94,8 @@ export async function startCluster(opts: ClusterFixtureOptions): Promise<Cluster
         nodeOf(s, shard, replica) {
             return { name: nodeName(clusterName, shard, replica), shard, az: `local-${String.fromCharCode(97 + ((shard + replica) % zones))}`, host: s.host, port: s.port };
         },
-        writeTopology(shards, file = fx.topologyFile) {
-            const topology: Topology = { clusterName, port: shards[0][0].port, tls: false, nodes: shards.flatMap((sh, i) => sh.map((s, r) => fx.nodeOf(s, i, r))) };
+        writeTopology(shards, file = fx.topologyFile, shardIds) {
+            const topology: Topology = { clusterName, port: shards[0][0].port, tls: false, nodes: shards.flatMap((sh, i) => sh.map((s, r) => fx.nodeOf(s, shardIds?.[i] ?? i, r))) };
             writeFileSync(file, JSON.stringify(topology, null, 2));
             return file;
         },
@@ -181,4 +182,102 @@ export async function loadKeys(c: Cluster, count: number, prefix = "k"): Promise
         await Promise.all(keys.slice(i, i + chunk).map((k) => c.set(k, `v-${k}`)));
     }
     return keys;
+}
+
+const CLI = resolve(__dirname, "..", "..", "scripts", "cli.ts");
+
+export interface CliRun {
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stdout: string;
+    stderr: string;
+}
+
+/** Spawns the cluster tool (`node --import tsx scripts/cli.ts …`) as a child process. */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): { proc: ChildProcess; done: Promise<CliRun>; stderrSoFar(): string } {
+    const proc = spawn(process.execPath, ["--import", "tsx", CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...env } });
+    let stdout = "";
+    let stderr = "";
+    proc.stdout!.on("data", (d) => (stdout += d));
+    proc.stderr!.on("data", (d) => (stderr += d));
+    const done = new Promise<CliRun>((res) => proc.on("exit", (code, signal) => res({ code, signal, stdout, stderr })));
+    return { proc, done, stderrSoFar: () => stderr };
+}
+
+/** Runs the cluster tool to the end. */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> {
+    return spawnCli(args, env).done;
+}
+
+/** `redis-cli --cluster check`: the lines it flags ([ERR]/[WARNING]), empty when it finds no problem. */
+export async function clusterCheck(node: TestServer, auth?: { user: string; password: string }): Promise<{ problems: string[]; output: string }> {
+    const args = ["--cluster", "check", node.key, ...(auth ? ["--user", auth.user, "--pass", auth.password] : [])];
+    const out = await new Promise<string>((res) => {
+        const p = spawn("redis-cli", args, { stdio: ["ignore", "pipe", "pipe"] });
+        let o = "";
+        p.stdout.on("data", (d) => (o += d));
+        p.stderr.on("data", (d) => (o += d));
+        p.on("exit", () => res(o.replace(/\x1b\[[0-9;]*m/g, "")));
+    });
+    const problems = out.split("\n").filter((l) => /\[ERR\]|\[WARNING\]/.test(l) && !/Using a password/.test(l));
+    return { problems, output: out };
+}
+
+/**
+ * A client that keeps writing new keys and reading back acknowledged ones through an
+ * ioredis Cluster (which follows MOVED/ASK and retries TRYAGAIN itself). Every error
+ * that reaches the caller is recorded: the tests expect none.
+ */
+export function startTraffic(c: Cluster, prefix = "w"): { stop(): Promise<void>; acked: Map<string, string>; errors: string[]; ops(): number } {
+    const acked = new Map<string, string>();
+    const errors: string[] = [];
+    let running = true;
+    let ops = 0;
+    const loop = async (lane: number) => {
+        let i = 0;
+        while (running) {
+            const key = `${prefix}:${lane}:${i}`;
+            const val = `${lane}-${i}-${Date.now()}`;
+            try {
+                await c.set(key, val);
+                acked.set(key, val);
+                const back = await c.get(key);
+                if (back !== val) errors.push(`read ${key}: got ${back}, want ${val}`);
+                if (i > 10) {
+                    const old = `${prefix}:${lane}:${Math.floor(Math.random() * i)}`;
+                    const want = acked.get(old);
+                    const got = await c.get(old);
+                    if (want !== undefined && got !== want) errors.push(`read ${old}: got ${got}, want ${want}`);
+                }
+                ops += 3;
+            } catch (e) {
+                errors.push(`${key}: ${(e as Error).message}`);
+            }
+            i++;
+        }
+    };
+    const lanes = [0, 1, 2, 3].map(loop);
+    return {
+        acked,
+        errors,
+        ops: () => ops,
+        async stop() {
+            running = false;
+            await Promise.all(lanes);
+        },
+    };
+}
+
+/** Reads back every key (pipelined per chunk); returns the keys whose value differs from `want`. */
+export async function missingKeys(c: Cluster, want: Map<string, string>): Promise<string[]> {
+    const bad: string[] = [];
+    const entries = [...want];
+    for (let i = 0; i < entries.length; i += 2000) {
+        const chunk = entries.slice(i, i + 2000);
+        const got = await Promise.all(chunk.map(([k]) => c.get(k)));
+        chunk.forEach(([k, v], j) => {
+            if (got[j] !== v) bad.push(k);
+        });
+    }
+    return bad;
 }

@@ -1,0 +1,70 @@
+/**
+ * `flushall`: delete every key on every master. Only with the cluster name typed
+ * at a prompt (on a terminal) or given as `--confirm <clusterName>`; anything
+ * else is refused before a single command is sent to a node.
+ * Also exports the prompt helpers other commands use for confirmations.
+ */
+import { createInterface } from "node:readline/promises";
+import type { CommandContext, CommonOptions } from "../cli";
+import { RefusedError } from "../errors";
+import { openSession } from "../redis/members";
+
+export interface FlushallOptions extends CommonOptions {
+    confirm?: string;
+}
+
+/** Asks a question on the terminal (stderr) and returns the answer; undefined when stdin is not a TTY. */
+export async function ask(question: string, io: { input?: NodeJS.ReadableStream & { isTTY?: boolean }; output?: NodeJS.WritableStream } = {}): Promise<string | undefined> {
+    const input = io.input ?? process.stdin;
+    if (!(input as { isTTY?: boolean }).isTTY) return undefined;
+    const rl = createInterface({ input, output: io.output ?? process.stderr, terminal: true });
+    try {
+        return (await rl.question(question)).trim();
+    } finally {
+        rl.close();
+    }
+}
+
+/** True when `--yes` was given or the user answered y/yes on a terminal; refuses without a terminal. */
+export async function confirmYes(question: string, yes: boolean | undefined, refusal: string): Promise<boolean> {
+    if (yes) return true;
+    const a = await ask(`${question} [y/N] `);
+    if (a === undefined) throw new RefusedError(`${refusal} (no terminal to ask on: pass --yes to confirm)`);
+    return /^y(es)?$/i.test(a);
+}
+
+export async function run(opts: FlushallOptions, ctx: CommandContext): Promise<number> {
+    const { target, pool, view } = await openSession(opts, ctx, "flushall");
+    try {
+        const name = target.topology.clusterName;
+        const masters = view.reachable().filter((v) => v.myself?.role === "master" && v.myself.slots.length > 0);
+        const lost = [...view.knownNodes().values()].filter((n) => n.role === "master" && n.slots.length > 0 && !masters.some((m) => m.myself!.id === n.id));
+        if (lost.length) {
+            throw new RefusedError(`flushall: master(s) ${lost.map((n) => n.key).join(", ")} cannot be reached; nothing was deleted (a partial flush would leave some keys behind). Bring them back or fail over first.`);
+        }
+        const sizes = await Promise.all(masters.map(async (v) => Number(await pool.call(v.key, "DBSIZE"))));
+        const total = sizes.reduce((a, b) => a + b, 0);
+        if (opts.confirm === undefined) {
+            const typed = await ask(`This deletes all ${total} key(s) on the ${masters.length} master(s) of cluster "${name}" (${target.source}).\nType the cluster name to confirm: `);
+            if (typed === undefined) throw new RefusedError(`flushall refused: confirm with --confirm ${name} (no terminal to ask on); nothing was deleted`);
+            if (typed !== name) throw new RefusedError(`flushall refused: "${typed}" is not the cluster name "${name}"; nothing was deleted`);
+        } else if (opts.confirm !== name) {
+            throw new RefusedError(`flushall refused: --confirm "${opts.confirm}" does not match the cluster name "${name}"; nothing was deleted`);
+        }
+        // Replicas follow their masters through replication.
+        const results = await Promise.all(masters.map(async (v) => {
+            try {
+                await pool.call(v.key, "FLUSHALL");
+                return undefined;
+            } catch (e) {
+                return `${v.key}: ${(e as Error).message}`;
+            }
+        }));
+        const failed = results.filter(Boolean) as string[];
+        if (failed.length) throw new RefusedError(`flushall: ${failed.length} master(s) refused; the others are empty now:\n  ${failed.join("\n  ")}\n  Rerun flushall once the cause is fixed.`);
+        ctx.out.result({ ok: true, cluster: name, masters: masters.length, keysDeleted: total }, `flushed cluster "${name}": ${total} key(s) deleted on ${masters.length} master(s)`);
+        return 0;
+    } finally {
+        await pool.close();
+    }
+}

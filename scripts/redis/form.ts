@@ -387,16 +387,22 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
         if (work.ranges?.length) out.event("step", { step: "assign-slots", node: key, slots: formatRanges(work.ranges) }, `${work.name}: slots ${formatRanges(work.ranges)}`);
     }));
 
-    // 3: meet, all in parallel.
+    // 3: meet, all in parallel. A replica to attach meets only its master now and the
+    // anchor right after CLUSTER REPLICATE: the rest of the cluster then first hears of
+    // it as a replica, instead of as a master whose new role spreads only with the
+    // periodic pings (up to cluster-node-timeout/2 later).
     checkAbort("meet", "slots assigned, nodes not joined");
-    await Promise.all(steps.meets.map(async (m) => {
+    const meet = async (m: FormSteps["meets"][number]) => {
         try {
             await pool.call(m.key, "CLUSTER", "MEET", m.to.host, m.to.port);
         } catch (e) {
             throw new StepError({ op: "create", step: "meet", node: `${m.name} (${m.key})`, cause: e, state: "slots assigned; some nodes joined", resume });
         }
-    }));
-    if (steps.meets.length) out.event("step", { step: "meet", count: steps.meets.length, anchor: steps.anchor && keyOf(steps.anchor) }, `${steps.meets.length} MEET(s) sent (anchor ${steps.anchor?.name})`);
+    };
+    const attaching = new Map(steps.replicate.map((r) => [r.key, keyOf(r.master)]));
+    const later = steps.meets.filter((m) => attaching.has(m.key) && attaching.get(m.key) !== keyOf(m.to));
+    await Promise.all(steps.meets.filter((m) => !later.includes(m)).map(meet));
+    if (steps.meets.length) out.event("step", { step: "meet", count: steps.meets.length, anchor: steps.anchor && keyOf(steps.anchor) }, `joining: ${steps.meets.length} MEET(s) (anchor ${steps.anchor?.name}; replicas after they attach)`);
 
     // 4: replicas, each as soon as it knows its master. Empty masters start the first
     // sync without the diskless-sync delay (default 5 s on 7.x), restored afterwards.
@@ -419,6 +425,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
                 throw new StepError({ op: "create", step: "replicate", node: `${r.name} (${r.key})`, cause: e, state: `slots assigned, nodes joined, replica of ${r.master.name} not attached`, resume });
             }
             out.event("step", { step: "replicate", node: r.key, master: masterKey }, `${r.name} replicates ${r.master.name}`);
+            await Promise.all(later.filter((m) => m.key === r.key).map(meet));
         }));
 
         // 5: converge.

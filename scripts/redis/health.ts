@@ -1,11 +1,14 @@
 /**
  * "Fully formed" as `create` waits for it and the benchmark measures it, the same
  * way for our `create` and for `redis-cli --cluster create`:
- *  - every expected node answers and knows every other one (no handshake, no
- *    failure flag, no stranger);
- *  - every node reports cluster_state:ok, all 16384 slots are covered and every
- *    node sees the same owner for every slot and the same master for every replica;
- *  - every replica's link to its master is up (INFO replication master_link_status).
+ *  - every expected node answers, none is flagged failing, none knows a stranger;
+ *  - every node reports cluster_state:ok, all 16384 slots are assigned and every
+ *    node sees the same owner for every slot;
+ *  - every replica's link to its master is up (INFO replication master_link_status),
+ *    and as many replicas as expected are attached.
+ * Not required: that every node already knows every replica, or which master each
+ * replica follows. Both reach every node with the periodic cluster-bus pings
+ * (within about cluster-node-timeout/2) and neither affects routing or writes.
  */
 import { ClusterView, parseInfo, waitUntil } from "./clusterView";
 import { slotOwners, SLOT_COUNT } from "./clusterNodes";
@@ -43,22 +46,17 @@ export function formationProblems(view: ClusterView, repl: Map<NodeKey, Record<s
     if (down.length) problems.push(`unreachable: ${down.join(", ")}`);
     const reachable = expect.keys.map((k) => view.views.get(k)).filter((v) => v?.reachable && v.myself);
     const ids = new Set(reachable.map((v) => v!.myself!.id));
-    const roleMaps: string[] = [];
     const maps: (string | undefined)[][] = [];
     let replicas = 0;
     for (const v of reachable) {
         const me = v!.myself!;
         const known = v!.nodes.filter((n) => !n.flags.includes("handshake") && !expect.tolerateIds?.has(n.id));
-        const missing = [...ids].filter((id) => !known.some((n) => n.id === id));
-        if (missing.length) problems.push(`${v!.key} does not know ${missing.length} node(s) yet`);
         const strangers = known.filter((n) => !ids.has(n.id));
         if (strangers.length) problems.push(`${v!.key} knows node(s) outside the set: ${strangers.map((n) => n.key || n.id).join(", ")}`);
-        if (v!.nodes.some((n) => n.flags.includes("handshake"))) problems.push(`${v!.key} is still in handshake`);
         const failing = known.filter((n) => n.failing);
         if (failing.length) problems.push(`${v!.key} flags ${failing.map((n) => `${n.key} ${n.flags.includes("fail") ? "fail" : "fail?"}`).join(", ")}`);
         if (v!.info.cluster_state !== "ok") problems.push(`${v!.key} cluster_state:${v!.info.cluster_state ?? "?"}`);
         maps.push(slotOwners(v!.nodes));
-        roleMaps.push(known.map((n) => `${n.id}:${n.role === "replica" ? n.masterId : n.role}`).sort().join(","));
         if (me.role === "replica") {
             replicas++;
             const link = repl.get(v!.key)?.master_link_status;
@@ -71,7 +69,6 @@ export function formationProblems(view: ClusterView, repl: Map<NodeKey, Record<s
         let disagree = 0;
         for (let s = 0; s < SLOT_COUNT; s++) if (maps.some((m) => m[s] !== maps[0][s])) disagree++;
         if (disagree) problems.push(`nodes disagree on the owner of ${disagree} slot(s)`);
-        if (new Set(roleMaps).size > 1) problems.push("nodes disagree on which node replicates which");
     }
     if (expect.replicas !== undefined && replicas < expect.replicas) problems.push(`${replicas} of ${expect.replicas} replicas attached`);
     return problems;

@@ -242,7 +242,12 @@ export function evaluateStatus(input: StatusInput): StatusReport {
 
     // Problems.
     const unreachable = topology.nodes.map(keyOf).filter((k) => !statuses.get(k)!.reachable);
-    for (const k of unreachable) problems.push(`${label(k)} is unreachable: ${statuses.get(k)!.error ?? "no answer"}`);
+    for (const k of unreachable) {
+        const err = statuses.get(k)!.error ?? "no answer";
+        problems.push(/WRONGPASS|NOAUTH|NOPERM/.test(err)
+            ? `${label(k)} refuses our credentials (${err}): give the admin user with --user/--password or REDISCLI_AUTH`
+            : `${label(k)} is unreachable: ${err}`);
+    }
     const notOk = reachable.filter((s) => s.clusterInfo.cluster_state !== "ok");
     if (notOk.length) problems.push(`cluster_state is not ok on ${notOk.map((s) => label(s.key)).join(", ")}`);
 
@@ -255,8 +260,8 @@ export function evaluateStatus(input: StatusInput): StatusReport {
             if (maps.some((m) => m[slot] !== maps[0][slot])) agree = false;
         }
     }
-    if (slotsAssigned < SLOT_COUNT) {
-        const unassigned = maps.length ? toRanges([...Array(SLOT_COUNT).keys()].filter((s) => maps.every((m) => m[s] === undefined))) : [{ start: 0, end: SLOT_COUNT - 1 }];
+    if (slotsAssigned < SLOT_COUNT && maps.length) {
+        const unassigned = toRanges([...Array(SLOT_COUNT).keys()].filter((s) => maps.every((m) => m[s] === undefined)));
         problems.push(`${SLOT_COUNT - slotsAssigned} slot(s) have no owner: ${formatRanges(unassigned.slice(0, 5))}${unassigned.length > 5 ? ", …" : ""}`);
     }
     if (!agree) problems.push("nodes disagree on the slot map (a change is still propagating, or a conflict)");

@@ -38,7 +38,7 @@ const topology: Topology = {
 
 /** Builds every node's sample as it would read: its CLUSTER NODES, INFO fields. */
 function samples(nodes: FakeNode[], o: { down?: string[]; flagged?: Record<string, string>; linkDown?: string[]; state?: string; offsets?: Record<string, number> } = {}): NodeSample[] {
-    return nodes.filter((n) => !o.down?.includes(n.id)).map((self) => {
+    return nodes.filter((n) => !o.down?.includes(n.id)).map((self): NodeSample => {
         const text = nodes.map((n) => {
             const role = n.master ? "slave" : "master";
             const flags = [n.id === self.id ? "myself" : "", role, n.id !== self.id && o.flagged?.[n.id] ? o.flagged[n.id] : ""].filter(Boolean).join(",");
@@ -58,7 +58,7 @@ function samples(nodes: FakeNode[], o: { down?: string[]; flagged?: Record<strin
             memory: { used_memory: "1048576" },
             dbsize: 10,
         };
-    }).concat((o.down ?? []).map((id) => ({ key: `127.0.0.1:${nodes.find((n) => n.id === id)!.port}`, reachable: false, error: "connect ECONNREFUSED", nodes: [], clusterInfo: {}, replication: {}, memory: {} })));
+    }).concat((o.down ?? []).map((id): NodeSample => ({ key: `127.0.0.1:${nodes.find((n) => n.id === id)!.port}`, reachable: false, error: "connect ECONNREFUSED", nodes: [], clusterInfo: {}, replication: {}, memory: {} })));
 }
 
 const input = (s: NodeSample[], reports: [string, number][] = []): StatusInput => ({ topology, samples: s, failureReports: new Map(reports) });

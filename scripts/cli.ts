@@ -85,7 +85,7 @@ export function buildProgram(): Command {
 
     targetOptions(program.command("create"))
         .description("form the cluster: assign slots, join nodes, attach replicas off their master's zone; idempotent and resumable")
-        .option("--force", "accept nodes that already know other nodes of this same topology (safe resume); never nodes holding keys")
+        .option("--force", "go on without unreachable nodes (every shard keeps one) and ignore old ids of replaced nodes; never nodes holding keys or another cluster's nodes")
         .option("--dry-run", "print the plan and change nothing")
         .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to converge").argParser(intArg("--timeout")).default(60000))
         .action(action(() => import("./commands/create")));

@@ -195,3 +195,29 @@ test("create refuses, naming node, reason and way out, and changes nothing: keys
     await assert.rejects(formCluster(p, t, opts({ force: true })), /holds 1 key\(s\)/);
     assert.deepEqual(await snapshot(p, { ...t, nodes: nodes.filter((n) => n.port !== deadPort && n.port !== plain.port) }), before);
 });
+
+test("create --force goes on without unreachable nodes: another node of the shard leads", async () => {
+    const s = await servers(4);
+    const [deadA, deadB] = [await freePortPair(), await freePortPair()];
+    const nodes: TopologyNode[] = [
+        { name: "t-s0-r0", shard: 0, az: "local-a", host: s[0].host, port: s[0].port },
+        { name: "t-s0-r1", shard: 0, az: "local-b", host: s[1].host, port: s[1].port },
+        { name: "t-s1-r0", shard: 1, az: "local-b", host: s[2].host, port: s[2].port },
+        { name: "t-s1-r1", shard: 1, az: "local-c", host: "127.0.0.1", port: deadA },
+        { name: "t-s2-r0", shard: 2, az: "local-c", host: "127.0.0.1", port: deadB },
+        { name: "t-s2-r1", shard: 2, az: "local-a", host: s[3].host, port: s[3].port },
+    ];
+    const t: Topology = { clusterName: "t", port: 0, tls: false, nodes };
+    const p = pool();
+    await assert.rejects(formCluster(p, t, opts()), /t-s1-r1 .*unreachable[\s\S]*t-s2-r0 .*unreachable/);
+    const { out, stderr } = quietOut();
+    const r = await formCluster(p, t, { timeoutMs: 20000, out, force: true });
+    assert.deepEqual(r.skipped.sort(), [`127.0.0.1:${deadA}`, `127.0.0.1:${deadB}`].sort());
+    assert.deepEqual(r.plan.shards.map((x) => x.master.name), ["t-s0-r0", "t-s1-r0", "t-s2-r1"]);
+    assert.match(stderr(), /--force: t-s1-r1 .*unreachable/);
+    const keys = [s[0], s[1], s[2], s[3]].map((x) => `${x.host}:${x.port}`);
+    const { problems, view } = await checkFormation(p, { keys, replicas: 1 });
+    assert.deepEqual(problems, []);
+    assert.equal(view.self(keys[1])!.masterId, view.self(keys[0])!.id);
+    assert.equal(formatRanges(view.self(keys[3])!.slots), "10923-16383");
+});

@@ -49,12 +49,20 @@ export interface Session {
     fixes: OpenSlotFix[];
 }
 
-/** resolveTarget + openPool + readCluster + fixOpenSlots (then a fresh view). The caller closes the pool. */
-export async function openSession(opts: TargetOptions, ctx: CommandContext, op: string, extra: NodeKey[] = []): Promise<Session> {
+/**
+ * resolveTarget + openPool + readCluster + fixOpenSlots (then a fresh view). The caller
+ * closes the pool. With `dryRun`, open slots are reported and left alone.
+ */
+export async function openSession(opts: TargetOptions & { dryRun?: boolean }, ctx: CommandContext, op: string, extra: NodeKey[] = []): Promise<Session> {
     const target = await resolveTarget(opts);
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
     try {
         let view = await readCluster(pool, target.topology, extra);
+        if (opts.dryRun) {
+            const open = new Set(view.openSlots().map((o) => o.slot));
+            if (open.size) ctx.out.warn(`${open.size} slot(s) are open (MIGRATING/IMPORTING) from an interrupted move; without --dry-run they are finished or rolled back first`);
+            return { target, pool, view, fixes: [] };
+        }
         const fixes = await fixOpenSlots(pool, view, ctx, { op, resumeHint: `rerun \`${op}\`` });
         if (fixes.length) view = await readCluster(pool, target.topology, extra);
         return { target, pool, view, fixes };

@@ -61,8 +61,6 @@ export interface MoveSettings {
     credentials?: Credentials;
     /** Other masters to tell the new owner, besides source and target. Unreachable ones are dropped from it. */
     others: NodeRef[];
-    /** The slots may be open from an earlier run: existing target keys are leftovers (fixOpenSlots). */
-    resume?: boolean;
     /** How to continue after a failure, for the error message. */
     resumeHint: string;
     /** Attempts per slot on transient MIGRATE errors before giving up. @default 8 */
@@ -189,7 +187,7 @@ export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slot
     const states: SlotState[] = slots.map((slot, i) => {
         const [e1] = r2[2 * i];
         if (e1) fail("set-migrating", src, slot, e1, openState(`IMPORTING on ${dst.key}, partly MIGRATING on ${src.key}`));
-        const st: SlotState = { slot, keys: [], replace: !!s.resume, attempts: 0 };
+        const st: SlotState = { slot, keys: [], replace: false, attempts: 0 };
         const [e2, reply] = r2[2 * i + 1];
         if (e2 && scripted) refetch.push(st);
         else if (e2) fail("get-keys", src, slot, e2, openState(`MIGRATING on ${src.key}`));

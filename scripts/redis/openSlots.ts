@@ -170,7 +170,7 @@ export async function fixOpenSlots(pool: NodePool, view: ClusterView, ctx: Comma
     for (const ds of groupBy(forward, (d) => `${d.a.id}>${d.b.id}`)) {
         const settings: MoveSettings = {
             op, batchKeys: opts.batchKeys ?? 1000, roundKeys: 2 * (opts.batchKeys ?? 1000), migrateTimeoutMs: 10000, bigKeyBytes: 8 * 1024 * 1024,
-            credentials: pool.options.credentials, others, resume: true, resumeHint: resume, warn: (l) => ctx.out.warn(l),
+            credentials: pool.options.credentials, others, resumeHint: resume, warn: (l) => ctx.out.warn(l),
         };
         await moveSlots(pool, ds[0].a, ds[0].b, ds.map((d) => d.slot), settings);
         for (const d of ds) fixes.push({ slot: d.slot, action: "finished", from: d.a.key, to: d.b.key });

@@ -13,7 +13,7 @@
 #   REDIS_BOOTSTRAP_SKIP_PACKAGES=1 don't dnf install (the engine must be on PATH)
 #   REDIS_BOOTSTRAP_SKIP_KERNEL=1   write the sysctl file, but don't apply it or touch THP
 #   REDIS_BOOTSTRAP_SKIP_SYSTEMD=1  write unit files, but no systemctl (the installer runs --run inline)
-#   REDIS_BOOTSTRAP_USER            owner of the data dir and group of the config (default: the unit's User=)
+#   REDIS_BOOTSTRAP_USER            owner of the data dir and group of the config (default $SERVICE_USER, created when missing)
 #   REDIS_BOOTSTRAP_DEVICE_TIMEOUT  seconds to wait for the data volume (default 600)
 
 IMDS=${REDIS_BOOTSTRAP_IMDS_URL:-http://169.254.169.254}
@@ -107,7 +107,7 @@ ssm() {
 }
 
 # --- first boot under cloud-init: install, then let systemd run everything ---------
-install() {
+install_self() {
   log "installing $SCRIPT_PATH and redis-bootstrap.service"
   write_file "$SCRIPT_PATH" 0755 root:root <"$0"
   tpl_bootstrap_unit | write_file "$SYSTEMD_DIR/redis-bootstrap.service" 0644 root:root
@@ -217,12 +217,11 @@ run() {
   [[ $version =~ ^[0-9]+\.[0-9]+$ ]] || die "cannot read the version of $SERVER_BIN"
   ver_ge "$version" 6.2 || die "$SERVER_BIN is version $version; the bootstrap needs 6.2 or newer (ACL channels, CLIENT INFO)"
   log "engine $SERVER_BIN $version"
-  user=${REDIS_BOOTSTRAP_USER:-}
-  if [[ -z $user ]] && ! skip REDIS_BOOTSTRAP_SKIP_SYSTEMD; then
-    user=$(systemctl show -p User --value "$SERVICE" 2>/dev/null || true)
+  user=${REDIS_BOOTSTRAP_USER:-$SERVICE_USER}
+  if ! id -u "$user" >/dev/null 2>&1; then
+    log "creating system user $user"
+    useradd --system --no-create-home --home-dir "$MOUNT_DIR" --shell /sbin/nologin "$user"
   fi
-  user=${user:-$SERVICE_USER}
-  id -u "$user" >/dev/null 2>&1 || die "service user $user does not exist"
   group=$(id -gn "$user")
 
   # Kernel: what Redis warns about at start.
@@ -246,9 +245,8 @@ run() {
   admin_pw=$(ssm "$SSM_ADMIN_PASSWORD")
   app_pw=$(ssm "$SSM_APP_PASSWORD")
   repl_pw=$(ssm "$SSM_REPLICATION_PASSWORD")
-  mkdir -p "$CONF_DIR"
-  chown "root:$group" "$CONF_DIR"
-  chmod 0750 "$CONF_DIR"
+  # The engine's user reads its configuration through the group.
+  install -d -m 0750 -o root -g "$group" "$CONF_DIR" "$(dirname "$TLS_CA_FILE")"
   if [[ $TLS == 1 ]]; then
     printf '%s\n' "$(ssm "$SSM_TLS_CA_CERT")" | write_file "$TLS_CA_FILE" 0644 "root:$group"
     printf '%s\n' "$(ssm "$SSM_TLS_CERT")" | write_file "$TLS_CERT_FILE" 0644 "root:$group"
@@ -268,15 +266,14 @@ run() {
   conf=${conf//"@@MASTERAUTH@@"/"$(conf_quote "$repl_pw")"}
   printf '%s\n' "$conf" | write_file "$REDIS_CONF" 0640 "root:$group"
 
-  # systemd: this unit, and the engine's own unit extended by a drop-in.
-  local units_before=$CHANGED
-  CHANGED=0
+  # systemd: this unit, and the engine's own unit extended by a drop-in. daemon-reload
+  # also turns a new fstab line into the mount unit the engine's RequiresMountsFor= names.
   tpl_bootstrap_unit | write_file "$SYSTEMD_DIR/redis-bootstrap.service" 0644 root:root
   tpl_engine_dropin | write_file "$SYSTEMD_DIR/$SERVICE.d/redis-cluster.conf" 0644 root:root
   if ! skip REDIS_BOOTSTRAP_SKIP_SYSTEMD; then
-    (( CHANGED )) && systemctl daemon-reload
+    systemctl daemon-reload
     systemctl enable -q redis-bootstrap.service "$SERVICE"
-    if (( units_before )) && systemctl -q is-active "$SERVICE"; then
+    if (( CHANGED )) && systemctl -q is-active "$SERVICE"; then
       log "configuration changed while $SERVICE runs: restart it to apply (the cluster tool restarts nodes one at a time)"
     fi
   fi
@@ -301,7 +298,7 @@ run() {
 main() {
   case ${1:-} in
     --run) run ;;
-    "") install ;;
+    "") install_self ;;
     *) echo "usage: $0 [--run]" >&2; exit 2 ;;
   esac
 }

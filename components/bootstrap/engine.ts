@@ -13,8 +13,6 @@ export interface EngineFacts {
     cliBin: string;
     /** The package's systemd unit, which the bootstrap extends with a drop-in. */
     service: string;
-    /** Service user when the unit does not name one. */
-    user: string;
     /** Version the renderer assumes when none is given (`npm run render`, docs): the feature level of what dnf installs. */
     typicalVersion: string;
 }
@@ -26,10 +24,17 @@ export interface EngineFacts {
  * Debian, whose Redis 7.0 has them).
  */
 export const ENGINE_FACTS: Record<Engine, EngineFacts> = {
-    redis6: { package: "redis6", serverBin: "redis6-server", cliBin: "redis6-cli", service: "redis6.service", user: "redis6", typicalVersion: "6.2" },
-    valkey: { package: "valkey", serverBin: "valkey-server", cliBin: "valkey-cli", service: "valkey.service", user: "valkey", typicalVersion: "8.0" },
-    redis: { package: "redis", serverBin: "redis-server", cliBin: "redis-cli", service: "redis.service", user: "redis", typicalVersion: "7.0" },
+    redis6: { package: "redis6", serverBin: "redis6-server", cliBin: "redis6-cli", service: "redis6.service", typicalVersion: "6.2" },
+    valkey: { package: "valkey", serverBin: "valkey-server", cliBin: "valkey-cli", service: "valkey.service", typicalVersion: "8.0" },
+    redis: { package: "redis", serverBin: "redis-server", cliBin: "redis-cli", service: "redis.service", typicalVersion: "7.0" },
 };
+
+/**
+ * The user the engine runs as, set by the bootstrap's drop-in and created when
+ * missing: one name whatever the package calls its own user, and nothing of
+ * the package's (its config, log or data directories) is used.
+ */
+export const SERVICE_USER = "redis-cluster";
 
 /** Where the bootstrap keeps things on a node. Tests move all of them under a temporary root. */
 export interface BootstrapPaths {

@@ -19,7 +19,7 @@ import { join } from "node:path";
 import type { UserDataInput } from "./contract";
 import { ssmParameterNames, ssmPrefix } from "./contract";
 import { aclTemplate } from "./acl";
-import { BOOTSTRAP_UNIT, BootstrapPaths, DEFAULT_PATHS, ENGINE_FACTS, nodeFiles } from "./engine";
+import { BOOTSTRAP_UNIT, BootstrapPaths, DEFAULT_PATHS, ENGINE_FACTS, nodeFiles, SERVICE_USER } from "./engine";
 import { redisConfTemplate } from "./redisConf";
 
 /** EC2 refuses user data above 16 KB (before base64). */
@@ -93,8 +93,12 @@ export function engineDropIn(paths: BootstrapPaths, input: UserDataInput): strin
         "StartLimitIntervalSec=0",
         "",
         "[Service]",
+        `User=${SERVICE_USER}`,
+        `Group=${SERVICE_USER}`,
         "ExecStart=",
         `ExecStart=/usr/bin/${f.serverBin} ${nodeFiles(paths).redisConf} --supervised systemd --daemonize no`,
+        // In case the package's unit sandboxes the file system.
+        `ReadWritePaths=${paths.mountDir}`,
         // No shutdown helper from the package (it would not know the ACL users): SIGTERM makes Redis fsync and exit.
         "ExecStop=",
         "Restart=always",
@@ -148,7 +152,7 @@ export function renderUserData(input: UserDataInput): string {
         ["SERVER_BIN", f.serverBin],
         ["CLI_BIN", f.cliBin],
         ["SERVICE", f.service],
-        ["SERVICE_USER", f.user],
+        ["SERVICE_USER", SERVICE_USER],
         ["DATA_VOLUME_ID", input.dataVolumeId],
         ["REGION", input.region],
         ["BACKUP_BUCKET", input.backupBucket ?? ""],

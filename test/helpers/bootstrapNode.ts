@@ -37,6 +37,12 @@ export function pathsUnder(root: string): BootstrapPaths {
     };
 }
 
+const attached = new Set<LoopDevice>();
+// A test that times out never reaches its after(): don't leave mounts and loop devices behind.
+process.on("exit", () => {
+    for (const d of attached) d.detach();
+});
+
 /** A sparse file attached as a loop device. */
 export class LoopDevice {
     readonly image: string;
@@ -45,6 +51,7 @@ export class LoopDevice {
         this.image = join(dir, name);
         sh("truncate", ["-s", `${sizeMiB}M`, this.image]);
         this.device = sh("losetup", ["-f", "--show", this.image]).trim();
+        attached.add(this);
     }
     /** Links it as udev does for an NVMe EBS volume: nvme-Amazon_Elastic_Block_Store_vol0123... */
     linkAsEbs(devDiskById: string, volumeId: string): void {
@@ -65,6 +72,7 @@ export class LoopDevice {
         const targets = spawnSync("findmnt", ["-rno", "TARGET", "-S", this.device], { encoding: "utf8" }).stdout.trim().split("\n").filter(Boolean);
         for (const t of targets) spawnSync("umount", ["-l", t]);
         spawnSync("losetup", ["-d", this.device]);
+        attached.delete(this);
     }
 }
 
@@ -149,11 +157,15 @@ export interface RunResult {
 export function runScript(args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<RunResult> {
     const t0 = Date.now();
     return new Promise((resolve, reject) => {
-        const p = spawn("bash", args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+        // Own process group, so a timeout also kills what the script started (tee, hooks).
+        const p = spawn("bash", args, { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
         let output = "";
         p.stdout.on("data", (d) => (output += d));
         p.stderr.on("data", (d) => (output += d));
-        const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+        const timer = setTimeout(() => {
+            output += `\n[killed after ${timeoutMs} ms]`;
+            try { process.kill(-p.pid!, "SIGKILL"); } catch { /* gone */ }
+        }, timeoutMs);
         p.on("error", reject);
         p.on("close", (code) => {
             clearTimeout(timer);

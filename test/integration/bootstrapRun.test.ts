@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { renderAclFile } from "../../components/bootstrap/acl";
@@ -39,6 +39,17 @@ let volume: LoopDevice;
 let port: number;
 let server: ChildProcess | undefined;
 const hookLog = join(root, "hook-runs.log");
+const SERVICE_USER = "nobody";
+const SERVICE_GROUP = sh("id", ["-gn", SERVICE_USER]).trim();
+
+/** What a real root file system has before the bootstrap: world-traversable system directories. */
+function makeSkeleton(r: string): void {
+    chmodSync(r, 0o755);
+    for (const d of ["etc", "var/lib", "var/log", "usr/local/sbin", "run"]) {
+        mkdirSync(join(r, d), { recursive: true, mode: 0o755 });
+        chmodSync(join(r, d), 0o755);
+    }
+}
 
 function input(extra: Partial<UserDataInput> = {}): UserDataInput {
     return {
@@ -60,7 +71,8 @@ const env = () => ({
     REDIS_BOOTSTRAP_SKIP_PACKAGES: "1",
     REDIS_BOOTSTRAP_SKIP_KERNEL: "1",
     REDIS_BOOTSTRAP_SKIP_SYSTEMD: "1",
-    REDIS_BOOTSTRAP_USER: "root",
+    // An unprivileged user, so the file modes are tested for real: the server below runs as it.
+    REDIS_BOOTSTRAP_USER: SERVICE_USER,
     REDIS_BOOTSTRAP_DEVICE_TIMEOUT: "2",
 });
 
@@ -83,6 +95,7 @@ function expectedConf(engineVersion: string): string {
 const hookRuns = () => (existsSync(hookLog) ? readFileSync(hookLog, "utf8").trim().split("\n").length : 0);
 
 before(async () => {
+    makeSkeleton(root);
     port = await freePortPair();
     cfg = { ...stack.config, port };
     pki = makeTestPki(join(root, "pki"));
@@ -124,8 +137,13 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         assert.equal(readFileSync(files.aclFile, "utf8"), renderAclFile({ ...PASSWORDS, engineVersion: ENGINE_VERSION }));
         assert.equal(readFileSync(files.tls.caFile, "utf8"), pki.ca);
         assert.equal(readFileSync(files.tls.keyFile, "utf8"), pki.key);
-        assert.equal((await import("node:fs")).statSync(files.tls.keyFile).mode & 0o777, 0o640);
-        assert.equal((await import("node:fs")).statSync(files.redisConf).mode & 0o777, 0o640);
+        const gid = Number(sh("id", ["-g", SERVICE_USER]).trim());
+        for (const [f, mode] of [[files.tls.keyFile, 0o640], [files.redisConf, 0o640], [files.aclFile, 0o640], [paths.confDir, 0o750], [files.tlsDir, 0o750]] as const) {
+            const st = statSync(f);
+            assert.equal(st.mode & 0o777, mode, `${f} mode`);
+            assert.deepEqual([st.uid, st.gid], [0, gid], `${f} owner root:${SERVICE_GROUP}`);
+        }
+        assert.equal(statSync(files.dataDir).uid, Number(sh("id", ["-u", SERVICE_USER]).trim()), "data dir owned by the engine's user");
 
         // Secrets came from SSM in the region IMDSv2 reported, decrypted; no clear password in any file.
         const calls = readFileSync(join(binDir, "aws-calls.log"), "utf8");
@@ -165,7 +183,8 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
     });
 
     test("the redis.conf the node wrote starts redis-server in cluster mode, TLS only, data on the volume", async () => {
-        server = spawn(redisServerBinary(), [files.redisConf], { stdio: "ignore" });
+        // As the engine's user, like the unit's User=: it must read conf, ACL and key through the group, and write the volume.
+        server = spawn("setpriv", [`--reuid=${SERVICE_USER}`, `--regid=${SERVICE_GROUP}`, "--init-groups", "--", redisServerBinary(), files.redisConf], { stdio: "ignore" });
         const tls = { ca: pki.ca };
         try {
             await waitForPing("127.0.0.1", port, { user: ACL_USERS.admin, password: PASSWORDS.adminPassword, tls }, 10_000, server);
@@ -195,6 +214,7 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         const uuid = volume.blkid("UUID");
         sh("umount", [paths.mountDir]);
         for (const p of [join(root, "etc"), join(root, "usr"), join(root, "run"), join(root, "var/log")]) rmSync(p, { recursive: true, force: true });
+        makeSkeleton(root);
         const r = await firstBoot();
         assert.equal(r.code, 0, r.output);
         assert.match(r.output, /has an ext4 filesystem: keeping it/);

@@ -71,3 +71,21 @@ export async function openSession(opts: TargetOptions & { dryRun?: boolean }, ct
         throw e;
     }
 }
+
+/**
+ * A node the cluster knows, named by id (or a unique prefix of at least 6
+ * characters), topology name, or host:port. Undefined when none matches.
+ */
+export function findKnownNode(arg: string, view: ClusterView, topology: Topology): ClusterNodeInfo | undefined {
+    const known = [...view.knownNodes().values()];
+    const topo = topology.nodes.find((n) => n.name === arg);
+    const key = topo ? keyOfNode(topo) : arg;
+    const byKey = known.filter((n) => n.key === key);
+    if (byKey.length === 1) return byKey[0];
+    if (byKey.length > 1) return byKey.find((n) => !n.failing) ?? byKey[0];
+    if (/^[0-9a-f]{6,40}$/.test(arg)) {
+        const byId = known.filter((n) => n.id.startsWith(arg));
+        if (byId.length === 1) return byId[0];
+    }
+    return undefined;
+}

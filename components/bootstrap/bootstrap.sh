@@ -19,7 +19,8 @@
 IMDS=${REDIS_BOOTSTRAP_IMDS_URL:-http://169.254.169.254}
 CHANGED=0
 
-log() { printf '%s redis-bootstrap[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$NODE_NAME" "$*"; }
+# Logs go to stderr, so a function whose stdout is captured (ssm, imds) can log.
+log() { printf '%s redis-bootstrap[%s]: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$NODE_NAME" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 skip() { [[ ${!1:-} == 1 ]]; }
 
@@ -207,10 +208,13 @@ run() {
   rm -f "$ud" "$ud.raw"
 
   # Engine
-  if ! command -v "$SERVER_BIN" >/dev/null; then
-    skip REDIS_BOOTSTRAP_SKIP_PACKAGES && die "$SERVER_BIN not found and REDIS_BOOTSTRAP_SKIP_PACKAGES=1"
-    log "installing $ENGINE_PACKAGE"
-    dnf install -y -q "$ENGINE_PACKAGE"
+  local pkgs=()
+  command -v "$SERVER_BIN" >/dev/null || pkgs+=("$ENGINE_PACKAGE")
+  command -v mkfs.ext4 >/dev/null || pkgs+=(e2fsprogs)
+  if (( ${#pkgs[@]} )); then
+    skip REDIS_BOOTSTRAP_SKIP_PACKAGES && die "missing ${pkgs[*]} and REDIS_BOOTSTRAP_SKIP_PACKAGES=1"
+    log "installing ${pkgs[*]}"
+    dnf install -y -q "${pkgs[@]}"
   fi
   local version user group
   version=$("$SERVER_BIN" --version | sed -n 's/.*v=\([0-9]*\.[0-9]*\).*/\1/p')
@@ -248,9 +252,13 @@ run() {
   # The engine's user reads its configuration through the group.
   install -d -m 0750 -o root -g "$group" "$CONF_DIR" "$(dirname "$TLS_CA_FILE")"
   if [[ $TLS == 1 ]]; then
-    printf '%s\n' "$(ssm "$SSM_TLS_CA_CERT")" | write_file "$TLS_CA_FILE" 0644 "root:$group"
-    printf '%s\n' "$(ssm "$SSM_TLS_CERT")" | write_file "$TLS_CERT_FILE" 0644 "root:$group"
-    printf '%s\n' "$(ssm "$SSM_TLS_KEY")" | write_file "$TLS_KEY_FILE" 0640 "root:$group"
+    local ca cert key
+    ca=$(ssm "$SSM_TLS_CA_CERT")
+    cert=$(ssm "$SSM_TLS_CERT")
+    key=$(ssm "$SSM_TLS_KEY")
+    printf '%s\n' "$ca" | write_file "$TLS_CA_FILE" 0644 "root:$group"
+    printf '%s\n' "$cert" | write_file "$TLS_CERT_FILE" 0644 "root:$group"
+    printf '%s\n' "$key" | write_file "$TLS_KEY_FILE" 0640 "root:$group"
   fi
 
   acl=$(tpl_acl | render_template "$version")

@@ -73,6 +73,8 @@ export function bootstrapUnit(paths: BootstrapPaths, service: string): string {
         "Type=oneshot",
         "RemainAfterExit=yes",
         `ExecStart=${paths.script} --run`,
+        // The AWS CLI wants a home directory for its (unused) config.
+        "Environment=HOME=/root",
         // Waiting for a late volume attachment (600 s) plus SSM retries.
         "TimeoutStartSec=20min",
         "",
@@ -93,6 +95,8 @@ export function engineDropIn(paths: BootstrapPaths, input: UserDataInput): strin
         "StartLimitIntervalSec=0",
         "",
         "[Service]",
+        // As the package's unit (Fedora lineage: built with systemd support): ready once the dataset is loaded.
+        "Type=notify",
         `User=${SERVICE_USER}`,
         `Group=${SERVICE_USER}`,
         "ExecStart=",

@@ -116,7 +116,8 @@ export class FakeImds {
  * Writes `aws` into binDir: `aws ssm get-parameter --region R --name N --with-decryption
  * --query Parameter.Value --output text` prints the value stored for N, like the real CLI
  * (value and a newline). Refuses other regions and calls without --with-decryption, and
- * logs each call (names only) to binDir/aws-calls.log.
+ * logs each call (names only) to binDir/aws-calls.log. With FAKE_AWS_FAIL_FIRST=N in its
+ * environment, the first N calls fail (counted in binDir/aws-failures).
  */
 export function writeFakeAws(binDir: string, values: Record<string, string>, region: string): void {
     const store = join(binDir, "ssm");
@@ -138,6 +139,16 @@ while (( $# )); do
   esac
 done
 echo "get-parameter $name region=$region decrypt=$decrypt" >> ${JSON.stringify(join(binDir, "aws-calls.log"))}
+# FAKE_AWS_FAIL_FIRST=N: the first N calls of this run fail, like SSM throttling at boot.
+if [[ -n \${FAKE_AWS_FAIL_FIRST:-} ]]; then
+  c=${JSON.stringify(join(binDir, "aws-failures"))}
+  n=$(cat "$c" 2>/dev/null || echo 0)
+  if (( n < FAKE_AWS_FAIL_FIRST )); then
+    echo $(( n + 1 )) > "$c"
+    echo "An error occurred (ThrottlingException) when calling the GetParameter operation: Rate exceeded" >&2
+    exit 255
+  fi
+fi
 [[ $region == ${JSON.stringify(region)} ]] || { echo "fake aws: wrong region '$region'" >&2; exit 253; }
 [[ $decrypt == 1 && $query == Parameter.Value && $output == text ]] || { echo "fake aws: expected --with-decryption --query Parameter.Value --output text" >&2; exit 252; }
 f=${JSON.stringify(store)}/\${name//\\//%2F}

@@ -167,13 +167,14 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         assert.equal(readFileSync(hookLog, "utf8"), `${node.name} ${node.shard} ${cfg.port} 1 test-backups ${imds.region} ${files.dataDir}\n`);
     });
 
-    test("second boot changes nothing and keeps the data", async () => {
+    test("second boot changes nothing and keeps the data (even when SSM throttles at first)", async () => {
         writeFileSync(join(files.dataDir, "marker"), "keep me");
         const uuid = volume.blkid("UUID");
         const except = [paths.logFile, paths.lockFile, hookLog, join(root, "pki"), binDir];
         const before = snapshot(root, except);
-        const r = await reboot();
+        const r = await runScript([paths.script, "--run"], { ...env(), FAKE_AWS_FAIL_FIRST: "1" });
         assert.equal(r.code, 0, r.output);
+        assert.match(r.output, /ssm get-parameter \S+ failed \(attempt 1\): An error occurred \(ThrottlingException\)/);
         assert.match(r.output, /has an ext4 filesystem: keeping it/);
         assert.doesNotMatch(r.output, /creating an ext4|wrote /);
         assert.deepEqual(snapshot(root, except), before);

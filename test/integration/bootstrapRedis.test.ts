@@ -7,6 +7,7 @@ import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync, rmSync } from "node:fs";
 import { connect as netConnect } from "node:net";
+import { connect as tlsConnect, ConnectionOptions } from "node:tls";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { renderAclFile } from "../../components/bootstrap/acl";
@@ -66,6 +67,19 @@ function plainPing(host: string, port: number): Promise<string> {
         sock.on("close", done);
         sock.on("error", done);
         setTimeout(done, 1500);
+    });
+}
+
+/** Whether a TLS handshake (and a first read) with these options succeeds within 2 s. */
+function tlsHandshake(opts: ConnectionOptions): Promise<"ok" | string> {
+    return new Promise((resolve) => {
+        const sock = tlsConnect({ host: "127.0.0.1", ...opts });
+        const done = (r: string) => { sock.destroy(); resolve(r); };
+        // TLS 1.3 reports a refused client certificate only after the handshake, on the first read.
+        sock.on("secureConnect", () => setTimeout(() => done("ok"), 300));
+        sock.on("error", (e) => done(e.message));
+        sock.on("close", () => done("closed"));
+        setTimeout(() => done("timeout"), 2000);
     });
 }
 
@@ -177,6 +191,16 @@ for (const stack of testStacks()) {
                 });
             });
         });
+
+        if (cfg.tls) {
+            test("the cluster bus only accepts peers presenting a certificate of the cluster's CA", async () => {
+                const bus = pair[0].port + 10000;
+                assert.notEqual(await tlsHandshake({ port: bus, ca: pki.ca }), "ok", "bus accepted a TLS peer without a client certificate");
+                assert.equal(await tlsHandshake({ port: bus, ca: pki.ca, cert: pki.cert, key: pki.key }), "ok");
+                // Client port: tls-auth-clients optional, the ACL password authenticates.
+                assert.equal(await tlsHandshake({ port: pair[0].port, ca: pki.ca }), "ok");
+            });
+        }
 
         test("the application user's password works over the client port only as configured (TLS on: TLS only)", async () => {
             const reply = await plainPing("127.0.0.1", pair[0].port);

@@ -56,6 +56,22 @@ export function hasAddSlotsRange(version: string | undefined): boolean {
     return parseVersion(version)[0] >= 7;
 }
 
+/**
+ * The commands that assign `ranges` on a node of `version`: CLUSTER ADDSLOTSRANGE
+ * (7.0+, up to 1000 ranges per command) or CLUSTER ADDSLOTS in batches of 2000 slots
+ * (6.2), meant to be pipelined.
+ */
+export function slotCommands(ranges: SlotRange[], version: string | undefined): (string | number)[][] {
+    const out: (string | number)[][] = [];
+    if (hasAddSlotsRange(version)) {
+        for (let i = 0; i < ranges.length; i += 1000) out.push(["CLUSTER", "ADDSLOTSRANGE", ...ranges.slice(i, i + 1000).flatMap((r) => [r.start, r.end])]);
+    } else {
+        const slots = fromRanges(ranges);
+        for (let i = 0; i < slots.length; i += 2000) out.push(["CLUSTER", "ADDSLOTS", ...slots.slice(i, i + 2000)]);
+    }
+    return out;
+}
+
 /** Reads every node in parallel with one pipeline each; unreachable nodes are recorded, not thrown. */
 export async function probeNodes(pool: NodePool, topology: Topology): Promise<NodeProbe[]> {
     return Promise.all(topology.nodes.map(async (node): Promise<NodeProbe> => {
@@ -367,16 +383,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
             const c = await pool.get(key);
             const p = c.pipeline();
             if (work.epoch !== undefined) p.call("CLUSTER", "SET-CONFIG-EPOCH", work.epoch);
-            if (work.ranges?.length) {
-                if (hasAddSlotsRange(versions.get(key))) {
-                    for (let i = 0; i < work.ranges.length; i += 1000) {
-                        p.call("CLUSTER", "ADDSLOTSRANGE", ...work.ranges.slice(i, i + 1000).flatMap((r) => [r.start, r.end]));
-                    }
-                } else {
-                    const slots = fromRanges(work.ranges);
-                    for (let i = 0; i < slots.length; i += 2000) p.call("CLUSTER", "ADDSLOTS", ...slots.slice(i, i + 2000));
-                }
-            }
+            for (const cmd of slotCommands(work.ranges ?? [], versions.get(key))) p.call(cmd[0] as string, ...cmd.slice(1));
             for (const [err] of (await p.exec())!) if (err) throw err;
         } catch (e) {
             throw new StepError({

@@ -10,7 +10,7 @@ import { startServers, startServer, stopAll, freePortPair, TestServer } from "..
 import { Topology, TopologyNode, nodeName } from "../../components/topology";
 import { zoneOf } from "../../components/plan/placement";
 import { NodePool } from "../../scripts/redis/pool";
-import { formCluster, FormOptions } from "../../scripts/redis/form";
+import { formCluster, FormOptions, slotCommands } from "../../scripts/redis/form";
 import { checkFormation } from "../../scripts/redis/health";
 import { parseClusterNodes, formatRanges } from "../../scripts/redis/clusterNodes";
 import { parseInfo, waitUntil } from "../../scripts/redis/clusterView";
@@ -89,6 +89,8 @@ test("create forms 3 masters + 3 replicas from empty nodes, off their masters' z
         const azOf = (x: TestServer) => t.nodes.find((n) => n.port === x.port)!.az;
         assert.notEqual(azOf(s[shard]), azOf(s[shard + 3]), `shard ${shard}: replica in its master's zone`);
     }
+    // The diskless-sync delay create shortened for the first sync is back.
+    for (let i = 0; i < 3; i++) assert.deepEqual(await p.call(`${s[i].host}:${s[i].port}`, "CONFIG", "GET", "repl-diskless-sync-delay"), ["repl-diskless-sync-delay", "5"]);
     // Distinct config epochs on the masters.
     const epochs = [0, 1, 2].map((i) => view.self(`${s[i].host}:${s[i].port}`)!.configEpoch);
     assert.equal(new Set(epochs).size, 3);
@@ -108,8 +110,11 @@ test("create resumes a run cut off half-way (slots on some masters, some MEETs) 
     const k = (i: number) => `${s[i].host}:${s[i].port}`;
     // By hand, as a run that died: shard 0's master got its slots and half of shard 1's range,
     // shard 0's replica and shard 2's master met shard 0's master. Nothing else.
-    await p.call(k(0), "CLUSTER", "ADDSLOTSRANGE", 0, 5461);
-    await p.call(k(1), "CLUSTER", "ADDSLOTSRANGE", 5462, 8000);
+    // Shard 1's half as a Redis 6.2 node gets it (pipelined ADDSLOTS), the rest as on 7.x.
+    for (const cmd of slotCommands([{ start: 0, end: 5461 }], "7.0.15")) await p.call(k(0), ...(cmd as [string, ...(string | number)[]]));
+    const legacy = slotCommands([{ start: 5462, end: 8000 }], "6.2.14");
+    assert.deepEqual(legacy.map((c) => `${c[1]} ${c.length - 2}`), ["ADDSLOTS 2000", "ADDSLOTS 539"]);
+    for (const cmd of legacy) await p.call(k(1), ...(cmd as [string, ...(string | number)[]]));
     await p.call(k(3), "CLUSTER", "MEET", s[0].host, s[0].port);
     await p.call(k(2), "CLUSTER", "MEET", s[0].host, s[0].port);
     const dry = await formCluster(p, t, opts({ dryRun: true }));

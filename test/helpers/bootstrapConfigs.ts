@@ -52,7 +52,7 @@ export function testStacks(): TestStack[] {
     return stacks;
 }
 
-/** A test CA and one certificate signed by it (EC P-256), valid for server and client use on 127.0.0.1. */
+/** A test CA and one certificate signed by it (EC P-256), valid for server and client use, named like the stack's. */
 export interface TestPki {
     dir: string;
     caFile: string;
@@ -64,11 +64,12 @@ export interface TestPki {
 }
 
 /**
- * Like the stack's @pulumi/tls material: one CA, one cluster certificate with
- * extendedKeyUsage serverAuth + clientAuth (nodes present it to each other on
- * the cluster bus and for replication).
+ * Like the stack's @pulumi/tls material (components/secrets.ts): one CA, one
+ * cluster certificate with extendedKeyUsage serverAuth + clientAuth (nodes
+ * present it to each other on the cluster bus and for replication) whose only
+ * name is the cluster name, no IP: clients verify it with `servername`.
  */
-export function makeTestPki(dir = mkdtempSync(join(tmpdir(), "rct-pki-"))): TestPki {
+export function makeTestPki(dnsName: string, dir = mkdtempSync(join(tmpdir(), "rct-pki-"))): TestPki {
     mkdirSync(dir, { recursive: true });
     const run = (args: string[]) => {
         const r = spawnSync("openssl", args, { cwd: dir, encoding: "utf8" });
@@ -78,7 +79,7 @@ export function makeTestPki(dir = mkdtempSync(join(tmpdir(), "rct-pki-"))): Test
         "basicConstraints=CA:FALSE",
         "keyUsage=digitalSignature,keyEncipherment",
         "extendedKeyUsage=serverAuth,clientAuth",
-        "subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost",
+        `subjectAltName=DNS:${dnsName}`,
     ].join("\n") + "\n");
     run(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=redis-cluster test CA"]);
     run(["req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", "redis.key", "-out", "redis.csr", "-subj", "/CN=redis-cluster node"]);

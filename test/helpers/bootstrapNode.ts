@@ -78,7 +78,8 @@ export class LoopDevice {
 
 /** An IMDSv2 endpoint: PUT /latest/api/token, then GETs with the token header (401 without, like an instance requiring IMDSv2). */
 export class FakeImds {
-    userData = "";
+    /** Served as is: a string, or bytes (gzip-compressed user data). */
+    userData: string | Buffer = "";
     region = "eu-central-1";
     instanceId = "i-0123456789abcdef0";
     readonly requests: string[] = [];
@@ -95,13 +96,13 @@ export class FakeImds {
                 return;
             }
             if (req.method !== "GET" || req.headers["x-aws-ec2-metadata-token"] !== this.token) { res.writeHead(401); res.end(); return; }
-            const body: Record<string, string> = {
+            const body: Record<string, string | Buffer> = {
                 "/latest/meta-data/placement/region": this.region,
                 "/latest/meta-data/instance-id": this.instanceId,
                 "/latest/user-data": this.userData,
             };
             const v = body[req.url ?? ""];
-            if (v === undefined || v === "") { res.writeHead(404); res.end(); return; }
+            if (v === undefined || v.length === 0) { res.writeHead(404); res.end(); return; }
             res.end(v);
         });
         await new Promise<void>((r) => this.server!.listen(0, "127.0.0.1", () => r()));

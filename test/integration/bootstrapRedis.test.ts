@@ -23,12 +23,14 @@ const PASSWORDS = {
     replicationPassword: 'repl"pw\\x41-1',
 };
 const engineVersion = redisServerVersion().join(".");
+/** The name in the test certificate; clients verify the server against it (`servername`), as with the stack's certificate. */
+const CERT_NAME = "redis-cluster-test";
 
 let pki: TestPki;
 const servers: TestServer[] = [];
 
 before(() => {
-    pki = makeTestPki();
+    pki = makeTestPki(CERT_NAME);
 });
 after(async () => {
     await stopAll(servers);
@@ -40,7 +42,7 @@ function client(s: TestServer, tlsOn: boolean, user?: keyof typeof ACL_USERS): R
     const password = user === "admin" ? PASSWORDS.adminPassword : user === "app" ? PASSWORDS.appPassword : user === "replication" ? PASSWORDS.replicationPassword : undefined;
     const c = new Redis({
         host: s.host, port: s.port, username: user ? ACL_USERS[user] : undefined, password,
-        tls: tlsOn ? { ca: pki.ca } : undefined,
+        tls: tlsOn ? { ca: pki.ca, servername: CERT_NAME } : undefined,
         lazyConnect: true, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null, enableReadyCheck: false,
     });
     c.on("error", () => undefined);
@@ -73,7 +75,7 @@ function plainPing(host: string, port: number): Promise<string> {
 /** Whether a TLS handshake (and a first read) with these options succeeds within 2 s. */
 function tlsHandshake(opts: ConnectionOptions): Promise<"ok" | string> {
     return new Promise((resolve) => {
-        const sock = tlsConnect({ host: "127.0.0.1", ...opts });
+        const sock = tlsConnect({ host: "127.0.0.1", servername: CERT_NAME, ...opts });
         const done = (r: string) => { sock.destroy(); resolve(r); };
         // TLS 1.3 reports a refused client certificate only after the handshake, on the first read.
         sock.on("secureConnect", () => setTimeout(() => done("ok"), 300));
@@ -87,7 +89,7 @@ for (const stack of testStacks()) {
     const cfg = stack.config;
     describe(`rendered redis.conf + ACL of stack ${stack.name} (tls ${cfg.tls ? "on" : "off"}) on redis-server ${engineVersion}`, () => {
         const pair: TestServer[] = [];
-        const tlsAuth = () => (cfg.tls ? { ca: pki.ca } : undefined);
+        const tlsAuth = () => (cfg.tls ? { ca: pki.ca, servername: CERT_NAME } : undefined);
 
         before(async () => {
             for (let i = 0; i < 2; i++) {

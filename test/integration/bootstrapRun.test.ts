@@ -14,7 +14,7 @@ import { renderAclFile } from "../../components/bootstrap/acl";
 import { ACL_USERS, ssmParameterNames, UserDataInput } from "../../components/bootstrap/contract";
 import { ENGINE_FACTS, nodeFiles } from "../../components/bootstrap/engine";
 import { renderRedisConf } from "../../components/bootstrap/redisConf";
-import { renderUserData } from "../../components/bootstrap/userData";
+import { gzipUserData, renderUserData } from "../../components/bootstrap/userData";
 import { planNodes } from "../../components/plan/placement";
 import { freePortPair, redisServerBinary, redisServerVersion, waitForPing } from "../helpers/redisServers";
 import { makeTestPki, maxmemoryForThisMachine, TestPki, testStacks } from "../helpers/bootstrapConfigs";
@@ -98,7 +98,7 @@ before(async () => {
     makeSkeleton(root);
     port = await freePortPair();
     cfg = { ...stack.config, port };
-    pki = makeTestPki(join(root, "pki"));
+    pki = makeTestPki(stack.config.clusterName, join(root, "pki"));
     mkdirSync(binDir, { recursive: true });
     // The engine binary under its AL2023 name: this machine's redis-server.
     symlinkSync(redisServerBinary(), join(binDir, facts.serverBin));
@@ -186,7 +186,7 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
     test("the redis.conf the node wrote starts redis-server in cluster mode, TLS only, data on the volume", async () => {
         // As the engine's user, like the unit's User=: it must read conf, ACL and key through the group, and write the volume.
         server = spawn("setpriv", [`--reuid=${SERVICE_USER}`, `--regid=${SERVICE_GROUP}`, "--init-groups", "--", redisServerBinary(), files.redisConf], { stdio: "ignore" });
-        const tls = { ca: pki.ca };
+        const tls = { ca: pki.ca, servername: cfg.clusterName };
         try {
             await waitForPing("127.0.0.1", port, { user: ACL_USERS.admin, password: PASSWORDS.adminPassword, tls }, 10_000, server);
             const c = new Redis({ host: "127.0.0.1", port, username: ACL_USERS.app, password: PASSWORDS.appPassword, tls, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
@@ -248,10 +248,11 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         }
     });
 
-    test("user data changed by a stop/start is installed and run at boot", async () => {
+    test("user data changed by a stop/start (gzip-compressed) is installed and run at boot", async () => {
         const runsBefore = hookRuns();
         const newUd = renderUserData(input({ hooks: [...input().hooks!, { name: "60-new", script: `#!/bin/bash\necho new >> ${hookLog}\n` }] }));
-        imds.userData = newUd;
+        // As the instance would serve it with userDataBase64 = gzipUserData(...).
+        imds.userData = Buffer.from(gzipUserData(newUd), "base64");
         const r = await reboot();
         assert.equal(r.code, 0, r.output);
         assert.match(r.output, /user data changed since this script was installed/);

@@ -2,13 +2,12 @@
  * `create`: form the cluster from the topology's nodes (see scripts/redis/form.ts).
  * Idempotent and resumable; --dry-run prints the plan; --json prints NDJSON events.
  */
-import { existsSync } from "node:fs";
-import { join } from "node:path";
 import { CommandContext, CommonOptions } from "../cli";
 import { openPool, resolveTarget } from "../inventory";
 import { formCluster, FormResult } from "../redis/form";
 import { NodePool } from "../redis/pool";
 import { ClusterView } from "../redis/clusterView";
+import { fixOpenSlots } from "../redis/openSlots";
 import { keyOf } from "../plan/topology";
 import { Topology } from "../../components/topology";
 
@@ -20,19 +19,13 @@ export interface CreateOptions extends CommonOptions {
 }
 
 /**
- * Finishes or rolls back slots an interrupted move left open, before anything else
- * (scripts/redis/openSlots.ts, owned by the resharding commands). Loaded only when
- * present so create does not depend on that module being there.
+ * Finishes or rolls back slots an interrupted move left open (scripts/redis/openSlots.ts),
+ * before anything else, as every command of the tool does.
  */
-async function fixOpenSlotsIfAvailable(pool: NodePool, topology: Topology, ctx: CommandContext, resumeHint: string): Promise<void> {
-    const here = join(__dirname, "..", "redis");
-    if (!existsSync(join(here, "openSlots.ts")) && !existsSync(join(here, "openSlots.js"))) return;
-    type Fix = (pool: NodePool, view: ClusterView, ctx: CommandContext, opts: { op?: string; resumeHint?: string }) => Promise<unknown[]>;
-    const mod = (await import(join(here, "openSlots"))) as { fixOpenSlots?: Fix };
-    if (typeof mod.fixOpenSlots !== "function") return;
+async function fixOpenSlotsFirst(pool: NodePool, topology: Topology, ctx: CommandContext, resumeHint: string): Promise<void> {
     const view = await ClusterView.read(pool, topology.nodes.map(keyOf));
     if (view.openSlots().length === 0) return;
-    await mod.fixOpenSlots(pool, view, ctx, { op: "create", resumeHint });
+    await fixOpenSlots(pool, view, ctx, { op: "create", resumeHint });
 }
 
 export async function run(opts: CreateOptions, ctx: CommandContext): Promise<number> {
@@ -41,7 +34,7 @@ export async function run(opts: CreateOptions, ctx: CommandContext): Promise<num
     try {
         const again = `npm run cluster -- create ${opts.stack ? `--stack ${opts.stack}` : `--topology ${opts.topology}`}`;
         const resumeHint = `run the same create command again (${again}): it reads the live state and does only the missing steps`;
-        if (!opts.dryRun) await fixOpenSlotsIfAvailable(pool, target.topology, ctx, resumeHint);
+        if (!opts.dryRun) await fixOpenSlotsFirst(pool, target.topology, ctx, resumeHint);
         const r: FormResult = await formCluster(pool, target.topology, {
             force: opts.force,
             dryRun: opts.dryRun,

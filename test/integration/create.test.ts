@@ -17,6 +17,10 @@ import { parseInfo, waitUntil } from "../../scripts/redis/clusterView";
 import { createOutput } from "../../scripts/output";
 import { RefusedError, StepError } from "../../scripts/errors";
 import { PassThrough } from "node:stream";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { run as createCommand } from "../../scripts/commands/create";
 
 const NODE_TIMEOUT = 1000;
 const started: TestServer[] = [];
@@ -101,6 +105,25 @@ test("create forms 3 masters + 3 replicas from empty nodes, off their masters' z
     assert.equal(again.alreadyFormed, true);
     assert.match(stderr(), /cluster already formed: 6 nodes.*nothing to do/);
     assert.deepEqual(await snapshot(p, t), before);
+
+    // A move cut off earlier left slot 100 MIGRATING on shard 0's master: the create
+    // command first closes it (openSlots.ts: nothing moved yet, so it rolls back).
+    const k0 = `${s[0].host}:${s[0].port}`;
+    await p.call(k0, "CLUSTER", "SETSLOT", 100, "MIGRATING", view.self(`${s[1].host}:${s[1].port}`)!.id);
+    const dir = mkdtempSync(join(tmpdir(), "rct-create-"));
+    try {
+        writeFileSync(join(dir, "topology.json"), JSON.stringify(t));
+        const o = quietOut();
+        const code = await createCommand({ topology: join(dir, "topology.json"), connectTimeout: 1000, timeout: 10000 }, { out: o.out, signal: new AbortController().signal });
+        assert.equal(code, 0);
+        assert.match(o.stderr(), /open slot/);
+        const after = await checkFormation(p, { keys: t.nodes.map((n) => `${n.host}:${n.port}`), replicas: 3 });
+        assert.deepEqual(after.problems, []);
+        assert.deepEqual(after.view.openSlots(), []);
+        assert.equal(formatRanges(after.view.self(k0)!.slots), "0-5461");
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
 });
 
 test("create resumes a run cut off half-way (slots on some masters, some MEETs) and a run interrupted by a signal", async () => {

@@ -186,6 +186,12 @@ export function localTopology(config: StackConfig, ports: number[]): Topology {
 
 const password = () => randomBytes(24).toString("base64url");
 
+/** A path relative to the working directory when it is below it, else absolute. */
+function rel(p: string): string {
+    const r = relative(process.cwd(), p);
+    return r && !r.startsWith("..") ? r : p;
+}
+
 function writeSecret(path: string, text: string): void {
     writeFileSync(path, text, { mode: 0o600 });
     chmodSync(path, 0o600); // an existing file keeps its mode on write
@@ -296,7 +302,7 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
                 logFile: p.log, daemonize: true, pidFile: p.pid, engineVersion: bin.version,
             }));
         }
-        out.info(`local cluster "${config.clusterName}" from ${relative(process.cwd(), file) || file}: ${config.shards} shards × (1 + ${config.replicasPerShard}) = ${count} nodes, ${bin.server} ${bin.version}, state in ${relative(process.cwd(), dir) || dir}`);
+        out.info(`local cluster "${config.clusterName}" from ${rel(file)}: ${config.shards} shards × (1 + ${config.replicasPerShard}) = ${count} nodes, ${bin.server} ${bin.version}, state in ${rel(dir)}`);
     } else {
         try {
             topology = validateTopology(JSON.parse(readFileSync(topologyFile, "utf8")), topologyFile);
@@ -341,10 +347,6 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
         }
         const report = evaluateStatus(await collectStatus(pool, { ...topology }));
         const alreadyRunning = already && started.length === 0;
-        const rel = (p: string) => {
-            const r = relative(process.cwd(), p);
-            return r && !r.startsWith("..") ? r : p;
-        };
         const connect = `redis-cli -c -p ${topology.nodes[0].port} --user ${creds.user} --askpass`;
         if (out.json) {
             out.result({ alreadyRunning, healthy: report.healthy, topologyFile, credentialsFile, connect, status: report }, "");

@@ -1,7 +1,8 @@
 /**
  * The Pulumi program: config -> environment lookups -> RedisCluster -> the
  * outputs the operations tool reads (`topology`, `loadBalancerDnsName`,
- * `backupBucketName`, `adminCredentials`, and `tlsCaCertificate` with TLS).
+ * `backupBucketName`, `adminCredentials`, `nodeSettings` for `reconfigure`,
+ * and `tlsCaCertificate` with TLS).
  */
 import * as pulumi from "@pulumi/pulumi";
 import { ConfigError } from "./components/config";

@@ -1,7 +1,9 @@
 import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
 import type { StackConfig } from "./config";
 import type { UserDataInput } from "./bootstrap/contract";
-import { ACL_USERS } from "./bootstrap/contract";
+import { ACL_USERS, ssmParameterNames } from "./bootstrap/contract";
+import { DesiredNodeSettings, desiredNodeSettingsOf, nodeSettingsOf, renderNodeSettings } from "./bootstrap/nodeSettings";
 import type { Topology } from "./topology";
 import type { Environment } from "./environment";
 import { planNodes } from "./plan/placement";
@@ -15,7 +17,7 @@ import { NodeRole } from "./nodeRole";
 import { RedisNodes } from "./redisNodes";
 import { LoadBalancer } from "./loadBalancer";
 import { Alarms } from "./alarms";
-import { childName, nodeResourceName } from "./naming";
+import { childName, nodeResourceName, tags } from "./naming";
 
 export interface RedisClusterArgs {
     config: StackConfig;
@@ -33,6 +35,12 @@ export interface ClusterOutputs {
     backupBucketName: pulumi.Output<string>;
     adminCredentials: pulumi.Output<{ user: string; password: string }>;
     tlsCaCertificate?: pulumi.Output<string>;
+    /**
+     * The cluster-wide node settings as plain values (what the SSM node-settings parameter
+     * holds, plus port/tls/engine to compare): `reconfigure --stack` applies them to the
+     * running nodes one at a time.
+     */
+    nodeSettings: pulumi.Output<DesiredNodeSettings>;
     vpcId: pulumi.Output<string>;
     privateSubnetIds: pulumi.Output<string[]>;
     nodeSecurityGroupId: pulumi.Output<string>;
@@ -94,6 +102,22 @@ export class RedisCluster extends pulumi.ComponentResource {
             backupBucketArn: bucket.arn,
         }, parent);
 
+        // Cluster-wide settings (maxmemory share, policy, timeouts, min-replicas) live in one SSM
+        // parameter the nodes read at every boot, not in their user data: changing one updates
+        // this parameter only, never an instance (see bootstrap/nodeSettings.ts); `reconfigure`
+        // applies it to running nodes one at a time.
+        const nodeSettingsName = ssmParameterNames(cfg.clusterName).nodeSettings;
+        const nodeSettingsParam = new aws.ssm.Parameter(childName(name, "node-settings"), {
+            name: nodeSettingsName,
+            type: "String",
+            // A few hundred bytes: Standard (free, up to 4 KB); renderNodeSettings refuses more.
+            tier: "Standard",
+            // Not a secret: `insecureValue` lets `pulumi preview` show the settings diff in clear.
+            insecureValue: renderNodeSettings(nodeSettingsOf(cfg)),
+            description: "Cluster-wide redis.conf settings every node renders at boot (KEY=VALUE)",
+            tags: tags(cfg.clusterName, nodeSettingsName),
+        }, parent);
+
         const plans = planNodes(cfg);
         const nodes = new RedisNodes(childName(name, "nodes"), {
             config: cfg,
@@ -109,7 +133,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             backupBucketName: bucket.bucketName,
             renderUserData: args.renderUserData,
             namePrefix: name,
-        }, { parent: this, dependsOn: secrets.parameters });
+        }, { parent: this, dependsOn: [...secrets.parameters, nodeSettingsParam] });
 
         const lb = new LoadBalancer(childName(name, "lb"), {
             clusterName: cfg.clusterName,
@@ -142,6 +166,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             backupBucketName: bucket.bucketName,
             adminCredentials: pulumi.secret(secrets.adminPassword.apply((password) => ({ user: ACL_USERS.admin, password }))),
             ...(secrets.caCertPem ? { tlsCaCertificate: secrets.caCertPem } : {}),
+            nodeSettings: pulumi.output(desiredNodeSettingsOf(cfg, { parameterName: nodeSettingsName })),
             vpcId: network.vpcId,
             privateSubnetIds: pulumi.all(network.subnetIds),
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,

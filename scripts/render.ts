@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 /**
- * `npm run render -- --stack NAME --node N [--part user-data|redis.conf|acl] [--engine-version V]`
+ * `npm run render -- --stack NAME --node N [--part user-data|redis.conf|acl|node-settings] [--engine-version V]`
  *
  * Prints what node N of a committed stack config (Pulumi.<stack>.yaml) gets,
- * without the Pulumi CLI or AWS: the user data as the instance receives it, or
- * the redis.conf / ACL file it writes at boot. Secrets and values known only
+ * without the Pulumi CLI or AWS: the user data as the instance receives it,
+ * the redis.conf / ACL file it writes at boot, or the node-settings document
+ * the stack writes to SSM (the same for every node). Secrets and values known only
  * after deploy (zone names, volume ids) are shown as <placeholders>; the
  * private IP comes from the placement plan. Review a change before `pulumi up`
  * with: diff <(git show HEAD:Pulumi.prod.yaml ...) or simply render before and
@@ -21,10 +22,11 @@ import { userDataInputFor } from "../components/bootstrap/nodeInput";
 import { redisConfTemplate } from "../components/bootstrap/redisConf";
 import { fillTokens, parseEngineVersion, resolveVersionGates } from "../components/bootstrap/template";
 import { renderUserData } from "../components/bootstrap/userData";
+import { DIRECTIVE_SETTINGS, nodeSettingsOf, renderNodeSettings } from "../components/bootstrap/nodeSettings";
 import { NodePlan, planNodes } from "../components/plan/placement";
 import { exitCodeFor, isExpected, UsageError } from "./errors";
 
-export const PARTS = ["user-data", "redis.conf", "acl"] as const;
+export const PARTS = ["user-data", "redis.conf", "acl", "node-settings"] as const;
 export type Part = (typeof PARTS)[number];
 
 export interface RenderOptions {
@@ -62,6 +64,8 @@ export function render(opts: RenderOptions): string {
         backupBucket: "<backup bucket>",
     });
     if (opts.part === "user-data") return renderUserData(input);
+    // The same document for every node: what `pulumi up` writes to the SSM node-settings parameter.
+    if (opts.part === "node-settings") return renderNodeSettings(nodeSettingsOf(cfg));
 
     const facts = ENGINE_FACTS[cfg.engine];
     const version = opts.engineVersion ?? facts.typicalVersion;
@@ -84,8 +88,11 @@ export function render(opts: RenderOptions): string {
         config: input.config, announceIp: plan.privateIp, bindAddresses: [plan.privateIp, "127.0.0.1"], port: cfg.port,
         dataDir: files.dataDir, aclFile: files.aclFile, tls: cfg.tls ? files.tls : undefined,
     });
+    const settings = nodeSettingsOf(cfg);
     return header + fillTokens(resolveVersionGates(conf, version), {
         maxmemoryBytes: `<${cfg.maxmemoryPercent}% of MemTotal in bytes>`,
+        // The values the stack writes to SSM (node-settings) and the node reads at boot.
+        ...Object.fromEntries(DIRECTIVE_SETTINGS.map((d) => [d.token, String(settings[d.key])])),
         masterauth: `<SSM ${ssm.replicationPassword}, the ${ACL_USERS.replication} user's password>`,
     });
 }

@@ -79,6 +79,27 @@ conf_quote() {
 
 sha256() { printf '%s' "$1" | sha256sum | cut -d' ' -f1; }
 
+# fill_node_settings TEMPLATE DOCUMENT: fills the cluster-wide settings and maxmemory into the
+# redis.conf template (the masterauth is left to the caller). DOCUMENT is the SSM node-settings
+# parameter (nodeSettings.ts): KEY=VALUE lines, KEY a template token without its @@
+# (MAXMEMORY_POLICY ...), or MAXMEMORY_PERCENT: the share of MemTotal that becomes
+# @@MAXMEMORY_BYTES@@. Only plain-word values are used (anything else, comments included, is
+# skipped), so the order of substitution does not matter and fillTokens in template.ts gives
+# the same text. A key the template lacks is ignored (a newer stack); a token left unfilled
+# (a missing or invalid value) stops the bootstrap before redis.conf is written.
+fill_node_settings() {
+  local conf=$1 line k v kb
+  kb=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
+  while IFS= read -r line; do
+    [[ $line =~ ^([A-Z][A-Z0-9_]*)=([A-Za-z0-9._-]+)$ ]] || continue
+    k=${BASH_REMATCH[1]} v=${BASH_REMATCH[2]}
+    [[ $k$v =~ ^MAXMEMORY_PERCENT[1-9][0-9]?$ ]] && k=MAXMEMORY_BYTES v=$(( kb * 1024 * v / 100 ))
+    conf=${conf//"@@$k@@"/"$v"}
+  done <<<"$2"
+  [[ ${conf//@@MASTERAUTH@@/} =~ @@([A-Z_]+)@@ ]] && die "$SSM_NODE_SETTINGS has no valid ${BASH_REMATCH[1]/BYTES/PERCENT}"
+  printf '%s' "$conf"
+}
+
 imds_token() {
   curl -fsS --retry 10 --retry-connrefused --retry-delay 1 --max-time 5 -X PUT \
     -H 'X-aws-ec2-metadata-token-ttl-seconds: 3600' "$IMDS/latest/api/token"
@@ -245,10 +266,12 @@ run() {
   chmod 0750 "$DATA_DIR"
 
   # Secrets: read at every boot, never in the user data.
-  local admin_pw app_pw repl_pw conf acl kb maxmem
+  local admin_pw app_pw repl_pw settings conf acl
   admin_pw=$(ssm "$SSM_ADMIN_PASSWORD")
   app_pw=$(ssm "$SSM_APP_PASSWORD")
   repl_pw=$(ssm "$SSM_REPLICATION_PASSWORD")
+  # Cluster-wide settings (maxmemory share, policy, timeouts): read at every boot, never in the user data.
+  settings=$(ssm "$SSM_NODE_SETTINGS")
   # The engine's user reads its configuration through the group.
   install -d -m 0750 -o root -g "$group" "$CONF_DIR" "$(dirname "$TLS_CA_FILE")"
   if [[ $TLS == 1 ]]; then
@@ -267,10 +290,8 @@ run() {
   acl=${acl//"@@REPLICATION_PASSWORD_SHA256@@"/"$(sha256 "$repl_pw")"}
   printf '%s\n' "$acl" | write_file "$ACL_FILE" 0640 "root:$group"
 
-  kb=$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo)
-  maxmem=$(( kb * 1024 * MAXMEMORY_PERCENT / 100 ))
   conf=$(tpl_redis_conf | render_template "$version")
-  conf=${conf//"@@MAXMEMORY_BYTES@@"/"$maxmem"}
+  conf=$(fill_node_settings "$conf" "$settings")
   conf=${conf//"@@MASTERAUTH@@"/"$(conf_quote "$repl_pw")"}
   printf '%s\n' "$conf" | write_file "$REDIS_CONF" 0640 "root:$group"
 

@@ -15,7 +15,7 @@ export const ACL_USERS = {
     replication: "replicator",
 } as const;
 
-/** SSM Parameter Store prefix of a cluster's secrets. */
+/** SSM Parameter Store prefix of a cluster's secrets and node settings. */
 export function ssmPrefix(clusterName: string): string {
     return `/redis-cluster/${clusterName}`;
 }
@@ -36,6 +36,12 @@ export function ssmParameterNames(clusterName: string) {
         tlsCert: `${p}/tls/cert`,
         /** SecureString: PEM private key of that certificate (when tls) */
         tlsKey: `${p}/tls/key`,
+        /**
+         * String (Standard tier): the cluster-wide settings every node renders redis.conf from
+         * at boot, as KEY=VALUE lines (nodeSettings.ts). Kept out of the user data, so changing
+         * one never stops and starts the instances.
+         */
+        nodeSettings: `${p}/config/node-settings`,
     };
 }
 

@@ -2,14 +2,16 @@
  * redis.conf of a cluster node: one renderer for the AWS bootstrap, local mode
  * and the tests.
  *
- * `redisConfTemplate` leaves the two values only a node knows at boot as
- * tokens (maxmemory, the replication password) and marks directives an older
- * engine lacks with a version gate; `renderRedisConf` resolves both the way the
- * boot script does (see template.ts). No `@pulumi/*` import.
+ * `redisConfTemplate` leaves as tokens what a node learns at boot (maxmemory,
+ * the replication password, and the cluster-wide settings it reads from the
+ * SSM node-settings parameter) and marks directives an older engine lacks with
+ * a version gate; `renderRedisConf` resolves both the way the boot script does
+ * (see template.ts), the settings from `config`. No `@pulumi/*` import.
  */
 import type { RedisConfInput } from "./contract";
 import { ACL_USERS } from "./contract";
 import { TOKENS, fillTokens, gated, quoteConfValue, resolveVersionGates } from "./template";
+import { DIRECTIVE_SETTINGS, nodeSettingsOf } from "./nodeSettings";
 
 /** Feature level assumed when RedisConfInput.engineVersion is not given. */
 export const NEWEST_ENGINE_VERSION = "7.0";
@@ -33,7 +35,7 @@ export function redisConfTemplate(input: RedisConfTemplateInput): string {
     const add = (...lines: string[]) => L.push(...lines);
 
     add(
-        `# Redis Cluster node of ${c.clusterName}: rendered by components/bootstrap/redisConf.ts, rewritten at every boot`,
+        `# ${c.clusterName} node: rendered by components/bootstrap/redisConf.ts at every boot`,
         `bind ${bind.join(" ")}`,
         // The default user is off (users.acl), so protected mode never has a passwordless user to guard; keep it on anyway.
         `protected-mode yes`,
@@ -84,8 +86,10 @@ export function redisConfTemplate(input: RedisConfTemplateInput): string {
         `auto-aof-rewrite-min-size 64mb`,
         `aof-use-rdb-preamble yes`,
         `aof-load-truncated yes`,
+        // maxmemory and the cluster-wide settings below are tokens: the node fills them at boot from
+        // the SSM node-settings parameter (nodeSettings.ts), so changing them never changes the user data.
         `maxmemory ${TOKENS.maxmemoryBytes}`,
-        `maxmemory-policy ${c.maxmemoryPolicy}`,
+        `maxmemory-policy ${TOKENS.maxmemoryPolicy}`,
         `lazyfree-lazy-eviction yes`,
         `lazyfree-lazy-expire yes`,
         `lazyfree-lazy-server-del yes`,
@@ -94,12 +98,12 @@ export function redisConfTemplate(input: RedisConfTemplateInput): string {
         `replica-read-only yes`,
         `repl-diskless-sync yes`,
         `repl-backlog-size 32mb`,
-        `min-replicas-to-write ${c.minReplicasToWrite}`,
-        `min-replicas-max-lag ${c.minReplicasMaxLagSec}`,
+        `min-replicas-to-write ${TOKENS.minReplicasToWrite}`,
+        `min-replicas-max-lag ${TOKENS.minReplicasMaxLagSec}`,
         `cluster-enabled yes`,
         `cluster-config-file ${path(input.dataDir, "dataDir")}/nodes.conf`,
-        `cluster-node-timeout ${c.clusterNodeTimeoutMs}`,
-        `cluster-replica-validity-factor ${c.clusterReplicaValidityFactor}`,
+        `cluster-node-timeout ${TOKENS.clusterNodeTimeoutMs}`,
+        `cluster-replica-validity-factor ${TOKENS.clusterReplicaValidityFactor}`,
         `cluster-migration-barrier 1`,
         `cluster-allow-replica-migration yes`,
         // A failed shard makes only its own slots unavailable, not the whole cluster.
@@ -118,8 +122,10 @@ export function renderRedisConf(input: RedisConfInput): string {
         throw new Error(`renderRedisConf: maxmemoryBytes must be a whole number of bytes (got ${input.maxmemoryBytes})`);
     }
     const text = resolveVersionGates(redisConfTemplate(input), input.engineVersion ?? NEWEST_ENGINE_VERSION);
+    const settings = nodeSettingsOf(input.config);
     return fillTokens(text, {
         maxmemoryBytes: String(input.maxmemoryBytes),
+        ...Object.fromEntries(DIRECTIVE_SETTINGS.map((d) => [d.token, String(settings[d.key])])),
         masterauth: quoteConfValue(input.replicationPassword, "replicationPassword"),
     });
 }

@@ -7,7 +7,8 @@
  * at boot stays in the text as:
  *
  *  - tokens `@@NAME@@`, filled with values read at boot (the SSM passwords'
- *    SHA-256, maxmemory computed from MemTotal);
+ *    SHA-256, the cluster-wide settings from the SSM node-settings
+ *    parameter, maxmemory computed from MemTotal);
  *  - version gates: a line starting with `@@>=7.0@@` is kept (without the
  *    marker) when the installed engine is 7.0 or newer and dropped otherwise,
  *    because Redis 6.2 refuses to start on a directive it does not know;
@@ -19,9 +20,19 @@
  * byte. No `@pulumi/*` import.
  */
 
-/** Tokens filled on the node at boot. */
+/**
+ * Tokens filled on the node at boot. The cluster-wide settings (maxmemory
+ * policy, timeouts, min-replicas ...) are tokens too: the node reads their
+ * values from the SSM parameter `nodeSettings` (see nodeSettings.ts), so a
+ * settings change never changes the user data.
+ */
 export const TOKENS = {
     maxmemoryBytes: "@@MAXMEMORY_BYTES@@",
+    maxmemoryPolicy: "@@MAXMEMORY_POLICY@@",
+    clusterNodeTimeoutMs: "@@CLUSTER_NODE_TIMEOUT@@",
+    clusterReplicaValidityFactor: "@@CLUSTER_REPLICA_VALIDITY_FACTOR@@",
+    minReplicasToWrite: "@@MIN_REPLICAS_TO_WRITE@@",
+    minReplicasMaxLagSec: "@@MIN_REPLICAS_MAX_LAG@@",
     /** The replication password as a quoted redis.conf value. */
     masterauth: "@@MASTERAUTH@@",
     adminPasswordSha256: "@@ADMIN_PASSWORD_SHA256@@",

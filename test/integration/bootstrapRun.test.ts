@@ -14,6 +14,8 @@ import { renderAclFile } from "../../components/bootstrap/acl";
 import { ACL_USERS, ssmParameterNames, UserDataInput } from "../../components/bootstrap/contract";
 import { ENGINE_FACTS, nodeFiles } from "../../components/bootstrap/engine";
 import { renderRedisConf } from "../../components/bootstrap/redisConf";
+import { nodeSettingsOf, renderNodeSettings } from "../../components/bootstrap/nodeSettings";
+import type { StackConfig } from "../../components/config";
 import { gzipUserData, renderUserData } from "../../components/bootstrap/userData";
 import { planNodes } from "../../components/plan/placement";
 import { freePortPair, redisServerBinary, redisServerVersion, waitForPing } from "../helpers/redisServers";
@@ -85,12 +87,22 @@ function firstBoot() {
 function reboot() {
     return runScript([paths.script, "--run"], env());
 }
-function expectedConf(engineVersion: string): string {
+function expectedConf(engineVersion: string, config = cfg): string {
     return renderRedisConf({
-        config: cfg, announceIp: "127.0.0.1", bindAddresses: ["127.0.0.1", "127.0.0.1"], port, dataDir: files.dataDir, aclFile: files.aclFile,
-        maxmemoryBytes: maxmemoryForThisMachine(cfg.maxmemoryPercent), replicationPassword: PASSWORDS.replicationPassword,
+        config, announceIp: "127.0.0.1", bindAddresses: ["127.0.0.1", "127.0.0.1"], port, dataDir: files.dataDir, aclFile: files.aclFile,
+        maxmemoryBytes: maxmemoryForThisMachine(config.maxmemoryPercent), replicationPassword: PASSWORDS.replicationPassword,
         tls: files.tls, engineVersion,
     });
+}
+/** The fake `aws` serves the secrets and the node-settings document of `config`, as the stack writes them. */
+function serveSsm(config: StackConfig): void {
+    const ssm = ssmParameterNames(cfg.clusterName);
+    writeFakeAws(binDir, {
+        [ssm.adminPassword]: PASSWORDS.adminPassword, [ssm.appPassword]: PASSWORDS.appPassword, [ssm.replicationPassword]: PASSWORDS.replicationPassword,
+        [ssm.tlsCaCert]: pki.ca.trimEnd(), [ssm.tlsCert]: pki.cert.trimEnd(), [ssm.tlsKey]: pki.key.trimEnd(),
+        // `aws ssm get-parameter --output text` prints the value and a newline, whatever the value ends with.
+        [ssm.nodeSettings]: renderNodeSettings(nodeSettingsOf(config)).trimEnd(),
+    }, imds.region);
 }
 const hookRuns = () => (existsSync(hookLog) ? readFileSync(hookLog, "utf8").trim().split("\n").length : 0);
 
@@ -103,11 +115,7 @@ before(async () => {
     // The engine binary under its AL2023 name: this machine's redis-server.
     symlinkSync(redisServerBinary(), join(binDir, facts.serverBin));
     await imds.start();
-    const ssm = ssmParameterNames(cfg.clusterName);
-    writeFakeAws(binDir, {
-        [ssm.adminPassword]: PASSWORDS.adminPassword, [ssm.appPassword]: PASSWORDS.appPassword, [ssm.replicationPassword]: PASSWORDS.replicationPassword,
-        [ssm.tlsCaCert]: pki.ca.trimEnd(), [ssm.tlsCert]: pki.cert.trimEnd(), [ssm.tlsKey]: pki.key.trimEnd(),
-    }, imds.region);
+    serveSsm(cfg);
     volume = new LoopDevice(root, 64);
     volume.linkAsEbs(paths.devDiskById, VOLUME_ID);
     const ud = renderUserData(input());
@@ -170,7 +178,9 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
     test("second boot changes nothing and keeps the data (even when SSM throttles at first)", async () => {
         writeFileSync(join(files.dataDir, "marker"), "keep me");
         const uuid = volume.blkid("UUID");
-        const except = [paths.logFile, paths.lockFile, hookLog, join(root, "pki"), binDir];
+        // The loop device's backing file is written by the kernel whenever it flushes the mounted
+        // filesystem (ext4 commits every 5 s), not by the script: its content is checked below.
+        const except = [paths.logFile, paths.lockFile, hookLog, join(root, "pki"), binDir, volume.image];
         const before = snapshot(root, except);
         const r = await runScript([paths.script, "--run"], { ...env(), FAKE_AWS_FAIL_FIRST: "1" });
         assert.equal(r.code, 0, r.output);
@@ -181,6 +191,27 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         assert.equal(volume.blkid("UUID"), uuid);
         assert.equal(readFileSync(join(files.dataDir, "marker"), "utf8"), "keep me");
         assert.equal(hookRuns(), 2);
+    });
+
+    test("a settings change in SSM reaches redis.conf at the next boot; the user data stays as it is", async () => {
+        const changed: StackConfig = { ...cfg, maxmemoryPercent: 35, maxmemoryPolicy: "allkeys-lru", clusterNodeTimeoutMs: 12000, clusterReplicaValidityFactor: 3, minReplicasToWrite: 0, minReplicasMaxLagSec: 25 };
+        const script = readFileSync(paths.script, "utf8");
+        serveSsm(changed);
+        try {
+            assert.equal(renderUserData(input({ config: changed })), script, "a node setting reached the user data");
+            const r = await reboot();
+            assert.equal(r.code, 0, r.output);
+            assert.doesNotMatch(r.output, /user data changed/);
+            assert.match(r.output, new RegExp(`wrote ${files.redisConf.replace(/[.]/g, "\\.")}`));
+            assert.equal(readFileSync(files.redisConf, "utf8"), expectedConf(ENGINE_VERSION, changed));
+            assert.match(readFileSync(files.redisConf, "utf8"), /^maxmemory-policy allkeys-lru$/m);
+            assert.equal(readFileSync(paths.script, "utf8"), script);
+        } finally {
+            serveSsm(cfg);
+        }
+        const back = await reboot();
+        assert.equal(back.code, 0, back.output);
+        assert.equal(readFileSync(files.redisConf, "utf8"), expectedConf(ENGINE_VERSION));
     });
 
     test("the redis.conf the node wrote starts redis-server in cluster mode, TLS only, data on the volume", async () => {

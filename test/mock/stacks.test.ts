@@ -138,7 +138,7 @@ for (const stack of STACKS) {
         assert.equal(one(r, T.versioning).inputs.versioningConfiguration.status, "Enabled");
         const names = ssmParameterNames(cfg.clusterName);
         const params = new Map(byType(r, T.param).map((p) => [p.inputs.name, p.inputs]));
-        const expected = cfg.tls ? Object.values(names) : [names.adminPassword, names.appPassword, names.replicationPassword];
+        const expected = cfg.tls ? Object.values(names) : [names.adminPassword, names.appPassword, names.replicationPassword, names.nodeSettings];
         assert.deepEqual([...params.keys()].sort(), [...expected].sort());
         for (const name of [names.adminPassword, names.appPassword, names.replicationPassword, ...(cfg.tls ? [names.tlsKey] : [])]) {
             assert.equal(params.get(name)!.type, "SecureString", `${name} not a SecureString`);

@@ -32,6 +32,17 @@ function confInput(cfg = stacks[0].config, extra: Partial<Parameters<typeof rend
         ...extra,
     };
 }
+/** The user data's variables (the NAME=... lines before the templates) as bash evaluates them. */
+function shellVars(ud: string): Map<string, string> {
+    const lines = ud.split("\n");
+    const assigns = lines.slice(0, lines.indexOf("")).filter((l) => /^[A-Z][A-Z0-9_]*=/.test(l));
+    const names = assigns.map((l) => l.slice(0, l.indexOf("=")));
+    const r = spawnSync("bash", ["-c", [...assigns, ...names.map((n) => `printf '%s\\0' "$${n}"`)].join("\n")], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    const values = r.stdout.split("\0");
+    return new Map(names.map((n, i) => [n, values[i]]));
+}
+
 /** Directive -> value ("" when none) of a redis.conf text; throws on a repeated directive. */
 function directives(conf: string): Map<string, string> {
     const m = new Map<string, string>();
@@ -177,7 +188,8 @@ describe("renderUserData", () => {
         assert.match(ud, /^set -euo pipefail$/m);
         assert.match(ud, new RegExp(`^DATA_VOLUME_ID='vol-0abc'$`, "m"));
         assert.match(ud, new RegExp(`^cluster-announce-ip ${plan.privateIp.replace(/\./g, "\\.")}$`, "m"));
-        for (const name of Object.values(ssmParameterNames(s.config.clusterName))) assert.ok(ud.includes(`'${name}'`), name);
+        const values = new Set(shellVars(ud).values());
+        for (const name of Object.values(ssmParameterNames(s.config.clusterName))) assert.ok(values.has(name), `${name} is not a variable of the user data`);
         assert.match(ud, /^masterauth @@MASTERAUTH@@$/m);
         assert.match(ud, /^maxmemory @@MAXMEMORY_BYTES@@$/m);
         assert.match(ud, new RegExp(`^ExecStart=/usr/bin/${ENGINE_FACTS[s.config.engine].serverBin} ${DEFAULT_PATHS.confDir}/redis.conf --supervised systemd --daemonize no$`, "m"));

@@ -134,6 +134,13 @@ export function buildProgram(): Command {
         .argument("<master>", "node name, host:port, or shard number")
         .action(action(() => import("./commands/replicate")));
 
+    targetOptions(program.command("reconfigure"))
+        .description("apply the cluster-wide node settings (maxmemory, policy, timeouts, min-replicas) to running nodes one at a time with CONFIG SET, replicas first")
+        .option("--config <file>", "settings from this Pulumi.<stack>.yaml (default: the stack output nodeSettings, or settings.json beside the topology)")
+        .option("--dry-run", "show per node current → desired values and change nothing")
+        .option("--force", "apply even when a node would be left below its used memory or a master with fewer connected replicas than min-replicas-to-write")
+        .action(action(() => import("./commands/reconfigure")));
+
     targetOptions(program.command("flushall"))
         .description("delete every key on every master (asks for the cluster name)")
         .option("--confirm <clusterName>", "non-interactive confirmation: the cluster name")

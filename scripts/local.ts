@@ -12,10 +12,15 @@
  * by the stack's own placement rule, starts shards × (1 + replicas) daemonized
  * servers, forms the cluster with `create`'s executor, prints `status` and how to
  * connect, and returns. State lives in <state-dir>/<stack>/: one directory per
- * node, topology.json (stack-output shape) and credentials.json (mode 0600),
- * which the cluster tool picks up by itself for that topology.
- * `up` on a running local cluster reports it and changes nothing; stopped nodes
+ * node, topology.json (stack-output shape), credentials.json (mode 0600) and
+ * settings.json, which the cluster tool picks up by itself for that topology.
+ * `up` on a running local cluster reports it and restarts nothing; stopped nodes
  * (after a reboot) are started again with their own files, keeping their identity.
+ * Every `up` renders the node files again from the stack config and writes
+ * settings.json (the desired cluster-wide settings): after a settings change the
+ * files are what a node starts with next, and `npm run cluster -- reconfigure
+ * --topology <state>/topology.json` applies them to the running servers (no
+ * CONFIG REWRITE: the rendered files stay the source, as on AWS).
  * `down` stops every node (SHUTDOWN NOSAVE as admin, then SIGKILL by pid file) and
  * removes the state directory.
  */
@@ -32,6 +37,8 @@ import { zoneOf } from "../components/plan/placement";
 import { renderRedisConf } from "../components/bootstrap/redisConf";
 import { renderAclFile } from "../components/bootstrap/acl";
 import { ACL_USERS } from "../components/bootstrap/contract";
+import { DesiredNodeSettings, maxmemoryBytesFor, nodeSettingsOf } from "../components/bootstrap/nodeSettings";
+import { SETTINGS_FILE } from "./commands/reconfigure";
 import { exitCodeFor, isExpected, UsageError, StepError } from "./errors";
 import { createOutput, fmtDuration, Output } from "./output";
 import { NodePool } from "./redis/pool";
@@ -42,8 +49,13 @@ import { renderStatus } from "./commands/status";
 import { keyOf } from "./plan/topology";
 
 export const REPO_ROOT = resolve(__dirname, "..");
-/** maxmemory of each local node: small, fixed; the AWS bootstrap derives it from the instance's memory. */
-export const LOCAL_MAXMEMORY_BYTES = 256 * 1024 * 1024;
+/**
+ * The memory each local node behaves as if it had: `maxmemoryPercent` of it is
+ * the node's maxmemory (70 % gives about 269 MiB), as on AWS it is the share of
+ * the instance's MemTotal. Every local node shares one machine, so it cannot be
+ * that machine's memory.
+ */
+export const LOCAL_NODE_MEMORY_BYTES = 384 * 1024 * 1024;
 
 export interface LocalOptions {
     stack: string;
@@ -265,6 +277,8 @@ export interface UpResult {
     started: string[];
     healthy: boolean;
     topologyFile: string;
+    /** Running nodes whose redis.conf this run re-rendered (a settings change): `reconfigure` applies it to them. */
+    settingsPending: string[];
 }
 
 export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
@@ -291,17 +305,6 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
         // Written first, so `down` finds everything even if this run stops half-way.
         writeSecret(credentialsFile, JSON.stringify(creds, null, 2) + "\n");
         writeFileSync(topologyFile, JSON.stringify(topology, null, 2) + "\n");
-        const acl = renderAclFile({ adminPassword: creds.password, appPassword: creds.app.password, replicationPassword: creds.replication.password, engineVersion: bin.version });
-        for (const n of topology.nodes) {
-            const p = nodePaths(dir, n.name);
-            mkdirSync(p.nodeDir, { recursive: true, mode: 0o700 });
-            writeSecret(p.acl, acl);
-            writeSecret(p.conf, renderRedisConf({
-                config, announceIp: n.host, bindAddresses: [n.host], port: n.port, dataDir: p.nodeDir, aclFile: p.acl,
-                maxmemoryBytes: LOCAL_MAXMEMORY_BYTES, replicationPassword: creds.replication.password,
-                logFile: p.log, daemonize: true, pidFile: p.pid, engineVersion: bin.version,
-            }));
-        }
         out.info(`local cluster "${config.clusterName}" from ${rel(file)}: ${config.shards} shards × (1 + ${config.replicasPerShard}) = ${count} nodes, ${bin.server} ${bin.version}, state in ${rel(dir)}`);
     } else {
         try {
@@ -316,6 +319,11 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
                 `Scale it with the cluster tool, or start over: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""} && npm run local`);
         }
     }
+
+    // Every run renders the node files from the stack config (what a node starts with next), and
+    // settings.json, which `reconfigure` applies to the running servers; running servers are not restarted.
+    const rerendered = renderNodeFiles(dir, topology, config, creds, bin);
+    writeFileSync(join(dir, SETTINGS_FILE), JSON.stringify(localNodeSettings(config, file), null, 2) + "\n");
 
     const pool = new NodePool({ credentials: { user: creds.user, password: creds.password }, connectTimeoutMs: 1000 });
     try {
@@ -348,12 +356,21 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
         const report = evaluateStatus(await collectStatus(pool, { ...topology }));
         const alreadyRunning = already && started.length === 0;
         const connect = `redis-cli -c -p ${topology.nodes[0].port} --user ${creds.user} --askpass`;
+        // Nodes running since before a settings change keep their values until reconfigure applies them.
+        const pending = fresh ? [] : rerendered.filter((name) => !started.includes(name));
+        const reconfigureHint = `npm run cluster -- reconfigure --topology ${rel(topologyFile)}`;
         if (out.json) {
-            out.result({ alreadyRunning, healthy: report.healthy, topologyFile, credentialsFile, connect, status: report }, "");
+            out.result({ alreadyRunning, healthy: report.healthy, topologyFile, credentialsFile, connect, settingsPending: pending, status: report }, "");
         } else {
             out.result(null, renderStatus(report));
             const lines = [
-                alreadyRunning ? `local cluster already running (${topology.nodes.length} nodes); nothing changed` : `local cluster up in ${fmtDuration(Date.now() - t0)}`,
+                alreadyRunning
+                    ? `local cluster already running (${topology.nodes.length} nodes); ${pending.length ? "no server restarted" : "nothing changed"}`
+                    : `local cluster up in ${fmtDuration(Date.now() - t0)}`,
+                ...(pending.length ? [
+                    `settings:  node settings changed in ${rel(file)}: redis.conf re-rendered for ${pending.length} running node(s), which keep the old values until`,
+                    `           ${reconfigureHint}`,
+                ] : []),
                 `connect:   ${connect}`,
                 `           (password: "password" in ${rel(credentialsFile)}, mode 0600; applications use user "${creds.app.user}", "app.password")`,
                 `tool:      npm run cluster -- status --topology ${rel(topologyFile)}`,
@@ -361,10 +378,49 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
             ];
             process.stdout.write(lines.join("\n") + "\n");
         }
-        return { alreadyRunning, started, healthy: report.healthy, topologyFile };
+        return { alreadyRunning, started, healthy: report.healthy, topologyFile, settingsPending: pending };
     } finally {
         await pool.close();
     }
+}
+
+/** The desired node settings of the local cluster, written as settings.json beside topology.json for `reconfigure`. */
+export function localNodeSettings(config: StackConfig, file: string): DesiredNodeSettings {
+    return {
+        version: 1,
+        settings: nodeSettingsOf(config),
+        // Local mode runs without TLS, on ports of its own choosing, with whatever redis-server is installed.
+        fixed: { tls: false },
+        nodeMemoryBytes: LOCAL_NODE_MEMORY_BYTES,
+        source: rel(file),
+    };
+}
+
+/**
+ * Renders every node's redis.conf and ACL file from the stack config with the
+ * bootstrap's renderers; writes only what changed. Returns the nodes whose
+ * redis.conf changed (on a running cluster: a settings change, applied to the
+ * running servers by `reconfigure`; the file is what a node starts with next).
+ */
+function renderNodeFiles(dir: string, topology: Topology, config: StackConfig, creds: LocalCredentials, bin: ServerBinary): string[] {
+    const acl = renderAclFile({ adminPassword: creds.password, appPassword: creds.app.password, replicationPassword: creds.replication.password, engineVersion: bin.version });
+    const changed: string[] = [];
+    for (const n of topology.nodes) {
+        const p = nodePaths(dir, n.name);
+        mkdirSync(p.nodeDir, { recursive: true, mode: 0o700 });
+        const conf = renderRedisConf({
+            config, announceIp: n.host, bindAddresses: [n.host], port: n.port, dataDir: p.nodeDir, aclFile: p.acl,
+            maxmemoryBytes: maxmemoryBytesFor(LOCAL_NODE_MEMORY_BYTES, config.maxmemoryPercent), replicationPassword: creds.replication.password,
+            logFile: p.log, daemonize: true, pidFile: p.pid, engineVersion: bin.version,
+        });
+        const same = (path: string, text: string) => existsSync(path) && readFileSync(path, "utf8") === text;
+        if (!same(p.acl, acl)) writeSecret(p.acl, acl);
+        if (!same(p.conf, conf)) {
+            if (existsSync(p.conf)) changed.push(n.name);
+            writeSecret(p.conf, conf);
+        }
+    }
+    return changed;
 }
 
 /** SHUTDOWN NOSAVE as admin on its own client: no command timer outlives the dropped connection. */

@@ -174,7 +174,8 @@ export function validateDesiredNodeSettings(doc: unknown, source: string): Desir
     if (problems.length) throw new ConfigError(problems, source);
     const settings = validateNodeSettings(d.settings as unknown as Record<string, RawValue>, source);
     return {
-        version: 1, settings, fixed: { port: fixed.port, tls: fixed.tls, engine: fixed.engine },
+        version: 1, settings,
+        fixed: Object.fromEntries(Object.entries({ port: fixed.port, tls: fixed.tls, engine: fixed.engine }).filter(([, v]) => v !== undefined)),
         ...(d.parameterName ? { parameterName: String(d.parameterName) } : {}),
         ...(d.nodeMemoryBytes !== undefined ? { nodeMemoryBytes: d.nodeMemoryBytes } : {}),
         source: d.source ?? source,

@@ -207,31 +207,38 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
         if (plan.risks.length && !opts.force) {
             throw new RefusedError(`these changes would hurt the moment they are applied; nothing was changed:\n${plan.risks.map((r) => `  - ${r}`).join("\n")}\nFree memory or attach replicas first, or rerun with --force to apply anyway.`);
         }
-        if (!ctx.out.json) ctx.out.info(`${OP}: settings from ${desired.source}; ${plan.steps.filter((s) => s.changes.length).length} of ${plan.steps.length} node(s) to change, replicas first`);
-
         const changed: string[] = [];
         const skipped: string[] = [];
+        /** What is left behind; `current` is described by the caller (a node half-changed). */
         const stateLeft = (current?: NodeStep) => {
-            const rest = plan.steps.filter((s) => s !== current && !changed.includes(label(s.node)) && !skipped.includes(label(s.node))).map((s) => label(s.node));
             const done = [...changed, ...skipped];
-            return `${done.length ? `${done.length} node(s) already at the new settings (${done.join(", ")})` : "no node changed yet"}` +
-                `${rest.length ? `; ${rest.length} still on the old ones (${rest.join(", ")})` : ""}. Mixed values of these settings are safe for a while`;
+            const rest = topology.nodes.map((n) => label({ key: keyOf(n), name: n.name })).filter((l) => !done.includes(l) && l !== (current && label(current.node)));
+            return `${done.length ? `${done.length} node(s) at the new settings (${done.join(", ")})` : "no node changed"}` +
+                `${rest.length ? `; ${rest.length} still on the old ones (${rest.join(", ")})` : ""}` +
+                `${done.length && rest.length ? ". Mixed values of these settings across nodes are safe for a while" : ""}`;
         };
         const resume = `fix what is named above (npm run cluster -- status ${targetArgs.replace(/ --config \S+/, "")}), then run the same command again (${again}): nodes already at the desired values are skipped`;
 
-        for (const step of plan.steps) {
-            const who = label(step.node);
-            if (ctx.signal.aborted) throw new StepError({ op: OP, step: "interrupted", node: who, state: stateLeft(step), resume });
+        // The gate, before every node (the first one included): every node answers and reports cluster_state:ok.
+        const gate = async (next: NodeStep) => {
             const problems = await healthProblems(pool, topology);
             if (problems.length) {
-                throw new StepError({ op: OP, step: "health-check", node: who, cause: `the cluster is not healthy before changing ${who}: ${problems.join("; ")}`, state: stateLeft(step), resume });
+                throw new StepError({ op: OP, step: "health-check", node: label(next.node), cause: `the cluster is not healthy before changing ${label(next.node)}: ${problems.join("; ")}`, state: stateLeft(), resume });
             }
+        };
+        if (plan.steps.length) await gate(plan.steps[0]);
+        if (!ctx.out.json) ctx.out.info(`${OP}: settings from ${desired.source}; ${plan.steps.filter((s) => s.changes.length).length} of ${plan.steps.length} node(s) to change, replicas first`);
+
+        for (const [i, step] of plan.steps.entries()) {
+            const who = label(step.node);
+            if (ctx.signal.aborted) throw new StepError({ op: OP, step: "interrupted", node: who, state: stateLeft(), resume });
+            if (i > 0) await gate(step);
             // Read again: the node may have changed since planning (another operator, a restart).
             let live: LiveNode;
             try {
                 live = await readLive(pool, topology.nodes.find((n) => keyOf(n) === step.node.key)!);
             } catch (e) {
-                throw new StepError({ op: OP, step: "read-config", node: who, cause: e, state: stateLeft(step), resume });
+                throw new StepError({ op: OP, step: "read-config", node: who, cause: e, state: stateLeft(), resume });
             }
             const want = desiredConfig(desired, live);
             const changes = diffNode(want, live.config);
@@ -261,7 +268,7 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
             }
             const off = diffNode(want, after);
             if (off.length) {
-                throw new StepError({ op: OP, step: "verify", node: who, cause: `CONFIG GET differs after CONFIG SET: ${describeChanges(off)}`, state: stateLeft(step), resume });
+                throw new StepError({ op: OP, step: "verify", node: who, cause: `CONFIG GET differs after CONFIG SET: ${describeChanges(off)}`, state: `${describeChanges(changes)} sent to ${who}; ${stateLeft(step)}`, resume });
             }
             changed.push(who);
             ctx.out.event("node", { node: step.node.name, key: step.node.key, role: live.role, action: "set", changes }, `  ${who} (${live.role}): ${describeChanges(changes)}`);

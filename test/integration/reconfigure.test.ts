@@ -131,6 +131,21 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
         assert.deepEqual(await everywhere("cluster-node-timeout"), six("2000"));
         assert.deepEqual(topology.nodes.map((n) => pidOf(n.name)), pids);
 
+        // Interrupted after the first node (Ctrl-C): named state, and the rerun changes only the rest.
+        writeConfig({ maxmemoryPolicy: "allkeys-lfu", minReplicasMaxLagSec: 20, maxmemoryPercent: 50 });
+        await up(opts, quiet());
+        const ac = new AbortController();
+        const stopAfterOne = createOutput({ json: true, stdout: new PassThrough().resume(), stderr: new PassThrough().resume() });
+        const emit = stopAfterOne.event.bind(stopAfterOne);
+        stopAfterOne.event = (name, fields, human) => { emit(name, fields, human); if (name === "node") ac.abort(); };
+        await assert.rejects(reconfigure({ topology: topologyFile }, { out: stopAfterOne, signal: ac.signal }), (e: unknown) =>
+            e instanceof StepError && e.info.step === "interrupted" && /^1 node\(s\) at the new settings \(\S+-s0-r1 .*; 5 still on the old ones .*Mixed values/.test(e.info.state ?? ""));
+        assert.deepEqual((await everywhere("maxmemory-policy")).filter((v) => v === "allkeys-lfu").length, 1);
+        const resumed = capture();
+        assert.equal(await reconfigure({ topology: topologyFile }, resumed.ctx), 0);
+        assert.deepEqual(resumed.events().filter((e) => e.event === "node").map((e) => e.action), ["skip", "set", "set", "set", "set", "set"]);
+        assert.deepEqual(await everywhere("maxmemory-policy"), six("allkeys-lfu"));
+
         // Rerun: every node is already there.
         const again = capture();
         assert.equal(await reconfigure({ topology: topologyFile }, again.ctx), 0);
@@ -153,7 +168,7 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
             reconfigure({ stack: "t" }, fixed.ctx, { readStackOutputs: stackOut({ ...aws, settings: { ...aws.settings, maxmemoryPolicy: "volatile-lru" }, fixed: { tls: true, port: 6379, engine: "valkey" } }) }),
             (e: unknown) => e instanceof RefusedError && /tls is off, the settings want it on/.test((e as Error).message) && /serves port \d+, the settings want 6379/.test((e as Error).message) && /the settings want valkey/.test((e as Error).message) && /nothing was changed/.test((e as Error).message),
         );
-        assert.deepEqual(await everywhere("maxmemory-policy"), six("allkeys-lru"));
+        assert.deepEqual(await everywhere("maxmemory-policy"), six("allkeys-lfu"));
 
         // A killed replica: the run stops before the first change, naming it, through the CLI (exit 1).
         const victim = topology.nodes.find((n) => n.name.endsWith("-s1-r1"))!;
@@ -165,10 +180,10 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
         assert.equal(cli.status, 1, cli.stderr + cli.stdout);
         assert.match(cli.stderr, /reconfigure: step "health-check" failed on /);
         assert.match(cli.stderr, new RegExp(`${victim.name} \\(${keyOf(victim).replace(/\./g, "\\.")}\\) is unreachable`));
-        assert.match(cli.stderr, /left behind: no node changed yet/);
+        assert.match(cli.stderr, /left behind: no node changed; 6 still on the old ones/);
         assert.match(cli.stderr, /to continue: .*run the same command again/);
         const liveOnes = topology.nodes.filter((n) => n !== victim);
-        assert.deepEqual(await Promise.all(liveOnes.map((n) => get(keyOf(n), "maxmemory-policy"))), Array(5).fill("allkeys-lru"));
+        assert.deepEqual(await Promise.all(liveOnes.map((n) => get(keyOf(n), "maxmemory-policy"))), Array(5).fill("allkeys-lfu"));
         console.log(`reconfigure of 6 local nodes (3 settings each) took ${applyMs} ms`);
     } finally {
         await pool?.close();

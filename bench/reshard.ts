@@ -2,7 +2,7 @@
  * Resharding benchmark: `redis-cli --cluster rebalance --cluster-use-empty-masters`
  * against this tool's `rebalance`, on two identical clusters in the same run.
  *
- *   npm run bench:reshard -- [--keys 1000000] [--value-bytes 64] [--delay-ms 2.5]
+ *   npm run bench:reshard -- [--keys 1000000] [--value-bytes 64] [--delay-ms 2]
  *                            [--only loopback|delayed] [--parallel 4] [--batch 1000]
  *
  * Per scenario: two clusters of 3 masters (no replicas) each get the same keys
@@ -25,7 +25,7 @@
  *   use 10.99.0.1 directly. The script measures the resulting round trip (PING).
  */
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join, resolve } from "node:path";
 import Redis from "ioredis";
@@ -41,11 +41,13 @@ const opt = (name: string, def: string) => {
 };
 const KEYS = Number(opt("keys", "1000000"));
 const VALUE_BYTES = Number(opt("value-bytes", "64"));
-const DELAY_MS = Number(opt("delay-ms", "2.5"));
+const DELAY_MS = Number(opt("delay-ms", "2"));
 const ONLY = opt("only", "");
 const PARALLEL = opt("parallel", "4");
 const BATCH = opt("batch", "1000");
 const NODE_TIMEOUT = opt("cluster-node-timeout", "5000");
+/** For development: skip redis-cli's run (it takes minutes with added latency). */
+const SKIP_CLI = args.includes("--skip-redis-cli");
 
 interface Node {
     /** Announced (what CLUSTER NODES shows, what the tools use). */
@@ -79,6 +81,9 @@ function calculateSlot(key: string): number {
     for (let i = 0; i < key.length; i++) crc = ((crc << 8) & 0xffff) ^ CRC_TABLE[((crc >> 8) ^ key.charCodeAt(i)) & 0xff];
     return crc % 16384;
 }
+
+/** Cleanups of the running scenario (servers to kill), also run on SIGTERM. */
+const activeCleanups: (() => void | Promise<void>)[] = [];
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (s: string) => process.stderr.write(`[bench] ${s}\n`);
@@ -210,19 +215,26 @@ function run(cmd: string, argv: string[], logFile: string): Promise<{ code: numb
         const t0 = performance.now();
         const p = spawn(cmd, argv, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
         let out = "";
-        p.stdout.on("data", (d) => (out += d));
-        p.stderr.on("data", (d) => (out += d));
-        p.on("exit", (code) => {
-            const ms = performance.now() - t0;
-            writeFileSync(logFile, out);
-            resolveRun({ code: code ?? 1, ms, out });
-        });
+        writeFileSync(logFile, "");
+        const add = (d: Buffer) => {
+            out += d;
+            appendFileSync(logFile, d);
+        };
+        p.stdout.on("data", add);
+        p.stderr.on("data", add);
+        p.on("exit", (code) => resolveRun({ code: code ?? 1, ms: performance.now() - t0, out }));
     });
 }
 
-function check(node: string): string {
-    const r = spawnSync("redis-cli", ["--cluster", "check", node], { encoding: "utf8" });
-    const out = (r.stdout + r.stderr).replace(/\x1b\[[0-9;]*m/g, "");
+/** redis-cli --cluster check, asynchronously: in the delayed scenario the proxy runs in this process. */
+async function check(node: string): Promise<string> {
+    const out = await new Promise<string>((res) => {
+        const p = spawn("redis-cli", ["--cluster", "check", node], { stdio: ["ignore", "pipe", "pipe"] });
+        let o = "";
+        p.stdout.on("data", (d) => (o += d));
+        p.stderr.on("data", (d) => (o += d));
+        p.on("exit", () => res(o.replace(/\x1b\[[0-9;]*m/g, "")));
+    });
     const bad = out.split("\n").filter((l) => /\[ERR\]|\[WARNING\]/.test(l));
     return bad.length ? `PROBLEMS: ${bad.join(" | ")}` : "check OK";
 }
@@ -238,7 +250,7 @@ interface Row {
 }
 
 async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<Scenario> & { nodeAddr: (i: number) => Promise<Node>; bind: (n: Node) => string[]; announceIp?: string }): Promise<Row[]> {
-    const sc: Scenario = { name, serverPrefix: pre.serverPrefix ?? [], nodes: [], cleanup: pre.cleanup ?? [] };
+    const sc: Scenario = { name, serverPrefix: pre.serverPrefix ?? [], nodes: [], cleanup: activeCleanups };
     try {
         for (let i = 0; i < 8; i++) sc.nodes.push(await pre.nodeAddr(i));
         log(`${name}: starting 8 redis-server (cluster-node-timeout ${NODE_TIMEOUT} ms)`);
@@ -265,12 +277,15 @@ async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<
 
         const rows: Row[] = [];
         // redis-cli on cluster A
+        if (!SKIP_CLI) {
         log(`${name}: redis-cli --cluster rebalance ${A[0].announced} --cluster-use-empty-masters ...`);
-        const r1 = await run("redis-cli", ["--cluster", "rebalance", A[0].announced, "--cluster-use-empty-masters"], join(dir, `${name}-redis-cli.log`));
+        const r1 = await run("/usr/bin/time", ["-f", "tool cpu: %U s user, %S s sys, %e s wall", "redis-cli", "--cluster", "rebalance", A[0].announced, "--cluster-use-empty-masters"], join(dir, `${name}-redis-cli.log`));
+        log(`${name}: ${r1.out.split("\n").find((l) => l.startsWith("tool cpu")) ?? ""}`);
         if (r1.code !== 0) log(`redis-cli exited ${r1.code}; see ${join(dir, `${name}-redis-cli.log`)}`);
         const sa = await dbsizes(A);
-        rows.push({ scenario: name, tool: "redis-cli", seconds: r1.ms / 1000, moved: sa[3], keysPerSec: sa[3] / (r1.ms / 1000), check: check(A[0].announced), total: sa.reduce((a, b) => a + b, 0) });
+        rows.push({ scenario: name, tool: "redis-cli", seconds: r1.ms / 1000, moved: sa[3], keysPerSec: sa[3] / (r1.ms / 1000), check: await check(A[0].announced), total: sa.reduce((a, b) => a + b, 0) });
         log(`${name}: redis-cli done in ${(r1.ms / 1000).toFixed(1)} s`);
+        }
 
         // ours on cluster B
         const topo = join(dir, `${name}-topology.json`);
@@ -279,16 +294,17 @@ async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<
             nodes: B.map((n, i) => ({ name: `bench-s${i}-r0`, shard: i, az: "local-a", host: n.announced.split(":")[0], port: Number(n.announced.split(":")[1]) })),
         }));
         log(`${name}: redis-cluster rebalance --topology ${topo} --parallel ${PARALLEL} --batch ${BATCH} ...`);
-        const r2 = await run(process.execPath, ["--import", "tsx", join(ROOT, "scripts/cli.ts"), "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH], join(dir, `${name}-ours.log`));
+        const r2 = await run("/usr/bin/time", ["-f", "tool cpu: %U s user, %S s sys, %e s wall", process.execPath, "--import", "tsx", join(ROOT, "scripts/cli.ts"), "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH], join(dir, `${name}-ours.log`));
+        log(`${name}: ${r2.out.split("\n").find((l) => l.startsWith("tool cpu")) ?? ""}`);
         if (r2.code !== 0) log(`ours exited ${r2.code}:\n${r2.out}`);
         const engine = /in ([\d.]+ (?:ms|s))/.exec(r2.out.split("\n").find((l) => l.includes("moved")) ?? "")?.[1];
         const sb = await dbsizes(B);
-        rows.push({ scenario: name, tool: `ours${engine ? ` (engine ${engine})` : ""}`, seconds: r2.ms / 1000, moved: sb[3], keysPerSec: sb[3] / (r2.ms / 1000), check: check(B[0].announced), total: sb.reduce((a, b) => a + b, 0) });
+        rows.push({ scenario: name, tool: `ours${engine ? ` (engine ${engine})` : ""}`, seconds: r2.ms / 1000, moved: sb[3], keysPerSec: sb[3] / (r2.ms / 1000), check: await check(B[0].announced), total: sb.reduce((a, b) => a + b, 0) });
         log(`${name}: ours done in ${(r2.ms / 1000).toFixed(1)} s`);
         (rows as (Row & { rtt?: number })[]).forEach((r) => ((r as { rtt?: number }).rtt = measured));
         return rows;
     } finally {
-        for (const f of sc.cleanup.reverse()) await f();
+        for (const f of sc.cleanup.splice(0).reverse()) await f();
     }
 }
 
@@ -341,10 +357,16 @@ async function delayed(dir: string, nsN: string, nsT: string): Promise<Row[]> {
         sh(`ip -n ${nsT} addr add 10.99.0.2/24 dev rcbt${process.pid % 10000} && ip -n ${nsT} link set rcbt${process.pid % 10000} up`);
         // Re-run this script inside T for the delayed scenario only; it prints its rows as JSON.
         const out = join(dir, "delayed-rows.json");
-        const r = spawnSync("ip", ["netns", "exec", nsT, process.execPath, "--import", "tsx", __filename, ...args, "--only", "delayed"], {
+        const child = spawn("ip", ["netns", "exec", nsT, process.execPath, "--import", "tsx", __filename, ...args, "--only", "delayed"], {
             stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RCB_INSIDE_NS: nsT, RCB_NS_N: nsN, RCB_ROWS: out, RCB_DIR: dir },
         });
-        if (r.status !== 0) throw new Error(`delayed scenario failed (exit ${r.status})`);
+        const stop = () => child.kill("SIGTERM");
+        process.once("SIGINT", stop);
+        process.once("SIGTERM", stop);
+        const status = await new Promise<number | null>((res) => child.on("exit", (code) => res(code)));
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        if (status !== 0) throw new Error(`delayed scenario failed (exit ${status})`);
         return JSON.parse(readFileSync(out, "utf8"));
     }
     return [];
@@ -387,6 +409,11 @@ function print(rows: Row[]): void {
 }
 
 if (process.env.RCB_INSIDE_NS) {
+    // Stopped from outside (Ctrl-C, timeout): the scenario's finally kills the servers.
+    process.once("SIGTERM", () => {
+        for (const f of activeCleanups.splice(0).reverse()) void f();
+        process.exit(143);
+    });
     // Inside T: the proxy routes 10.77.0.1:<port> → 10.99.0.1:<port>, delayed.
     startProxy(Array.from({ length: 8 }, (_, i) => ({ listenHost: "10.77.0.1", listenPort: 7100 + i, upstreamHost: "10.99.0.1", upstreamPort: 7100 + i })), DELAY_MS)
         .then(async (servers) => {

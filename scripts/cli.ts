@@ -99,6 +99,7 @@ export function buildProgram(): Command {
         .option("--dry-run", "print the plan (slot moves, key counts) and change nothing")
         .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel")).default(4))
         .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch")).default(1000))
+        .addOption(new Option("--big-key-mb <n>", "keys of this many MiB or more (MEMORY USAGE) move alone with a timeout sized to them; 0 skips the check").argParser(Number).default(8))
         .option("--yes", "do not ask before draining masters")
         .addOption(new Option("--shards <n>", "keep shards 0..n-1 of the topology (scale in before the smaller pulumi up; with --stack the default comes from Pulumi.<stack>.yaml)").argParser(intArg("--shards")))
         .addOption(new Option("--replicas <n>", "keep replicas r1..rn of each shard (default: all, or replicasPerShard from Pulumi.<stack>.yaml)").argParser(intArg("--replicas")))
@@ -111,6 +112,7 @@ export function buildProgram(): Command {
         .addOption(new Option("--threshold <pct>", "skip when every master is within this % of its share").argParser(Number).default(2))
         .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel")).default(4))
         .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch")).default(1000))
+        .addOption(new Option("--big-key-mb <n>", "keys of this many MiB or more (MEMORY USAGE) move alone with a timeout sized to them; 0 skips the check").argParser(Number).default(8))
         .action(action(() => import("./commands/rebalance")));
 
     targetOptions(program.command("failover"))

@@ -20,6 +20,7 @@ export interface RebalanceOptions extends CommonOptions {
     threshold?: number;
     parallel?: number;
     batch?: number;
+    bigKeyMb?: number;
 }
 
 export interface MoveOptions {
@@ -28,6 +29,8 @@ export interface MoveOptions {
     thresholdPct?: number;
     parallel?: number;
     batchKeys?: number;
+    /** Big-key threshold in MiB (0: no check). @default 8 */
+    bigKeyMb?: number;
     /** Refuse when a receiver would exceed maxmemory minus this share. @default 10 */
     headroomPct?: number;
 }
@@ -102,7 +105,7 @@ export async function planAndMove(pool: NodePool, view: ClusterView, masters: Ma
     }
 
     const result = await executePlan(pool, view, plan, {
-        op: o.op, parallel: o.parallel, batchKeys: o.batchKeys, keyCounts,
+        op: o.op, parallel: o.parallel, batchKeys: o.batchKeys, keyCounts, bigKeyBytes: Math.round((o.bigKeyMb ?? 8) * 1024 * 1024),
         resumeHint: `rerun \`${o.op}\`: open slots are finished or rolled back first, then the rest moves`,
     }, ctx);
     const rate = result.ms > 0 ? Math.round((result.keys / result.ms) * 1000) : 0;
@@ -125,7 +128,7 @@ export async function run(opts: RebalanceOptions, ctx: CommandContext): Promise<
         if (unhealthy.length) ctx.out.warn(`unreachable topology node(s): ${unhealthy.map((v) => v.key).join(", ")} (left out)`);
         const masters = mastersFromView(view, target.topology);
         const outcome = await planAndMove(pool, view, masters, {
-            op: "rebalance", dryRun: opts.dryRun, thresholdPct: opts.threshold, parallel: opts.parallel, batchKeys: opts.batch,
+            op: "rebalance", dryRun: opts.dryRun, thresholdPct: opts.threshold, parallel: opts.parallel, batchKeys: opts.batch, bigKeyMb: opts.bigKeyMb,
         }, ctx);
         const doc = {
             ok: true, dryRun: !!opts.dryRun, slotsMoved: outcome.result?.slots ?? 0, keysMoved: outcome.result?.keys ?? 0,

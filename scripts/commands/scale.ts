@@ -38,6 +38,7 @@ export interface ScaleOptions extends CommonOptions {
     dryRun?: boolean;
     parallel?: number;
     batch?: number;
+    bigKeyMb?: number;
     yes?: boolean;
     /** Keep shards 0..n-1 of the topology. */
     shards?: number;
@@ -166,7 +167,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
         // --- move slots (rebalance onto new masters, drain leaving ones)
         const drain = new Set(leavingMasters.map((n) => n.id));
         const moved = await planAndMove(pool, view, mastersFromView(view, topology, drain), {
-            op: "scale", parallel: opts.parallel, batchKeys: opts.batch, thresholdPct: 0,
+            op: "scale", parallel: opts.parallel, batchKeys: opts.batch, bigKeyMb: opts.bigKeyMb, thresholdPct: 0,
         }, ctx);
 
         // --- remove leaving nodes

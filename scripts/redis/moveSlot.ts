@@ -30,7 +30,7 @@
  * copy is a stale leftover: after checking that the target imports the slot from
  * this source, the keys are sent again with REPLACE. In any other state the move stops.
  */
-import Redis from "ioredis";
+import Redis, { Command } from "ioredis";
 import { createHash } from "node:crypto";
 import { StepError } from "../errors";
 import { backoffMs, classifyMigrateError, migrateArgs, migrateTimeoutFor, sleep } from "./migrate";
@@ -80,13 +80,29 @@ export interface MoveResult {
 }
 
 type Reply = [Error | null, unknown];
-type Cmd = { name: string; args: (string | number | Buffer)[]; buffer?: boolean };
+type Cmd = { name: string; args: (string | number | Buffer)[]; buffer?: boolean; raw?: Buffer };
+
+/**
+ * A command written as prepared RESP bytes: MIGRATE with the keys spliced in as the
+ * source returned them, so no key is decoded into its own Buffer and re-encoded
+ * (ioredis' Script class overrides toWritable the same way).
+ */
+class RawCommand extends Command {
+    constructor(name: string, private readonly raw: Buffer) {
+        super(name, []);
+    }
+    toWritable(): Buffer {
+        return this.raw;
+    }
+}
 
 async function pipe(c: Redis, cmds: Cmd[]): Promise<Reply[]> {
     if (cmds.length === 0) return [];
-    const p = c.pipeline();
+    // ChainableCommander's type hides Pipeline.sendCommand, which every pipeline has.
+    const p = c.pipeline() as ReturnType<Redis["pipeline"]> & { sendCommand(cmd: Command): unknown };
     for (const cmd of cmds) {
-        if (cmd.buffer) p.callBuffer(cmd.name, ...cmd.args);
+        if (cmd.raw) p.sendCommand(new RawCommand(cmd.name, cmd.raw));
+        else if (cmd.buffer) p.callBuffer(cmd.name, ...cmd.args);
         else p.call(cmd.name, ...cmd.args);
     }
     const res = await p.exec();
@@ -96,44 +112,73 @@ async function pipe(c: Redis, cmds: Cmd[]): Promise<Reply[]> {
 const setslot = (slot: number, ...rest: string[]): Cmd => ({ name: "CLUSTER", args: ["SETSLOT", String(slot), ...rest] });
 const getkeys = (slot: number, n: number): Cmd => ({ name: "CLUSTER", args: ["GETKEYSINSLOT", String(slot), String(n)], buffer: true });
 
+/** "$<len>\r\n<key>\r\n" for each key: RESP bulk strings, ready to follow "KEYS". */
+export function encodeKeys(keys: Buffer[]): Buffer {
+    const parts: Buffer[] = [];
+    for (const k of keys) parts.push(Buffer.from(`$${k.length}\r\n`), k, CRLF);
+    return Buffer.concat(parts);
+}
+const CRLF = Buffer.from("\r\n");
+
+/** The whole MIGRATE command as RESP: the arguments of migrateArgs up to KEYS, then `count` encoded keys. */
+export function migrateCommand(head: (string | Buffer)[], blob: Buffer, count: number): Buffer {
+    let h = `*${1 + head.length + count}\r\n$7\r\nMIGRATE\r\n`;
+    for (const a of head) h += `$${Buffer.byteLength(a)}\r\n${a}\r\n`;
+    return Buffer.concat([Buffer.from(h), blob]);
+}
+
 /**
- * GETKEYSINSLOT and MEMORY USAGE of each key in one server-side call, returning
- * {keys, {index, bytes} of keys at or over the threshold}: sizing every key then
- * costs no extra round trip and no command per key on the wire. The keys are of
- * one slot, which the node serves (it is MIGRATING), so a script may touch them
- * without declaring them (no shebang: 6.2 has none). Where scripting is refused
- * (ACL, a server without it), the engine falls back to GETKEYSINSLOT plus
+ * GETKEYSINSLOT and MEMORY USAGE of each key in one server-side call. Returns
+ * {keys fetched, n, the n keys under the threshold as RESP bulk strings, {key, bytes}
+ * of the others}: sizing costs no extra round trip and no command per key, and the
+ * keys come back ready to splice into MIGRATE. The keys are of one slot, which the
+ * node serves (it is MIGRATING), so a script may touch them without declaring them
+ * (no shebang: 6.2 has none). A limit of 0 skips the sizing. Where scripting is
+ * refused (ACL, a server without it), the engine falls back to GETKEYSINSLOT plus
  * pipelined MEMORY USAGE.
  */
 export const KEYS_WITH_SIZES_LUA = [
     "local keys = redis.call('CLUSTER', 'GETKEYSINSLOT', ARGV[1], ARGV[2])",
-    "local big = {}",
     "local limit = tonumber(ARGV[3])",
-    "for i, k in ipairs(keys) do",
-    "  local n = redis.call('MEMORY', 'USAGE', k)",
-    "  if n and n >= limit then big[#big + 1] = i - 1; big[#big + 1] = n end",
+    "local parts, big, n = {}, {}, 0",
+    "for _, k in ipairs(keys) do",
+    "  local m = false",
+    "  if limit > 0 then m = redis.call('MEMORY', 'USAGE', k) end",
+    "  if m and m >= limit then big[#big + 1] = k; big[#big + 1] = m",
+    "  else n = n + 1; parts[n] = '$' .. #k .. '\\r\\n' .. k .. '\\r\\n' end",
     "end",
-    "return {keys, big}",
+    "return {#keys, n, table.concat(parts), big}",
 ].join("\n");
 const KEYS_WITH_SIZES_SHA = createHash("sha1").update(KEYS_WITH_SIZES_LUA).digest("hex");
 
+/** Keys of one slot as last fetched from the source. */
 interface SlotState {
     slot: number;
-    keys: Buffer[];
-    /** Keys of `keys` at or over the big-key threshold, by index; undefined when not sized yet. */
-    big?: Map<number, number>;
+    /** Keys the last fetch returned (big ones included). */
+    fetched: number;
+    /** Keys to MIGRATE together, RESP-encoded, and how many. */
+    blob: Buffer;
+    blobKeys: number;
+    /** Keys at or over the big-key threshold: moved one at a time. */
+    big: { key: Buffer; bytes: number }[];
+    /** Keys fetched plainly and not sized yet. */
+    unsized?: Buffer[];
     replace: boolean;
     attempts: number;
 }
 
-/** How a source is asked for keys: sized by the script, or plainly (then sized by pipelined MEMORY USAGE). */
+const EMPTY = Buffer.alloc(0);
+const newState = (slot: number): SlotState => ({ slot, fetched: 0, blob: EMPTY, blobKeys: 0, big: [], replace: false, attempts: 0 });
+const hasWork = (st: SlotState) => st.blobKeys > 0 || st.big.length > 0 || (st.unsized?.length ?? 0) > 0;
+
+/** How a source is asked for keys: by the script, or plainly (then sized by pipelined MEMORY USAGE). */
 class KeyFetcher {
     private static noScript = new Set<NodeKey>();
     constructor(private readonly srcKey: NodeKey, private readonly batchKeys: number, private readonly bigKeyBytes: number) {}
     get scripted(): boolean {
-        return this.bigKeyBytes > 0 && !KeyFetcher.noScript.has(this.srcKey);
+        return !KeyFetcher.noScript.has(this.srcKey);
     }
-    /** SCRIPT LOAD, sent at the head of the pipeline that first uses the script (a failure shows in the EVALSHA replies). */
+    /** SCRIPT LOAD, at the head of the pipeline that first uses the script (a failure shows in the EVALSHA replies). */
     prelude(): Cmd[] {
         return this.scripted ? [{ name: "SCRIPT", args: ["LOAD", KEYS_WITH_SIZES_LUA] }] : [];
     }
@@ -144,14 +189,25 @@ class KeyFetcher {
     /** Fills `st` from a reply of `cmd` (scripted or plain, as it was when the command was built). */
     apply(st: SlotState, reply: unknown, wasScripted: boolean): void {
         if (!wasScripted) {
-            st.keys = reply as Buffer[];
-            st.big = this.bigKeyBytes > 0 ? undefined : new Map();
+            const keys = reply as Buffer[];
+            st.fetched = keys.length;
+            st.big = [];
+            if (this.bigKeyBytes > 0) {
+                st.unsized = keys;
+                st.blob = EMPTY;
+                st.blobKeys = 0;
+            } else {
+                st.blob = encodeKeys(keys);
+                st.blobKeys = keys.length;
+            }
             return;
         }
-        const [keys, big] = reply as [Buffer[], number[]];
-        st.keys = keys;
-        st.big = new Map();
-        for (let i = 0; i + 1 < big.length; i += 2) st.big.set(Number(big[i]), Number(big[i + 1]));
+        const [total, n, blob, big] = reply as [number, number, Buffer, (Buffer | number)[]];
+        st.fetched = Number(total);
+        st.blobKeys = Number(n);
+        st.blob = blob;
+        st.big = [];
+        for (let i = 0; i + 1 < big.length; i += 2) st.big.push({ key: big[i] as Buffer, bytes: Number(big[i + 1]) });
     }
     /** Scripting refused on this source: use the plain path from now on. */
     disable(): void {
@@ -187,7 +243,7 @@ export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slot
     const states: SlotState[] = slots.map((slot, i) => {
         const [e1] = r2[2 * i];
         if (e1) fail("set-migrating", src, slot, e1, openState(`IMPORTING on ${dst.key}, partly MIGRATING on ${src.key}`));
-        const st: SlotState = { slot, keys: [], replace: false, attempts: 0 };
+        const st = newState(slot);
         const [e2, reply] = r2[2 * i + 1];
         if (e2 && scripted) refetch.push(st);
         else if (e2) fail("get-keys", src, slot, e2, openState(`MIGRATING on ${src.key}`));
@@ -232,7 +288,7 @@ export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slot
             const msg = err.message;
             if (msg.includes("only with masters")) return; // redis/redis#9223: the source became a replica of the target
             if (/still hold keys/i.test(msg) && round < 3) {
-                stillHolding.push({ slot: slots[i], keys: [], replace: false, attempts: 0 });
+                stillHolding.push(newState(slots[i]));
                 return;
             }
             fail("set-node-source", src, slots[i], err, `slot ${slots[i]} is owned by ${dst.key}; ${src.key} still lists it MIGRATING`);
@@ -240,10 +296,7 @@ export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slot
         if (stillHolding.length === 0) break;
         // A key appeared on the source after GETKEYSINSLOT came back empty (should not happen while MIGRATING); move it now.
         const r = await pipe(srcC, stillHolding.map((st) => getkeys(st.slot, s.batchKeys)));
-        stillHolding.forEach((st, i) => {
-            st.keys = (r[i][1] as Buffer[]) ?? [];
-            st.big = s.bigKeyBytes > 0 ? undefined : new Map();
-        });
+        stillHolding.forEach((st, i) => fetcher.apply(st, (r[i][1] as Buffer[]) ?? [], false));
         s.warn(`${src.key} still held keys in ${stillHolding.length} slot(s) after they were emptied; moving them again`);
         await migrateKeysOfSlots(pool, srcC, src, dst, stillHolding, s, result, fail, openState, fetcher);
     }
@@ -260,67 +313,73 @@ async function migrateKeysOfSlots(
 ): Promise<void> {
     const maxAttempts = s.maxAttempts ?? 8;
     let verifiedImporting = false;
-    let pending = states.filter((st) => st.keys.length > 0);
+    let pending = states.filter(hasWork);
     while (pending.length > 0) {
         const round: SlotState[] = [];
         let n = 0;
         for (const st of pending) {
             round.push(st);
-            n += st.keys.length;
+            n += st.fetched;
             if (n >= s.roundKeys) break;
         }
 
-        // Keys not sized by the script yet (plain path): MEMORY USAGE (sampled estimate, O(1) for most types).
-        const unsized = round.filter((st) => st.big === undefined);
+        // Keys fetched plainly: MEMORY USAGE (sampled estimate, O(1) for most types), pipelined.
+        const unsized = round.filter((st) => st.unsized?.length);
         if (unsized.length) {
-            const all = unsized.flatMap((st) => st.keys);
+            const all = unsized.flatMap((st) => st.unsized!);
             const sizes = await pipe(srcC, all.map((k) => ({ name: "MEMORY", args: ["USAGE", k] })))
                 .catch((e) => fail("memory-usage", src, unsized[0].slot, e, openState(`MIGRATING on ${src.key}`)));
             let i = 0;
             for (const st of unsized) {
-                st.big = new Map();
-                st.keys.forEach((_, k) => {
+                const normal: Buffer[] = [];
+                for (const k of st.unsized!) {
                     const [err, bytes] = sizes[i++];
-                    if (!err && typeof bytes === "number" && bytes >= s.bigKeyBytes) st.big!.set(k, bytes);
-                });
+                    if (!err && typeof bytes === "number" && bytes >= s.bigKeyBytes) st.big.push({ key: k, bytes });
+                    else normal.push(k);
+                }
+                st.blob = encodeKeys(normal);
+                st.blobKeys = normal.length;
+                st.unsized = undefined;
             }
         }
         // Big keys move one at a time, each with a timeout sized to it.
         for (const st of round) {
-            for (const [idx, bytes] of st.big!) {
-                await moveBigKey(pool, src, dst, { key: st.keys[idx], bytes, slot: st.slot }, s, st, fail, openState);
+            for (const b of st.big) {
+                await moveBigKey(pool, src, dst, { ...b, slot: st.slot }, s, st, fail, openState);
                 result.bigKeys++;
                 result.keys++;
                 s.onKeys?.(1);
             }
+            st.big = [];
         }
 
         // One pipeline: per slot, MIGRATE its keys and ask for the next ones.
-        const cmds: Cmd[] = [];
-        const sent: Buffer[][] = [];
-        const scripted = fetcher.scripted;
         // A slot whose last fetch returned fewer keys than asked holds no other key: while it is
         // MIGRATING the source creates none (see the header), so when this MIGRATE succeeds the
         // slot is empty and needs no second look (SETSLOT NODE on the source double-checks).
-        const lastRound = round.map((st) => st.keys.length < s.batchKeys);
-        for (const [r, st] of round.entries()) {
-            const keys = st.big!.size ? st.keys.filter((_, i) => !st.big!.has(i)) : st.keys;
-            sent.push(keys);
-            if (keys.length) cmds.push({ name: "MIGRATE", args: migrateArgs(dst, keys, { timeoutMs: s.migrateTimeoutMs, replace: st.replace, credentials: s.credentials }) });
-            if (!lastRound[r] || keys.length === 0) cmds.push(fetcher.cmd(st.slot));
-        }
+        const cmds: Cmd[] = [];
+        const scripted = fetcher.scripted;
+        const lastRound = round.map((st) => st.fetched < s.batchKeys);
+        const sent = round.map((st) => st.blobKeys);
+        round.forEach((st, r) => {
+            if (st.blobKeys) {
+                const head = migrateArgs(dst, [], { timeoutMs: s.migrateTimeoutMs, replace: st.replace, credentials: s.credentials });
+                cmds.push({ name: "MIGRATE", args: [], raw: migrateCommand(head, st.blob, st.blobKeys) });
+            }
+            if (!lastRound[r] || st.blobKeys === 0) cmds.push(fetcher.cmd(st.slot));
+        });
         const replies = await pipe(srcC, cmds).catch((e) => fail("migrate", src, round[0].slot, e, openState(`MIGRATING on ${src.key}, keys partly moved to ${dst.key}`)));
         let j = 0;
         let wait = 0;
         for (let r = 0; r < round.length; r++) {
             const st = round[r];
             let migrated = true;
-            if (sent[r].length) {
+            if (sent[r]) {
                 const [err] = replies[j++];
                 migrated = !err;
                 if (!err) {
-                    result.keys += sent[r].length;
-                    s.onKeys?.(sent[r].length);
+                    result.keys += sent[r];
+                    s.onKeys?.(sent[r]);
                     st.attempts = 0;
                 } else {
                     const kind = classifyMigrateError(err.message);
@@ -343,16 +402,18 @@ async function migrateKeysOfSlots(
                     }
                 }
             }
-            if (lastRound[r] && sent[r].length > 0) {
-                // No fetch was sent: done when the MIGRATE went through, else retry the same keys
+            if (lastRound[r] && sent[r] > 0) {
+                // No fetch was sent: done when the MIGRATE went through, else the same keys again
                 // (MIGRATE skips keys already gone; the big ones were moved above).
-                st.keys = migrated ? [] : sent[r];
-                st.big = new Map();
+                if (migrated) {
+                    st.blob = EMPTY;
+                    st.blobKeys = 0;
+                }
                 continue;
             }
             const [gerr, next] = replies[j++];
             if (gerr && scripted) {
-                // Scripting refused here: fetch this slot's keys plainly on the next round.
+                // Scripting refused here: fetch this slot's keys plainly for the next round.
                 fetcher.disable();
                 const [e2, plain] = (await pipe(srcC, [getkeys(st.slot, s.batchKeys)]))[0];
                 if (e2) fail("get-keys", src, st.slot, e2, openState(`MIGRATING on ${src.key}`));
@@ -363,7 +424,7 @@ async function migrateKeysOfSlots(
             fetcher.apply(st, next, scripted);
         }
         if (wait) await sleep(wait);
-        pending = states.filter((st) => st.keys.length > 0);
+        pending = states.filter(hasWork);
     }
 }
 

@@ -4,7 +4,7 @@
  * more (the kernel here has no netem). Used by bench/reshard.ts between the tools
  * and the nodes.
  *
- *   tsx bench/proxy.ts <delayMs> <listenHost:port=upstreamHost:port> ...
+ *   tsx bench/proxy.ts <delayMs | upMs,downMs> <listenHost:port=upstreamHost:port> ...
  *
  * Node timers have 1 ms granularity, so a chunk waits until its due time rounded
  * up to the next timer tick; the bench measures the resulting round trip instead
@@ -44,22 +44,27 @@ export interface ProxyRoute {
     upstreamPort: number;
 }
 
-export async function startProxy(routes: ProxyRoute[], delayMs: number): Promise<Server[]> {
+/**
+ * @param delayMs added delay per direction; a pair [toUpstream, toClient] sets them apart
+ *   (node timers tick in whole ms, so 2 + 3 gives a ~5 ms round trip where 2.5 + 2.5 gives ~6.5)
+ */
+export async function startProxy(routes: ProxyRoute[], delayMs: number | [number, number]): Promise<Server[]> {
+    const [up, down] = typeof delayMs === "number" ? [delayMs, delayMs] : delayMs;
     return Promise.all(routes.map((r) => new Promise<Server>((resolve, reject) => {
         const server = createServer((client) => {
             client.setNoDelay(true);
-            const up = createConnection({ host: r.upstreamHost, port: r.upstreamPort });
-            up.setNoDelay(true);
+            const upstream = createConnection({ host: r.upstreamHost, port: r.upstreamPort });
+            upstream.setNoDelay(true);
             const close = () => {
                 client.destroy();
-                up.destroy();
+                upstream.destroy();
             };
             client.on("error", close);
-            up.on("error", close);
+            upstream.on("error", close);
             client.on("close", close);
-            up.on("close", close);
-            delayedPipe(client, up, delayMs);
-            delayedPipe(up, client, delayMs);
+            upstream.on("close", close);
+            delayedPipe(client, upstream, up);
+            delayedPipe(upstream, client, down);
         });
         server.once("error", reject);
         server.listen(r.listenPort, r.listenHost, () => resolve(server));
@@ -75,7 +80,8 @@ export function parseRoute(spec: string): ProxyRoute {
 
 if (require.main === module) {
     const [delay, ...specs] = process.argv.slice(2);
-    startProxy(specs.map(parseRoute), Number(delay)).then(() => {
+    const d = delay.split(",").map(Number);
+    startProxy(specs.map(parseRoute), d.length === 2 ? [d[0], d[1]] : d[0]).then(() => {
         process.stdout.write("ready\n");
     }, (e) => {
         process.stderr.write(`proxy: ${(e as Error).message}\n`);

@@ -2,7 +2,7 @@
  * Resharding benchmark: `redis-cli --cluster rebalance --cluster-use-empty-masters`
  * against this tool's `rebalance`, on two identical clusters in the same run.
  *
- *   npm run bench:reshard -- [--keys 1000000] [--value-bytes 64] [--delay-ms 2]
+ *   npm run bench:reshard -- [--keys 1000000] [--value-bytes 64] [--delay-ms 2,3]
  *                            [--only loopback|delayed] [--parallel 4] [--batch 1000]
  *
  * Per scenario: two clusters of 3 masters (no replicas) each get the same keys
@@ -41,7 +41,8 @@ const opt = (name: string, def: string) => {
 };
 const KEYS = Number(opt("keys", "1000000"));
 const VALUE_BYTES = Number(opt("value-bytes", "64"));
-const DELAY_MS = Number(opt("delay-ms", "2"));
+/** Added delay per direction, tool→node and node→tool (ms timers: 2 + 3 gives about 5 ms per round trip). */
+const DELAY_MS = opt("delay-ms", "2,3").split(",").map(Number) as [number, number];
 const ONLY = opt("only", "");
 const PARALLEL = opt("parallel", "4");
 const BATCH = opt("batch", "1000");
@@ -249,6 +250,36 @@ interface Row {
     total: number;
 }
 
+/** CPU seconds (user + sys) each node has used so far. */
+async function serverCpu(nodes: Node[]): Promise<number[]> {
+    return Promise.all(nodes.map(async (n) => {
+        const c = client(n);
+        try {
+            const info = await c.info("cpu");
+            return Number(/used_cpu_user:([\d.]+)/.exec(info)![1]) + Number(/used_cpu_sys:([\d.]+)/.exec(info)![1]);
+        } finally {
+            c.disconnect();
+        }
+    }));
+}
+
+/** Runs one tool against one cluster: wall time of the whole process, keys that reached the new master, check. */
+async function timed(scenarioName: string, tool: "redis-cli" | "ours", cluster: Node[], dir: string, argv: string[]): Promise<Row> {
+    log(`${scenarioName}: ${tool}: ${argv.map((a) => a.replace(ROOT + "/", "")).join(" ")}`);
+    const cpu0 = await serverCpu(cluster);
+    const r = await run("/usr/bin/time", ["-f", "tool cpu: %U s user, %S s sys, %e s wall", ...argv], join(dir, `${scenarioName}-${tool}.log`));
+    const cpu1 = await serverCpu(cluster);
+    const toolCpu = r.out.split("\n").find((l) => l.startsWith("tool cpu")) ?? "";
+    log(`${scenarioName}: ${tool} done in ${(r.ms / 1000).toFixed(2)} s (exit ${r.code}); ${toolCpu}; server cpu ${cpu1.map((v, i) => (v - cpu0[i]).toFixed(2)).join("/")} s`);
+    if (r.code !== 0) log(`${tool} failed:\n${r.out.slice(-2000)}`);
+    const sizes = await dbsizes(cluster);
+    const engine = tool === "ours" ? /in ([\d.]+ (?:ms|s))/.exec(r.out.split("\n").find((l) => l.includes("moved")) ?? "")?.[1] : undefined;
+    return {
+        scenario: scenarioName, tool: engine ? `ours (moving: ${engine})` : tool, seconds: r.ms / 1000, moved: sizes[3], keysPerSec: sizes[3] / (r.ms / 1000),
+        check: await check(cluster[0].announced), total: sizes.reduce((a, b) => a + b, 0),
+    };
+}
+
 async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<Scenario> & { nodeAddr: (i: number) => Promise<Node>; bind: (n: Node) => string[]; announceIp?: string }): Promise<Row[]> {
     const sc: Scenario = { name, serverPrefix: pre.serverPrefix ?? [], nodes: [], cleanup: activeCleanups };
     try {
@@ -277,15 +308,7 @@ async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<
 
         const rows: Row[] = [];
         // redis-cli on cluster A
-        if (!SKIP_CLI) {
-        log(`${name}: redis-cli --cluster rebalance ${A[0].announced} --cluster-use-empty-masters ...`);
-        const r1 = await run("/usr/bin/time", ["-f", "tool cpu: %U s user, %S s sys, %e s wall", "redis-cli", "--cluster", "rebalance", A[0].announced, "--cluster-use-empty-masters"], join(dir, `${name}-redis-cli.log`));
-        log(`${name}: ${r1.out.split("\n").find((l) => l.startsWith("tool cpu")) ?? ""}`);
-        if (r1.code !== 0) log(`redis-cli exited ${r1.code}; see ${join(dir, `${name}-redis-cli.log`)}`);
-        const sa = await dbsizes(A);
-        rows.push({ scenario: name, tool: "redis-cli", seconds: r1.ms / 1000, moved: sa[3], keysPerSec: sa[3] / (r1.ms / 1000), check: await check(A[0].announced), total: sa.reduce((a, b) => a + b, 0) });
-        log(`${name}: redis-cli done in ${(r1.ms / 1000).toFixed(1)} s`);
-        }
+        if (!SKIP_CLI) rows.push(await timed(name, "redis-cli", A, dir, ["redis-cli", "--cluster", "rebalance", A[0].announced, "--cluster-use-empty-masters"]));
 
         // ours on cluster B
         const topo = join(dir, `${name}-topology.json`);
@@ -293,14 +316,7 @@ async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<
             clusterName: `bench-${name}`, port: Number(B[0].announced.split(":")[1]), tls: false,
             nodes: B.map((n, i) => ({ name: `bench-s${i}-r0`, shard: i, az: "local-a", host: n.announced.split(":")[0], port: Number(n.announced.split(":")[1]) })),
         }));
-        log(`${name}: redis-cluster rebalance --topology ${topo} --parallel ${PARALLEL} --batch ${BATCH} ...`);
-        const r2 = await run("/usr/bin/time", ["-f", "tool cpu: %U s user, %S s sys, %e s wall", process.execPath, "--import", "tsx", join(ROOT, "scripts/cli.ts"), "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH], join(dir, `${name}-ours.log`));
-        log(`${name}: ${r2.out.split("\n").find((l) => l.startsWith("tool cpu")) ?? ""}`);
-        if (r2.code !== 0) log(`ours exited ${r2.code}:\n${r2.out}`);
-        const engine = /in ([\d.]+ (?:ms|s))/.exec(r2.out.split("\n").find((l) => l.includes("moved")) ?? "")?.[1];
-        const sb = await dbsizes(B);
-        rows.push({ scenario: name, tool: `ours${engine ? ` (engine ${engine})` : ""}`, seconds: r2.ms / 1000, moved: sb[3], keysPerSec: sb[3] / (r2.ms / 1000), check: await check(B[0].announced), total: sb.reduce((a, b) => a + b, 0) });
-        log(`${name}: ours done in ${(r2.ms / 1000).toFixed(1)} s`);
+        rows.push(await timed(name, "ours", B, dir, [process.execPath, "--import", "tsx", join(ROOT, "scripts/cli.ts"), "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH]));
         (rows as (Row & { rtt?: number })[]).forEach((r) => ((r as { rtt?: number }).rtt = measured));
         return rows;
     } finally {
@@ -415,7 +431,7 @@ if (process.env.RCB_INSIDE_NS) {
         process.exit(143);
     });
     // Inside T: the proxy routes 10.77.0.1:<port> → 10.99.0.1:<port>, delayed.
-    startProxy(Array.from({ length: 8 }, (_, i) => ({ listenHost: "10.77.0.1", listenPort: 7100 + i, upstreamHost: "10.99.0.1", upstreamPort: 7100 + i })), DELAY_MS)
+    startProxy(Array.from({ length: 8 }, (_, i) => ({ listenHost: "10.77.0.1", listenPort: 7100 + i, upstreamHost: "10.99.0.1", upstreamPort: 7100 + i })), DELAY_MS.length === 2 ? DELAY_MS : DELAY_MS[0])
         .then(async (servers) => {
             try {
                 await insideDelayed();

@@ -22,7 +22,7 @@ import type { CommandContext, CommonOptions } from "../cli";
 import { parseStackYaml } from "../../components/config";
 import { parseNodeName, Topology } from "../../components/topology";
 import { RefusedError, StepError, UsageError } from "../errors";
-import { fmtDuration } from "../output";
+import { fmtDuration, Output } from "../output";
 import { MasterInput } from "../plan/rebalance";
 import { keyOf, planTopology, PlanError } from "../plan/topology";
 import { ClusterNodeInfo } from "../redis/clusterNodes";
@@ -71,6 +71,23 @@ function stackDeclared(stack: string): { shards?: number; replicas?: number; fil
     if (!existsSync(file)) return {};
     const cfg = parseStackYaml(readFileSync(file, "utf8"), stack);
     return { shards: cfg.shards, replicas: cfg.replicasPerShard, file };
+}
+
+/**
+ * create's executor prints create's own plan (the slot ranges a fresh cluster would
+ * get), which is not what scale does with the slots; keep its checks, warnings,
+ * steps and the final "formed" line only.
+ */
+function joinOutput(out: Output): Output {
+    return {
+        json: out.json,
+        info: () => undefined,
+        warn: (l) => out.warn(l),
+        event: (name, fields, human) => {
+            if (name === "step" || name === "formed") out.event(`join-${name}`, fields, human);
+        },
+        result: () => undefined,
+    };
 }
 
 /** Every node the cluster's members know (their own lines and their peers), by id. */
@@ -132,7 +149,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
         // --- dry run: the slot plan with placeholders for masters not joined yet
         if (opts.dryRun) {
             // create's checks on the joining nodes (empty, cluster mode on), and its join plan; nothing is sent.
-            if (joining.length) await formCluster(pool, topology, { dryRun: true, timeoutMs: 0, out: ctx.out, signal: ctx.signal });
+            if (joining.length) await formCluster(pool, topology, { dryRun: true, timeoutMs: 0, out: joinOutput(ctx.out), signal: ctx.signal });
             const drain = new Set(leavingMasters.map((n) => n.id));
             const masters: MasterInput[] = mastersFromView(view, topology, drain);
             if (joining.length) {
@@ -160,7 +177,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
 
         // --- join
         if (joining.length) {
-            await formCluster(pool, topology, { timeoutMs: opts.timeout ?? 120000, signal: ctx.signal, out: ctx.out, resumeHint: "rerun `scale`: it joins what is missing, then moves the slots" });
+            await formCluster(pool, topology, { timeoutMs: opts.timeout ?? 120000, signal: ctx.signal, out: joinOutput(ctx.out), resumeHint: "rerun `scale`: it joins what is missing, then moves the slots" });
             view = await readCluster(pool, topology);
         }
 

@@ -4,9 +4,10 @@
  *
  *   1. target:  CLUSTER SETSLOT s IMPORTING <source>        (all slots of the batch, one pipeline)
  *   2. source:  CLUSTER SETSLOT s MIGRATING <target>
- *               CLUSTER GETKEYSINSLOT s <batch>             (same pipeline: the first keys come back at once)
- *   3. source:  [MEMORY USAGE k …]                          (big keys: moved alone, timeout sized to them)
- *               MIGRATE … KEYS k1…kN ; GETKEYSINSLOT s      (per slot with keys, many slots per pipeline)
+ *               keys of s with their sizes                  (same pipeline; one Lua call per slot doing
+ *                                                            GETKEYSINSLOT + MEMORY USAGE, see KEYS_WITH_SIZES_LUA)
+ *   3. source:  big keys alone, each with a timeout sized to it
+ *               MIGRATE … KEYS k1…kN [; next keys of s]     (per slot with keys, many slots per pipeline)
  *               until every slot of the batch is empty
  *   4. target:  CLUSTER SETSLOT s NODE <target>             (the new owner first, see below)
  *   5. source and every other master, in parallel: CLUSTER SETSLOT s NODE <target>

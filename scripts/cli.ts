@@ -88,11 +88,11 @@ export function buildProgram(): Command {
         .option("--force", "go on without unreachable nodes (every shard keeps one) and ignore old ids of replaced nodes; never nodes holding keys or another cluster's nodes")
         .option("--dry-run", "print the plan and change nothing")
         .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to converge").argParser(intArg("--timeout")).default(60000))
-        .action(action(() => import("./commands/create")));
+        .action(action(() => Promise.resolve(require("./commands/create") as typeof import("./commands/create"))));
 
     targetOptions(program.command("status"))
         .description("health per shard and cluster-wide; exit 0 only when healthy")
-        .action(action(() => import("./commands/status")));
+        .action(action(() => Promise.resolve(require("./commands/status") as typeof import("./commands/status"))));
 
     targetOptions(program.command("scale"))
         .description("scale out/in to the declared topology: join new nodes, rebalance slots, drain and forget removed masters")
@@ -104,7 +104,7 @@ export function buildProgram(): Command {
         .addOption(new Option("--shards <n>", "keep shards 0..n-1 of the topology (scale in before the smaller pulumi up; with --stack the default comes from Pulumi.<stack>.yaml)").argParser(intArg("--shards")))
         .addOption(new Option("--replicas <n>", "keep replicas r1..rn of each shard (default: all, or replicasPerShard from Pulumi.<stack>.yaml)").argParser(intArg("--replicas")))
         .addOption(new Option("--timeout <ms>", "how long to wait for new nodes to join").argParser(intArg("--timeout")).default(120000))
-        .action(action(() => import("./commands/scale")));
+        .action(action(() => Promise.resolve(require("./commands/scale") as typeof import("./commands/scale"))));
 
     targetOptions(program.command("rebalance"))
         .description("even out slots over the masters (by weight) without a topology change")
@@ -113,7 +113,7 @@ export function buildProgram(): Command {
         .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel")).default(4))
         .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch")).default(1000))
         .addOption(new Option("--big-key-mb <n>", "keys of this many MiB or more (MEMORY USAGE) move alone with a timeout sized to them; 0 skips the check").argParser(Number).default(8))
-        .action(action(() => import("./commands/rebalance")));
+        .action(action(() => Promise.resolve(require("./commands/rebalance") as typeof import("./commands/rebalance"))));
 
     targetOptions(program.command("failover"))
         .description("controlled failover of a shard (--shard), a node (--node) or every master out of a zone (--zone)")
@@ -123,30 +123,30 @@ export function buildProgram(): Command {
         .option("--force", "CLUSTER FAILOVER FORCE: the master is unreachable; may lose writes not yet replicated")
         .option("--takeover", "CLUSTER FAILOVER TAKEOVER: no majority; bumps the epoch without agreement")
         .addOption(new Option("--timeout <ms>", "how long to wait for all nodes to see the promotion").argParser(intArg("--timeout")).default(30000))
-        .action(action(() => import("./commands/failover")));
+        .action(action(() => Promise.resolve(require("./commands/failover") as typeof import("./commands/failover"))));
 
     targetOptions(program.command("forget"))
         .description("remove a dead node from every node's table")
         .argument("<node>", "node id, name, or host:port")
-        .action(action(() => import("./commands/forget")));
+        .action(action(() => Promise.resolve(require("./commands/forget") as typeof import("./commands/forget"))));
 
     targetOptions(program.command("replicate"))
         .description("attach REPLICA to MASTER (after a node was replaced)")
         .argument("<replica>", "node name or host:port")
         .argument("<master>", "node name, host:port, or shard number")
-        .action(action(() => import("./commands/replicate")));
+        .action(action(() => Promise.resolve(require("./commands/replicate") as typeof import("./commands/replicate"))));
 
     targetOptions(program.command("reconfigure"))
         .description("apply the cluster-wide node settings (maxmemory, policy, timeouts, min-replicas) to running nodes one at a time with CONFIG SET, replicas first")
         .option("--config <file>", "settings from this Pulumi.<stack>.yaml (default: the stack output nodeSettings, or settings.json beside the topology)")
         .option("--dry-run", "show per node current → desired values and change nothing")
         .option("--force", "apply even when a node would be left below its used memory or a master with fewer connected replicas than min-replicas-to-write")
-        .action(action(() => import("./commands/reconfigure")));
+        .action(action(() => Promise.resolve(require("./commands/reconfigure") as typeof import("./commands/reconfigure"))));
 
     targetOptions(program.command("flushall"))
         .description("delete every key on every master (asks for the cluster name)")
         .option("--confirm <clusterName>", "non-interactive confirmation: the cluster name")
-        .action(action(() => import("./commands/flushall")));
+        .action(action(() => Promise.resolve(require("./commands/flushall") as typeof import("./commands/flushall"))));
 
     return program;
 }

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
-// Installed entry point: runs the TypeScript CLI through tsx's require hook.
+// Installed entry point (package.json "bin"): runs the TypeScript CLI through
+// tsx's require hook (commands are loaded lazily with require()).
 require("tsx/cjs");
 require("../cli").buildProgram().parseAsync(process.argv);

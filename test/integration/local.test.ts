@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { redisAlive } from "../helpers/processes";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { Topology } from "../../components/topology";
@@ -18,14 +19,7 @@ function local(...args: string[]) {
     return spawnSync(process.execPath, ["--import", "tsx", "scripts/local.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 90000 });
 }
 
-function alive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("redis");
-    } catch {
-        return false;
-    }
-}
+const alive = redisAlive;
 
 test("local mode: up renders and forms an ACL-protected cluster, a second up changes nothing, down removes it", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "rct-local-"));

@@ -12,6 +12,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { redisAlive } from "../helpers/processes";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import { nodeSettingsOf, maxmemoryBytesFor, DesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
@@ -42,14 +43,7 @@ function capture() {
     };
 }
 
-function alive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("redis");
-    } catch {
-        return false;
-    }
-}
+const alive = redisAlive;
 
 test("reconfigure: npm run local re-renders, reconfigure applies node by node, a rerun skips, refusals change nothing", async () => {
     const tmp = mkdtempSync(join(tmpdir(), "rct-reconf-"));

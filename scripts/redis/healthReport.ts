@@ -94,6 +94,8 @@ export interface StatusReport {
         replicaInMasterZone: string[];
         notInCluster: string[];
         notInTopology: string[];
+        /** Replicas whose master the reachable nodes do not agree on, with who says what. */
+        replicaMasterDisagreements: { replica: string; views: { master: string; seenBy: string[] }[] }[];
     };
 }
 
@@ -287,6 +289,39 @@ export function evaluateStatus(input: StatusInput): StatusReport {
         }
     }
 
+    // Which master each replica follows, as every reachable node sees it (its own line included:
+    // the replica is the authority on whom it follows). A problem, like a slot-map disagreement:
+    // after a role change that is not broadcast (CLUSTER REPLICATE, a replica migrating after a
+    // failover) the other nodes learn it only from their next ping/pong with that replica, which
+    // measured 0.3-3.2 s with cluster-node-timeout 5000 (worst case about node-timeout / 2). So a
+    // disagreement is normal for seconds after such a change, not hundreds of ms; but the tool's
+    // own commands wait until every node agrees before they return, so `status` sees one only
+    // right after a change made outside the tool, or when some nodes keep a stale view (they do
+    // not hear from the replica). Either way the cluster has not settled: clients reading the
+    // replica list (CLUSTER SHARDS/SLOTS/NODES) from different nodes get different answers, and
+    // the next failover or replica migration acts on it. Rerunning `status` tells the two apart.
+    // Lines flagged failing/noaddr/handshake are skipped: a node that met a dead replica only
+    // through gossip never learned its master, and that is not a disagreement.
+    const replicaMasterDisagreements: StatusReport["cluster"]["replicaMasterDisagreements"] = [];
+    const followed = new Map<string, Map<string, string[]>>();
+    for (const s of reachable) for (const n of s.nodes) {
+        if (n.failing || n.flags.includes("noaddr") || n.flags.includes("handshake")) continue;
+        const says = n.role === "replica" && n.masterId ? n.masterId : n.role === "master" ? "-" : undefined;
+        if (says === undefined) continue;
+        const byMaster = followed.get(n.id) ?? new Map<string, string[]>();
+        byMaster.set(says, [...(byMaster.get(says) ?? []), s.key]);
+        followed.set(n.id, byMaster);
+    }
+    for (const [id, byMaster] of followed) {
+        if (byMaster.size < 2 || ![...byMaster.keys()].some((m) => m !== "-")) continue;
+        const k = keyById.get(id) ?? id;
+        const views = [...byMaster].map(([m, by]) => ({ master: m === "-" ? "(none: it is a master)" : keyById.get(m) ?? m.slice(0, 8), seenBy: by.sort() }))
+            .sort((a, b) => b.seenBy.length - a.seenBy.length || a.master.localeCompare(b.master));
+        replicaMasterDisagreements.push({ replica: k, views });
+        problems.push(`nodes disagree on which master ${label(k)} follows: ${views.map((v) => `${v.seenBy.map(label).join(", ")} ${v.seenBy.length === 1 ? "says" : "say"} ${v.master.startsWith("(") ? "it is a master" : `it follows ${label(v.master)}`}`).join("; ")} ` +
+            "(a role change still propagating, normal for up to cluster-node-timeout / 2, or a stale view: rerun status)");
+    }
+
     const shardsWithoutReplica: string[] = [];
     const replicaInMasterZone: string[] = [];
     for (const g of shards.filter((x) => x.masterKey)) {
@@ -335,6 +370,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
             replicaInMasterZone,
             notInCluster,
             notInTopology,
+            replicaMasterDisagreements,
         },
     };
 }

@@ -123,3 +123,35 @@ test("status: open slots, a replica link down, a replica in its master's zone, s
     assert.deepEqual(w.cluster.replicaInMasterZone, ["t-s0-r1 (127.0.0.1:7003) in a"]);
     assert.match(w.warnings[0], /t-s0-r1 \(127\.0\.0\.1:7003\) is in its master's zone a: losing that zone loses shard 0/);
 });
+
+test("status: nodes that disagree on which master a replica follows are a problem naming who says what", () => {
+    // t-s1-r1 (R1) was just re-pointed to M0 (CLUSTER REPLICATE): it and M0 know, the others still say M1.
+    const moved = healthyNodes.map((n) => (n.id === R1 ? { ...n, master: M0 } : n));
+    const before = samples(healthyNodes);
+    const afterChange = samples(moved);
+    const mixed = before.map((s) => ([R1, M0].some((id) => s.myself!.id === id) ? afterChange.find((x) => x.key === s.key)! : s));
+    const r = evaluateStatus(input(mixed));
+    assert.equal(r.healthy, false);
+    assert.deepEqual(r.cluster.replicaMasterDisagreements, [{
+        replica: "127.0.0.1:7004",
+        views: [
+            { master: "127.0.0.1:7001", seenBy: ["127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:7003", "127.0.0.1:7005"] },
+            { master: "127.0.0.1:7000", seenBy: ["127.0.0.1:7000", "127.0.0.1:7004"] },
+        ],
+    }]);
+    const p = r.problems.find((x) => x.startsWith("nodes disagree on which master t-s1-r1 (127.0.0.1:7004) follows: "));
+    assert.ok(p, r.problems.join("\n"));
+    assert.match(p, /t-s1-r0 \(127\.0\.0\.1:7001\), t-s2-r0 \(127\.0\.0\.1:7002\), t-s0-r1 \(127\.0\.0\.1:7003\), t-s2-r1 \(127\.0\.0\.1:7005\) say it follows t-s1-r0 \(127\.0\.0\.1:7001\); t-s0-r0 \(127\.0\.0\.1:7000\), t-s1-r1 \(127\.0\.0\.1:7004\) say it follows t-s0-r0 \(127\.0\.0\.1:7000\)/);
+    assert.match(p, /rerun status\)$/);
+
+    // One node still sees a promoted replica as a replica: also a disagreement ("it is a master").
+    const promoted = healthyNodes.map((n) => (n.id === R2 ? { ...n, master: undefined } : n));
+    const stale = samples(promoted).map((s) => (s.myself!.id === M0 ? samples(healthyNodes).find((x) => x.key === s.key)! : s));
+    const r2 = evaluateStatus(input(stale));
+    assert.deepEqual(r2.cluster.replicaMasterDisagreements.map((d) => d.views.map((v) => `${v.master}:${v.seenBy.length}`)), [["(none: it is a master):5", "127.0.0.1:7002:1"]]);
+
+    // A replica flagged failing by an observer is not compared (a node that met it only through gossip never learned its master).
+    const flagged = evaluateStatus(input(samples(healthyNodes, { flagged: { [R1]: "fail?" } })));
+    assert.deepEqual(flagged.cluster.replicaMasterDisagreements, []);
+    assert.deepEqual(evaluateStatus(input(samples(healthyNodes))).cluster.replicaMasterDisagreements, []);
+});

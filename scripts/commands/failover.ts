@@ -108,6 +108,18 @@ export async function run(opts: FailoverOptions, ctx: CommandContext): Promise<n
         } else if (!replica.healthy || (!masterGone && !replica.linkUp)) {
             throw new RefusedError(`failover --node ${opts.node}: ${label(replica)} is ${!replica.healthy ? "down" : "not in sync with its master (replication link down)"}`);
         }
+        if (mode === "force") {
+            // FORCE still needs the votes of a majority of the masters that own slots (the dead one
+            // counts in the total, as in Redis' needed_quorum = size / 2 + 1). Without them the
+            // election silently fails and we would only learn it at the timeout.
+            const needed = Math.floor(shards.length / 2) + 1;
+            const voters = shards.filter((s) => s.master.healthy);
+            if (voters.length < needed) {
+                throw new RefusedError(`failover --force: a forced promotion still needs the votes of a majority of the masters that own slots (${needed} of ${shards.length}), ` +
+                    `and only ${voters.length} answer${voters.length === 1 ? "s" : ""} from here${voters.length ? ` (${voters.map((s) => label(s.master)).join(", ")})` : ""}; nothing was sent. ` +
+                    `If the other masters are really gone, rerun with --takeover (${CONSEQUENCES.takeover})`);
+            }
+        }
         if (mode !== "default") ctx.out.warn(CONSEQUENCES[mode]);
         ctx.out.info(`shard ${shard.shard}: promoting ${label(replica)}${replica.az ? ` (${replica.az})` : ""}, master now ${label(shard.master)}${mode !== "default" ? ` [${mode.toUpperCase()}]` : ""}`);
         let ms: number;

@@ -107,6 +107,11 @@ function serveSsm(config: StackConfig): void {
 const hookRuns = () => (existsSync(hookLog) ? readFileSync(hookLog, "utf8").trim().split("\n").length : 0);
 
 before(async () => {
+    // The boot script formats and mounts a loop device, as it would an EBS volume: that takes root.
+    // Fail with the reason rather than a losetup error (never skip: CI runs as root).
+    if (typeof process.getuid === "function" && process.getuid() !== 0) {
+        throw new Error("the bootstrap run test executes the boot script as root on a loop device: run npm test as root (as CI does), e.g. in a disposable VM or container with /dev/loop*");
+    }
     makeSkeleton(root);
     port = await freePortPair();
     cfg = { ...stack.config, port };

@@ -1,28 +1,22 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import type { StackConfig } from "./config";
 import type { UserDataInput } from "./bootstrap/contract";
 import type { TopologyNode } from "./topology";
 import type { NodePlan } from "./plan/placement";
 import { renderUserData } from "./bootstrap/userData";
-import { RedisNode } from "./redisNode";
+import { RedisNode, RedisNodeArgs } from "./redisNode";
 import { childName, nodeLogGroupName, nodeResourceName, tags } from "./naming";
 
-export interface RedisNodesArgs {
-    config: StackConfig;
+/** What every node shares; the per-node fields (plan, zone, subnet) come from the shape. */
+type SharedNodeArgs = Omit<RedisNodeArgs, "plan" | "availabilityZone" | "subnetId" | "renderUserData">;
+
+export interface RedisNodesArgs extends SharedNodeArgs {
     /** Every node of the shape, from `planNodes`. */
     nodes: NodePlan[];
     /** Zone index -> availability zone name. */
     availabilityZones: string[];
     /** Zone index -> subnet id. */
     subnetIds: pulumi.Input<string>[];
-    securityGroupId: pulumi.Input<string>;
-    instanceProfileName: pulumi.Input<string>;
-    kmsKeyArn: pulumi.Input<string>;
-    amiId: string;
-    amiPinned: boolean;
-    region: string;
-    backupBucketName: pulumi.Input<string>;
     /** Renders one node's user data. @default renderUserData from ./bootstrap/userData */
     renderUserData?: (input: UserDataInput) => string;
     /** Prefix of node resource names: nodes are `${namePrefix}-s<shard>-r<replica>`. */
@@ -38,6 +32,7 @@ export class RedisNodes extends pulumi.ComponentResource {
 
     constructor(name: string, args: RedisNodesArgs, opts?: pulumi.ComponentResourceOptions) {
         super("rediscluster:index:RedisNodes", name, {}, opts);
+        const { nodes, availabilityZones, subnetIds, renderUserData: render, namePrefix, ...shared } = args;
         const cfg = args.config;
         this.logGroup = new aws.cloudwatch.LogGroup(childName(name, "logs"), {
             name: nodeLogGroupName(cfg.clusterName),
@@ -45,21 +40,14 @@ export class RedisNodes extends pulumi.ComponentResource {
             tags: tags(cfg.clusterName, nodeLogGroupName(cfg.clusterName)),
         }, { parent: this });
 
-        this.nodes = args.nodes.map((plan) => {
-            const az = args.availabilityZones[plan.zoneIndex];
-            const node = new RedisNode(nodeResourceName(args.namePrefix, plan.shard, plan.replica), {
-                config: cfg,
+        this.nodes = nodes.map((plan) => {
+            const az = availabilityZones[plan.zoneIndex];
+            const node = new RedisNode(nodeResourceName(namePrefix, plan.shard, plan.replica), {
+                ...shared,
                 plan,
                 availabilityZone: az,
-                subnetId: args.subnetIds[plan.zoneIndex],
-                securityGroupId: args.securityGroupId,
-                instanceProfileName: args.instanceProfileName,
-                kmsKeyArn: args.kmsKeyArn,
-                amiId: args.amiId,
-                amiPinned: args.amiPinned,
-                region: args.region,
-                backupBucketName: args.backupBucketName,
-                renderUserData: args.renderUserData ?? renderUserData,
+                subnetId: subnetIds[plan.zoneIndex],
+                renderUserData: render ?? renderUserData,
             }, { parent: this });
             return { plan, az, node };
         });

@@ -17,24 +17,20 @@
  *
  * No `@pulumi/*` import.
  */
-import { ConfigError, Engine, ENGINES, MaxmemoryPolicy, parseStackConfig, RawValue, StackConfig } from "../config";
+import { ConfigError, Engine, ENGINES, parseStackConfig, RawValue, StackConfig } from "../config";
 import { TokenName, TOKENS } from "./template";
-
-export interface NodeSettings {
-    /** Share of the node's memory (MemTotal; INFO total_system_memory) given to Redis as maxmemory. */
-    maxmemoryPercent: number;
-    maxmemoryPolicy: MaxmemoryPolicy;
-    clusterNodeTimeoutMs: number;
-    clusterReplicaValidityFactor: number;
-    minReplicasToWrite: number;
-    minReplicasMaxLagSec: number;
-}
 
 /** The NodeSettings keys, in document order; each is the StackConfig key of the same name. */
 export const NODE_SETTING_KEYS = [
     "maxmemoryPercent", "maxmemoryPolicy", "clusterNodeTimeoutMs",
     "clusterReplicaValidityFactor", "minReplicasToWrite", "minReplicasMaxLagSec",
-] as const satisfies readonly (keyof NodeSettings & keyof StackConfig)[];
+] as const satisfies readonly (keyof StackConfig)[];
+
+/**
+ * The cluster-wide node settings: those StackConfig fields, with their types.
+ * maxmemoryPercent is a share of the node's memory (MemTotal; INFO total_system_memory).
+ */
+export type NodeSettings = Pick<StackConfig, (typeof NODE_SETTING_KEYS)[number]>;
 
 /**
  * Settings that are one redis.conf directive each, all settable at runtime

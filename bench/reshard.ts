@@ -25,13 +25,13 @@
  *   use 10.99.0.1 directly. The script measures the resulting round trip (PING).
  */
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { appendFileSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir, cpus } from "node:os";
 import { join, resolve } from "node:path";
 import Redis from "ioredis";
 import { startProxy } from "./proxy";
 import { parseClusterNodes, slotOwners } from "../scripts/redis/clusterNodes";
-import { freePortPair } from "../test/helpers/redisServers";
+import { freePortPair, waitForPing } from "../test/helpers/redisServers";
 
 const ROOT = resolve(__dirname, "..");
 const args = process.argv.slice(2);
@@ -95,24 +95,6 @@ function client(n: Node): Redis {
     return c;
 }
 
-async function waitPing(n: Node, proc: ChildProcess): Promise<void> {
-    for (let i = 0; i < 400; i++) {
-        if (proc.exitCode !== null) throw new Error(`redis-server ${n.announced} exited: ${existsSync(join(n.dir, "log")) ? readFileSync(join(n.dir, "log"), "utf8").slice(-800) : ""}`);
-        const c = new Redis({ host: n.direct.host, port: n.direct.port, lazyConnect: true, connectTimeout: 300, maxRetriesPerRequest: 0, retryStrategy: () => null });
-        c.on("error", () => undefined);
-        try {
-            await c.connect();
-            await c.ping();
-            c.disconnect();
-            return;
-        } catch {
-            c.disconnect();
-            await sleep(25);
-        }
-    }
-    throw new Error(`redis-server ${n.announced} did not answer`);
-}
-
 async function startNode(sc: Scenario, n: Node, bind: string[], announceIp?: string): Promise<void> {
     const port = Number(n.announced.split(":")[1]);
     const a = [
@@ -127,7 +109,7 @@ async function startNode(sc: Scenario, n: Node, bind: string[], announceIp?: str
     sc.cleanup.push(() => {
         if (proc.exitCode === null) proc.kill("SIGKILL");
     });
-    await waitPing(n, proc);
+    await waitForPing(n.direct.host, n.direct.port, {}, 10000, proc, join(n.dir, "log"));
 }
 
 async function formCluster(masters: Node[]): Promise<void> {

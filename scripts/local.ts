@@ -47,6 +47,7 @@ import { waitUntil } from "./redis/clusterView";
 import { collectStatus, evaluateStatus } from "./redis/healthReport";
 import { renderStatus } from "./commands/status";
 import { keyOf } from "./plan/topology";
+import { findServer, ServerBinary, which } from "./redis/serverBinary";
 
 export const REPO_ROOT = resolve(__dirname, "..");
 /**
@@ -91,28 +92,6 @@ function nodePaths(dir: string, name: string) {
 }
 
 // ---------------------------------------------------------------- redis-server
-
-export interface ServerBinary {
-    server: string;
-    cli?: string;
-    version: string;
-}
-
-function which(cmd: string): string | undefined {
-    const r = spawnSync("sh", ["-c", `command -v ${cmd}`], { encoding: "utf8" });
-    return r.status === 0 ? r.stdout.trim().split("\n")[0] || undefined : undefined;
-}
-
-function findServer(): ServerBinary | undefined {
-    for (const [server, cli] of [["redis-server", "redis-cli"], ["redis6-server", "redis6-cli"], ["valkey-server", "valkey-cli"]]) {
-        const path = which(server);
-        if (!path) continue;
-        const out = spawnSync(path, ["--version"], { encoding: "utf8" }).stdout;
-        const version = /v=(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? "0.0.0";
-        return { server: path, cli: which(cli), version };
-    }
-    return undefined;
-}
 
 /**
  * redis-server, installed with the system package manager when missing and we

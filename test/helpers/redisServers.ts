@@ -6,12 +6,13 @@
  * SHUTDOWN NOSAVE, SIGKILLs after a timeout and deletes the dirs, and an `exit` hook
  * kills anything a crashed test left behind.
  */
-import { spawn, spawnSync, ChildProcess } from "node:child_process";
+import { spawn, ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Redis from "ioredis";
+import { findServer, ServerBinary } from "../../scripts/redis/serverBinary";
 
 export interface TestServer {
     host: string;
@@ -56,13 +57,11 @@ process.on("exit", () => {
     }
 });
 
-let serverBinary: string | undefined;
-/** Path of redis-server; fails with the install command when it is missing (never skips). */
+let found: ServerBinary | undefined;
+/** Path of redis-server (the same lookup local mode uses); fails with the install command when it is missing (never skips). */
 export function redisServerBinary(): string {
-    if (serverBinary) return serverBinary;
-    const r = spawnSync("sh", ["-c", "command -v redis-server || command -v redis6-server || command -v valkey-server"], { encoding: "utf8" });
-    const path = r.stdout.trim().split("\n")[0];
-    if (!path) {
+    found ??= findServer();
+    if (!found) {
         throw new Error(
             "redis-server is not installed, and the integration tests need it.\n" +
                 "  Debian/Ubuntu: sudo apt-get install -y redis-server redis-tools\n" +
@@ -70,15 +69,14 @@ export function redisServerBinary(): string {
                 "  macOS:         brew install redis",
         );
     }
-    serverBinary = path;
-    return path;
+    return found.server;
 }
 
 /** Server version as [major, minor, patch]. */
 export function redisServerVersion(): [number, number, number] {
-    const out = spawnSync(redisServerBinary(), ["--version"], { encoding: "utf8" }).stdout;
-    const m = /v=(\d+)\.(\d+)\.(\d+)/.exec(out);
-    return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
+    redisServerBinary();
+    const [maj, min, patch] = found!.version.split(".").map(Number);
+    return [maj, min, patch];
 }
 
 function portFree(host: string, port: number): Promise<boolean> {

@@ -190,13 +190,19 @@ test("create refuses, naming node, reason and way out, and changes nothing: keys
     // s[3] and s[4] form another cluster; only s[3] is in the topology.
     await p.call(k(s[3]), "CLUSTER", "MEET", s[4].host, s[4].port);
     await checkFormation(p, { keys: [k(s[3])] }).then(async () => {
-        // wait for the handshake to finish, so s[3] knows s[4] by id
-        for (let i = 0; i < 200; i++) {
-            const nodes = parseClusterNodes((await p.call(k(s[3]), "CLUSTER", "NODES")) as string);
-            if (nodes.length === 2 && !nodes.some((n) => n.flags.includes("handshake"))) return;
+        // Wait for the handshake to finish (s[3] knows s[4] by id) and for Redis' own
+        // config-epoch collision handling to settle (both start at epoch 0; one bumps
+        // itself to 1 and gossips it): otherwise that bump lands between the two
+        // snapshots below and looks like a change made by create.
+        for (let i = 0; i < 500; i++) {
+            const views = await Promise.all([s[3], s[4]].map(async (x) => parseClusterNodes((await p.call(k(x), "CLUSTER", "NODES")) as string)));
+            const settled = views.every((nodes) => nodes.length === 2
+                && !nodes.some((n) => n.flags.includes("handshake"))
+                && nodes[0].configEpoch !== nodes[1].configEpoch);
+            if (settled) return;
             await new Promise((r) => setTimeout(r, 10));
         }
-        throw new Error("handshake did not finish");
+        throw new Error("handshake and epoch collision handling did not finish");
     });
     const deadPort = await freePortPair();
     const nodes: TopologyNode[] = [

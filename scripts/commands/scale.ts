@@ -30,7 +30,7 @@ import { ClusterView, waitUntil } from "../redis/clusterView";
 import { formCluster } from "../redis/form";
 import { keyOfNode, openSession, readCluster } from "../redis/members";
 import { NodePool } from "../redis/pool";
-import { forgetEverywhere, resetNodes } from "../redis/remove";
+import { forgetEverywhere, retireNodes } from "../redis/remove";
 import { confirmYes } from "./flushall";
 import { mastersFromView, planAndMove } from "./rebalance";
 
@@ -245,8 +245,11 @@ async function removeNodes(pool: NodePool, topology: Topology, leaving: ClusterN
         ctx.out.event("step", { step: "re-replicate", node: keyOfNode(t), master: master.key }, `${t.name} followed a leaving node; now replicates ${master.key}`);
     }
     const reachableLeaving = leaving.filter((n) => view.views.get(n.key)?.reachable).map((n) => n.key);
-    const resetProblems = await resetNodes(pool, reachableLeaving);
-    for (const p of resetProblems) ctx.out.warn(`could not reset leaving node ${p}; it is forgotten anyway`);
+    const retireProblems = await retireNodes(pool, reachableLeaving);
+    for (const p of retireProblems) ctx.out.warn(`could not fence and reset leaving node ${p}; it is forgotten anyway, but until it is terminated a client that reaches it may read an empty slot map from it`);
+    if (reachableLeaving.length > retireProblems.length) {
+        ctx.out.event("step", { step: "fence", nodes: reachableLeaving }, `fenced and reset ${reachableLeaving.length - retireProblems.length} leaving node(s): ACL users off until restart, clients disconnected`);
+    }
     const remaining = topology.nodes.map(keyOfNode).filter((k) => view.views.get(k)?.reachable);
     const r = await forgetEverywhere(pool, remaining, [...leavingIds]);
     if (r.errors.length) {

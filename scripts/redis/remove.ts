@@ -1,7 +1,8 @@
 /**
- * Taking nodes out of a cluster for good: CLUSTER RESET on the leaving nodes (so
- * they stop gossiping about the cluster and could join another), then CLUSTER
- * FORGET of each of them on every remaining node, all in parallel.
+ * Taking nodes out of a cluster for good: the leaving nodes are fenced (no client
+ * can use them any more) and reset with CLUSTER RESET (so they stop gossiping about
+ * the cluster), then CLUSTER FORGET of each of them on every remaining node, all in
+ * parallel.
  *
  * FORGET puts the id on a 60 s ban list on the node that forgot it; a node that
  * still knows the id would gossip it back after the ban expires, so every
@@ -51,14 +52,35 @@ export async function forgetEverywhere(pool: NodePool, remaining: NodeKey[], ids
 }
 
 /**
- * CLUSTER RESET SOFT on leaving nodes that can be reached (a master must hold no
- * key: callers drain first). Returns the keys that could not be reset, with why.
+ * Retires leaving nodes that can be reached (a master must hold no key: callers
+ * drain first): fences them, then CLUSTER RESET SOFT. Returns the keys that could
+ * not be retired, with why.
+ *
+ * Why fence: until the smaller `pulumi up` terminates it, a reset node still
+ * listens, and it is still a target of the load balancer. Asked CLUSTER SLOTS, it
+ * answers with an empty map, and a cluster client that happens to ask it during a
+ * slot refresh drops every connection it has (ioredis does exactly that:
+ * redis/ioredis#943, "Reset with []"), and a client that bootstraps through the
+ * load balancer and lands on it finds no slot. So before the reset every ACL user
+ * on the node is switched off (in memory only: the ACL file and redis.conf are
+ * untouched, so a restart brings the users back) and every other client
+ * connection is closed: new connections cannot authenticate, and clients move on
+ * to the next node. The tool's own connection stays authenticated for the reset.
  */
-export async function resetNodes(pool: NodePool, keys: NodeKey[]): Promise<string[]> {
+export async function retireNodes(pool: NodePool, keys: NodeKey[]): Promise<string[]> {
     const problems: string[] = [];
     await Promise.all(keys.map(async (key) => {
         try {
-            await pool.call(key, "CLUSTER", "RESET", "SOFT");
+            const users = (await pool.call(key, "ACL", "USERS")) as string[];
+            const c = await pool.get(key);
+            const p = c.pipeline();
+            for (const u of users) p.call("ACL", "SETUSER", u, "off");
+            p.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");
+            p.call("CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes");
+            p.call("CLUSTER", "RESET", "SOFT");
+            const replies = (await p.exec()) ?? [];
+            const failed = replies.map(([e]) => e).filter((e): e is Error => !!e);
+            if (failed.length) problems.push(`${key}: ${failed.map((e) => e.message).join("; ")}`);
         } catch (e) {
             problems.push(`${key}: ${(e as Error).message}`);
         }

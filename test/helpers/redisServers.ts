@@ -214,8 +214,11 @@ export async function stopServer(s: TestServer): Promise<void> {
             /* fall through to SIGKILL */
         }
         c.disconnect();
+        // Not reachable or refused (a fenced node has every ACL user off): SIGTERM is a clean shutdown too.
+        const term = setTimeout(() => p.kill("SIGTERM"), 200);
         const t = setTimeout(() => p.kill("SIGKILL"), 2000);
         await exited;
+        clearTimeout(term);
         clearTimeout(t);
     }
     rmSync(s.dir, { recursive: true, force: true });

@@ -4,6 +4,9 @@
  *
  *   npm run bench:reshard -- [--keys 1000000] [--value-bytes 64] [--delay-ms 2,3]
  *                            [--only loopback|delayed] [--parallel 4] [--batch 1000]
+ *                            [--ours-args "--big-key-mb 0"] [--skip-redis-cli]
+ *
+ * BENCH_CPU_PROF=DIR writes a V8 CPU profile of our tool's run to DIR.
  *
  * Per scenario: two clusters of 3 masters (no replicas) each get the same keys
  * (pipelined SETs sent to the owner of each key's slot, so every slot holds
@@ -46,6 +49,8 @@ const DELAY_MS = opt("delay-ms", "2,3").split(",").map(Number) as [number, numbe
 const ONLY = opt("only", "");
 const PARALLEL = opt("parallel", "4");
 const BATCH = opt("batch", "1000");
+/** Extra arguments for our tool, space-separated (for experiments, e.g. "--big-key-mb 0"). */
+const OURS_EXTRA = opt("ours-args", "").split(" ").filter(Boolean);
 const NODE_TIMEOUT = opt("cluster-node-timeout", "5000");
 /** For development: skip redis-cli's run (it takes minutes with added latency). */
 const SKIP_CLI = args.includes("--skip-redis-cli");
@@ -298,7 +303,7 @@ async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<
             clusterName: `bench-${name}`, port: Number(B[0].announced.split(":")[1]), tls: false,
             nodes: B.map((n, i) => ({ name: `bench-s${i}-r0`, shard: i, az: "local-a", host: n.announced.split(":")[0], port: Number(n.announced.split(":")[1]) })),
         }));
-        rows.push(await timed(name, "ours", B, dir, [process.execPath, "--import", "tsx", join(ROOT, "scripts/cli.ts"), "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH]));
+        rows.push(await timed(name, "ours", B, dir, [process.execPath, ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), "--import", "tsx", join(ROOT, "scripts/cli.ts"), "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH, ...OURS_EXTRA]));
         (rows as (Row & { rtt?: number })[]).forEach((r) => ((r as { rtt?: number }).rtt = measured));
         return rows;
     } finally {

@@ -17,6 +17,7 @@
  * A rerun on a formed cluster changes nothing; on a half-formed one it does
  * only the missing steps.
  */
+import { parseEngineVersion } from "../../components/bootstrap/template";
 import { Topology, TopologyNode } from "../../components/topology";
 import { RefusedError, StepError } from "../errors";
 import { Output } from "../output";
@@ -45,15 +46,13 @@ export interface NodeProbe {
     replication: Record<string, string>;
 }
 
-/** Parses "7.0.15" into [7, 0, 15]. */
-export function parseVersion(v: string | undefined): [number, number, number] {
-    const m = /^(\d+)\.(\d+)\.(\d+)/.exec(v ?? "");
-    return m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [0, 0, 0];
-}
-
-/** CLUSTER ADDSLOTSRANGE and CLUSTER SHARDS exist from Redis 7.0 (Valkey: all versions). */
+/** CLUSTER ADDSLOTSRANGE and CLUSTER SHARDS exist from Redis 7.0 (Valkey reports redis_version 7.2.x). */
 export function hasAddSlotsRange(version: string | undefined): boolean {
-    return parseVersion(version)[0] >= 7;
+    try {
+        return parseEngineVersion(version ?? "")[0] >= 7;
+    } catch {
+        return false; // unreadable: the command every version has
+    }
 }
 
 /**

@@ -33,6 +33,13 @@ export interface MoveOptions {
     bigKeyMb?: number;
     /** Refuse when a receiver would exceed maxmemory minus this share. @default 10 */
     headroomPct?: number;
+    /** Topology names by node key, so refusals say "t-s1-r0 (10.0.1.12:6379)". */
+    names?: Map<NodeKey, string>;
+}
+
+/** Topology name by node key. */
+export function namesOf(topology: Topology): Map<NodeKey, string> {
+    return new Map(topology.nodes.map((n) => [keyOfNode(n), n.name]));
 }
 
 export interface MoveOutcome {
@@ -56,14 +63,15 @@ export function mastersFromView(view: ClusterView, topology: Topology, drain: Se
 }
 
 /** INFO memory + DBSIZE of each node, for the headroom check. */
-export async function readMemory(pool: NodePool, keys: Map<string, NodeKey>): Promise<NodeMemory[]> {
+export async function readMemory(pool: NodePool, keys: Map<string, NodeKey>, names?: Map<NodeKey, string>): Promise<NodeMemory[]> {
     return Promise.all([...keys].map(async ([id, key]) => {
         const c = await pool.get(key);
         const [[e1, mem], [e2, dbsize]] = (await c.pipeline().call("INFO", "memory").call("DBSIZE").exec())!;
         if (e1 || e2) throw e1 ?? e2;
         const m = parseInfo(mem as string);
         const used = Number(m.used_memory ?? 0);
-        return { id, label: key, usedBytes: used, datasetBytes: Number(m.used_memory_dataset ?? used), maxBytes: Number(m.maxmemory ?? 0), keys: Number(dbsize) };
+        const name = names?.get(key);
+        return { id, label: name ? `${name} (${key})` : key, usedBytes: used, datasetBytes: Number(m.used_memory_dataset ?? used), maxBytes: Number(m.maxmemory ?? 0), keys: Number(dbsize) };
     }));
 }
 
@@ -96,7 +104,7 @@ export async function planAndMove(pool: NodePool, view: ClusterView, masters: Ma
     // Safe before fast: receivers must have the memory for what they get.
     const involved = new Map<string, NodeKey>();
     for (const s of plan.streams) for (const id of [s.from, s.to]) involved.set(id, label(id));
-    const memory = await readMemory(pool, involved);
+    const memory = await readMemory(pool, involved, o.names);
     const flows = plan.streams.map((s) => ({ from: s.from, to: s.to, keys: s.slots.reduce((n, x) => n + (keyCounts.get(x) ?? 0), 0) }));
     const head = checkHeadroom(memory, flows, o.headroomPct ?? 10);
     if (head.unchecked.length) ctx.out.info(`${o.op}: no maxmemory set on ${head.unchecked.join(", ")}: memory headroom not checked there`);
@@ -129,6 +137,7 @@ export async function run(opts: RebalanceOptions, ctx: CommandContext): Promise<
         const masters = mastersFromView(view, target.topology);
         const outcome = await planAndMove(pool, view, masters, {
             op: "rebalance", dryRun: opts.dryRun, thresholdPct: opts.threshold, parallel: opts.parallel, batchKeys: opts.batch, bigKeyMb: opts.bigKeyMb,
+            names: namesOf(target.topology),
         }, ctx);
         const doc = {
             ok: true, dryRun: !!opts.dryRun, slotsMoved: outcome.result?.slots ?? 0, keysMoved: outcome.result?.keys ?? 0,

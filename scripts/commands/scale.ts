@@ -32,7 +32,7 @@ import { keyOfNode, openSession, readCluster } from "../redis/members";
 import { NodePool } from "../redis/pool";
 import { forgetEverywhere, retireNodes } from "../redis/remove";
 import { confirmYes } from "./flushall";
-import { mastersFromView, planAndMove } from "./rebalance";
+import { mastersFromView, namesOf, planAndMove } from "./rebalance";
 
 export interface ScaleOptions extends CommonOptions {
     dryRun?: boolean;
@@ -184,7 +184,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
         // --- move slots (rebalance onto new masters, drain leaving ones)
         const drain = new Set(leavingMasters.map((n) => n.id));
         const moved = await planAndMove(pool, view, mastersFromView(view, topology, drain), {
-            op: "scale", parallel: opts.parallel, batchKeys: opts.batch, bigKeyMb: opts.bigKeyMb, thresholdPct: 0,
+            op: "scale", parallel: opts.parallel, batchKeys: opts.batch, bigKeyMb: opts.bigKeyMb, thresholdPct: 0, names: namesOf(topology),
         }, ctx);
 
         // --- remove leaving nodes

@@ -10,7 +10,7 @@
  * `credentials.json` (0600) beside the topology, as local mode writes it.
  */
 import { spawn, ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import Redis, { Cluster } from "ioredis";
@@ -280,4 +280,25 @@ export async function missingKeys(c: Cluster, want: Map<string, string>): Promis
         });
     }
     return bad;
+}
+
+/**
+ * What scale left on a node it removed: the nodes its cluster config file lists
+ * (1 after CLUSTER RESET: only itself), and whether a new client with `auth` is
+ * refused (fenced: every ACL user off).
+ */
+export async function retiredState(s: TestServer, auth?: { user?: string; password?: string }): Promise<{ knownNodes: number; fenced: boolean }> {
+    const lines = readFileSync(join(s.dir, "nodes.conf"), "utf8").split("\n").filter((l) => l && !l.startsWith("vars"));
+    const probe = new Redis({ host: s.host, port: s.port, username: auth?.user, password: auth?.password, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+    probe.on("error", () => undefined);
+    let fenced = false;
+    try {
+        await probe.connect();
+        await probe.call("CLUSTER", "SLOTS");
+    } catch (e) {
+        fenced = /WRONGPASS|NOAUTH|disabled|closed/i.test((e as Error).message);
+    } finally {
+        probe.disconnect();
+    }
+    return { knownNodes: lines.length, fenced };
 }

@@ -6,7 +6,7 @@
  */
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { ClusterFixture, missingKeys, runCli, startCluster } from "../helpers/cluster";
+import { ClusterFixture, missingKeys, retiredState, runCli, startCluster } from "../helpers/cluster";
 import { TestServer } from "../helpers/redisServers";
 import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
 import { parseInfo } from "../../scripts/redis/clusterView";
@@ -59,8 +59,8 @@ test("scale in: refused with the MiB missing on each short receiver, nothing mov
     assert.match(refused.stderr, /error: scale: not enough memory on the receiving masters; nothing was moved:/);
     assert.match(refused.stderr, /Add shards or larger instances first \(or free memory\), then rerun\./);
     const perKey = before.m2.dataset / before.m2.keys;
-    for (const [s, mem] of [[m0, before.m0], [m1, before.m1]] as const) {
-        const line = new RegExp(`${s.key.replace(/\./g, "\\.")} would hold ~([\\d.]+) MiB, over ([\\d.]+) MiB \\(maxmemory ([\\d.]+) MiB less 10% headroom\\): ([\\d.]+) MiB missing`).exec(refused.stderr);
+    for (const [s, mem, name] of [[m0, before.m0, "t-s0-r0"], [m1, before.m1, "t-s1-r0"]] as const) {
+        const line = new RegExp(`${name} \\(${s.key.replace(/\./g, "\\.")}\\) would hold ~([\\d.]+) MiB, over ([\\d.]+) MiB \\(maxmemory ([\\d.]+) MiB less 10% headroom\\): ([\\d.]+) MiB missing`).exec(refused.stderr);
         assert.ok(line, `${s.key} is named as short:\n${refused.stderr}`);
         assert.equal(Number(line[3]), Number((mem.max / MiB).toFixed(1)), "its maxmemory");
         // Expected: what it holds + its share of m2's keys at m2's average key size, less 90% of maxmemory.
@@ -79,6 +79,7 @@ test("scale in: refused with the MiB missing on each short receiver, nothing mov
     const ok = await runCli(["scale", "--topology", f.topologyFile, "--yes"]);
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /0 node\(s\) joined, 1 removed, 5462 slot\(s\) and \d+ key\(s\) moved/);
-    assert.equal(parseClusterNodes((await f.client(m2).call("CLUSTER", "NODES")) as string).length, 1, "the drained master was reset");
+    assert.deepEqual(await retiredState(m2, f.auth), { knownNodes: 1, fenced: true }, "the drained master was reset (knows only itself) and fenced");
+    assert.match(ok.stderr, /fenced and reset 1 leaving node\(s\)/);
     assert.deepEqual(await missingKeys(data, want), [], "every key is readable on the two remaining masters");
 });

@@ -22,9 +22,18 @@ test("a scale-out killed mid-way completes on the next run: no open slot, every 
     while (!killedWith && Date.now() < deadline && run.proc.exitCode === null) {
         const me = parseClusterNodes((await spareClient.call("CLUSTER", "NODES")) as string).find((n) => n.myself)!;
         // Once some slots have moved and others are open right now: kill -9 at that point.
+        // Freeze the tool first and let the nodes run what it had already written: a
+        // SETSLOT NODE in flight could close the open slots after we looked (seen under load).
         if (countSlots(me.slots) > 0 && me.importing.size > 0) {
-            run.proc.kill("SIGKILL");
-            killedWith = { owned: countSlots(me.slots), open: me.importing.size };
+            run.proc.kill("SIGSTOP");
+            await new Promise((r) => setTimeout(r, 100));
+            const frozen = parseClusterNodes((await spareClient.call("CLUSTER", "NODES")) as string).find((n) => n.myself)!;
+            if (frozen.importing.size > 0 && countSlots(frozen.slots) < 4096) {
+                run.proc.kill("SIGKILL");
+                killedWith = { owned: countSlots(frozen.slots), open: frozen.importing.size };
+                break;
+            }
+            run.proc.kill("SIGCONT");
         }
         await new Promise((r) => setTimeout(r, 2));
     }

@@ -56,6 +56,11 @@ export function formationProblems(view: ClusterView, repl: Map<NodeKey, Record<s
         const known = v!.nodes.filter((n) => !n.flags.includes("handshake") && !expect.tolerateIds?.has(n.id));
         const strangers = known.filter((n) => !ids.has(n.id));
         if (strangers.length) problems.push(`${v!.key} knows node(s) outside the set: ${strangers.map((n) => n.key || n.id).join(", ")}`);
+        // Every member must know every other one by id: a slotless new master leaves the slot maps
+        // in agreement while a node that has not learned it yet refuses SETSLOT … <its id>.
+        const knownIds = new Set(known.map((n) => n.id));
+        const unknown = reachable.filter((o) => !knownIds.has(o!.myself!.id));
+        if (unknown.length) problems.push(`${v!.key} does not know ${unknown.map((o) => o!.key).join(", ")} yet`);
         const failing = known.filter((n) => n.failing);
         if (failing.length) problems.push(`${v!.key} flags ${failing.map((n) => `${n.key} ${n.flags.includes("fail") ? "fail" : "fail?"}`).join(", ")}`);
         if (v!.info.cluster_state !== "ok") problems.push(`${v!.key} cluster_state:${v!.info.cluster_state ?? "?"}`);

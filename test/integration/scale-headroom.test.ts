@@ -68,7 +68,9 @@ test("scale in: refused with the MiB missing on each short receiver, nothing mov
         const incomingKeys = [...refused.stderr.matchAll(planned)].filter((m) => m[1] === s.key).reduce((n, m) => n + Number(m[3]), 0);
         assert.ok(incomingKeys > before.m2.keys / 3 && incomingKeys < before.m2.keys, `${s.key} receives about half of m2's ${before.m2.keys} keys (${incomingKeys})`);
         const expectMissing = (mem.used + incomingKeys * perKey - 0.9 * mem.max) / MiB;
-        assert.ok(Math.abs(Number(line[4]) - expectMissing) < 0.3, `${s.key}: ${line[4]} MiB missing, expected about ${expectMissing.toFixed(2)}`);
+        // used_memory moves between our read and the tool's (client buffers, the tool's own
+        // connections: 0.36 MiB seen on a loaded machine), so "about" is within 0.6 MiB.
+        assert.ok(Math.abs(Number(line[4]) - expectMissing) < 0.6, `${s.key}: ${line[4]} MiB missing, expected about ${expectMissing.toFixed(2)}`);
     }
     assert.doesNotMatch(refused.stderr, new RegExp(`${m2.key.replace(/\./g, "\\.")} would hold`), "the draining master is not a receiver");
     assert.deepEqual(await slotMaps(f, [m0, m1, m2]), mapsBefore, "no slot moved, no slot left open, on any node");

@@ -14,9 +14,8 @@ import { formCluster, FormOptions, slotCommands } from "../../scripts/redis/form
 import { checkFormation } from "../../scripts/redis/health";
 import { parseClusterNodes, formatRanges } from "../../scripts/redis/clusterNodes";
 import { parseInfo, waitUntil } from "../../scripts/redis/clusterView";
-import { createOutput } from "../../scripts/output";
+import { capturedOutput } from "../helpers/output";
 import { RefusedError, StepError } from "../../scripts/errors";
-import { PassThrough } from "node:stream";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -52,16 +51,7 @@ function pool(): NodePool {
     return p;
 }
 
-function quietOut() {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let err = "";
-    stderr.on("data", (d) => (err += d));
-    stdout.resume();
-    return { out: createOutput({ stdout, stderr }), stderr: () => err };
-}
-
-const opts = (extra: Partial<FormOptions> = {}): FormOptions => ({ timeoutMs: 20000, out: quietOut().out, ...extra });
+const opts = (extra: Partial<FormOptions> = {}): FormOptions => ({ timeoutMs: 20000, out: capturedOutput().out, ...extra });
 
 /** What a no-op rerun must leave identical: ids, epochs, roles, slots, per node. */
 async function snapshot(p: NodePool, t: Topology): Promise<string[]> {
@@ -100,7 +90,7 @@ test("create forms 3 masters + 3 replicas from empty nodes, off their masters' z
     assert.equal(new Set(epochs).size, 3);
 
     const before = await snapshot(p, t);
-    const { out, stderr } = quietOut();
+    const { out, stderr } = capturedOutput();
     const again = await formCluster(p, t, { timeoutMs: 5000, out });
     assert.equal(again.alreadyFormed, true);
     assert.match(stderr(), /cluster already formed: 6 nodes.*nothing to do/);
@@ -113,7 +103,7 @@ test("create forms 3 masters + 3 replicas from empty nodes, off their masters' z
     const dir = mkdtempSync(join(tmpdir(), "rct-create-"));
     try {
         writeFileSync(join(dir, "topology.json"), JSON.stringify(t));
-        const o = quietOut();
+        const o = capturedOutput();
         const code = await createCommand({ topology: join(dir, "topology.json"), connectTimeout: 1000, timeout: 10000 }, { out: o.out, signal: new AbortController().signal });
         assert.equal(code, 0);
         assert.match(o.stderr(), /open slot/);
@@ -156,9 +146,7 @@ test("create resumes a run cut off half-way (slots on some masters, some MEETs) 
     const s2 = await servers(6);
     const t2 = topologyOf(s2, 3);
     const ac = new AbortController();
-    const stdout = new PassThrough();
-    stdout.resume();
-    const base = createOutput({ stdout, stderr: stdout });
+    const base = capturedOutput().out;
     const out = { ...base, event: (name: string, fields: Record<string, unknown>, human?: string) => {
         base.event(name, fields, human);
         if (fields.step === "meet") ac.abort();
@@ -244,7 +232,7 @@ test("create --force goes on without unreachable nodes: another node of the shar
     const t: Topology = { clusterName: "t", port: 0, tls: false, nodes };
     const p = pool();
     await assert.rejects(formCluster(p, t, opts()), /t-s1-r1 .*unreachable[\s\S]*t-s2-r0 .*unreachable/);
-    const { out, stderr } = quietOut();
+    const { out, stderr } = capturedOutput();
     const r = await formCluster(p, t, { timeoutMs: 20000, out, force: true });
     assert.deepEqual(r.skipped.sort(), [`127.0.0.1:${deadA}`, `127.0.0.1:${deadB}`].sort());
     assert.deepEqual(r.plan.shards.map((x) => x.master.name), ["t-s0-r0", "t-s1-r0", "t-s2-r1"]);

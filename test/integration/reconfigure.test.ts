@@ -14,12 +14,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { redisAlive } from "../helpers/processes";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { nodeSettingsOf, maxmemoryBytesFor, DesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
 import type { Topology } from "../../components/topology";
 import { down, localNodeSettings, LOCAL_NODE_MEMORY_BYTES, up } from "../../scripts/local";
 import { reconfigure } from "../../scripts/commands/reconfigure";
-import { createOutput } from "../../scripts/output";
+import { capturedOutput } from "../helpers/output";
 import { NodePool } from "../../scripts/redis/pool";
 import { RefusedError, StepError } from "../../scripts/errors";
 import { keyOf } from "../../scripts/plan/topology";
@@ -30,16 +29,12 @@ const ROOT = join(__dirname, "..", "..");
 
 /** An Output whose stdout (JSON documents / NDJSON events) is collected. */
 function capture() {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let text = "";
-    stdout.on("data", (d) => (text += d));
-    stderr.resume();
+    const { out, stdout } = capturedOutput({ json: true });
     const ac = new AbortController();
     return {
-        ctx: { out: createOutput({ json: true, stdout, stderr }), signal: ac.signal },
-        events: () => text.trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)),
-        doc: () => JSON.parse(text),
+        ctx: { out, signal: ac.signal },
+        events: () => stdout().trim().split("\n").filter(Boolean).map((l) => JSON.parse(l)),
+        doc: () => JSON.parse(stdout()),
     };
 }
 
@@ -60,7 +55,7 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
     const dir = join(state, "t");
     const topologyFile = join(dir, "topology.json");
     const opts = { stack: "t", config, stateDir: state, basePort: 44000 + Math.floor(Math.random() * 4000), json: true, timeout: 30000 };
-    const quiet = () => createOutput({ json: true, stdout: new PassThrough().resume(), stderr: new PassThrough().resume() });
+    const quiet = () => capturedOutput({ json: true }).out;
     let pids: number[] = [];
     let pool: NodePool | undefined;
     try {
@@ -129,7 +124,7 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
         writeConfig({ maxmemoryPolicy: "allkeys-lfu", minReplicasMaxLagSec: 20, maxmemoryPercent: 50 });
         await up(opts, quiet());
         const ac = new AbortController();
-        const stopAfterOne = createOutput({ json: true, stdout: new PassThrough().resume(), stderr: new PassThrough().resume() });
+        const stopAfterOne = capturedOutput({ json: true }).out;
         const emit = stopAfterOne.event.bind(stopAfterOne);
         stopAfterOne.event = (name, fields, human) => { emit(name, fields, human); if (name === "node") ac.abort(); };
         await assert.rejects(reconfigure({ topology: topologyFile }, { out: stopAfterOne, signal: ac.signal }), (e: unknown) =>

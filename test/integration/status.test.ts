@@ -9,13 +9,12 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PassThrough } from "node:stream";
 import { startServers, stopAll, killServer, TestServer } from "../helpers/redisServers";
 import { Topology, TopologyNode, nodeName } from "../../components/topology";
 import { zoneOf } from "../../components/plan/placement";
 import { NodePool } from "../../scripts/redis/pool";
 import { formCluster } from "../../scripts/redis/form";
-import { createOutput } from "../../scripts/output";
+import { capturedOutput } from "../helpers/output";
 import { run as status } from "../../scripts/commands/status";
 import { StatusReport } from "../../scripts/redis/healthReport";
 import { waitUntil } from "../../scripts/redis/clusterView";
@@ -30,14 +29,10 @@ after(async () => {
 });
 
 async function statusOf(topologyFile: string): Promise<{ code: number; report: StatusReport }> {
-    const stdout = new PassThrough();
-    let text = "";
-    stdout.on("data", (d) => (text += d));
-    const stderr = new PassThrough();
-    stderr.resume();
+    const { out, stdout } = capturedOutput({ json: true });
     const ac = new AbortController();
-    const code = (await status({ topology: topologyFile, json: true, connectTimeout: 500 }, { out: createOutput({ json: true, stdout, stderr }), signal: ac.signal })) as number;
-    return { code, report: JSON.parse(text) as StatusReport };
+    const code = (await status({ topology: topologyFile, json: true, connectTimeout: 500 }, { out, signal: ac.signal })) as number;
+    return { code, report: JSON.parse(stdout()) as StatusReport };
 }
 
 test("status: healthy exits 0; a killed replica and a killed master exit 1 and are named", async () => {
@@ -50,9 +45,7 @@ test("status: healthy exits 0; a killed replica and a killed master exit 1 and a
     const topology: Topology = { clusterName: "t", port: 0, tls: false, nodes };
     const file = join(dir, "topology.json");
     writeFileSync(file, JSON.stringify(topology));
-    const quiet = new PassThrough();
-    quiet.resume();
-    await formCluster(pool, topology, { timeoutMs: 20000, out: createOutput({ stdout: quiet, stderr: quiet }) });
+    await formCluster(pool, topology, { timeoutMs: 20000, out: capturedOutput().out });
 
     const healthy = await statusOf(file);
     assert.deepEqual(healthy.report.problems, []);

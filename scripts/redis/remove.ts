@@ -71,8 +71,8 @@ export async function retireNodes(pool: NodePool, keys: NodeKey[]): Promise<stri
     const problems: string[] = [];
     await Promise.all(keys.map(async (key) => {
         try {
-            const users = (await pool.call(key, "ACL", "USERS")) as string[];
             const c = await pool.get(key);
+            const users = (await c.call("ACL", "USERS")) as string[];
             const p = c.pipeline();
             for (const u of users) p.call("ACL", "SETUSER", u, "off");
             p.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes");

@@ -17,56 +17,85 @@ import type { KeyRecord, RdbRecord, ReadOptions, ValueChunk } from "./types";
 
 export const DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024;
 
-/** Walks one serialized value of RDB type `type` from s.pos (synchronous; throws NEED_MORE). */
-function skipValue(s: Source, type: number, recordAt: number): void {
+/**
+ * Whether a blob-encoded collection (ziplist, listpack, intset) holds no element, from its header
+ * count; false when unknown (LZF-compressed blob).
+ */
+function emptyBlob(s: Source, type: number, at: number): boolean {
+    const b = s.buf;
+    if (b[at] >> 6 === 3) return false;
+    const hdr = at + (b[at] >> 6 === 0 ? 1 : b[at] >> 6 === 1 ? 2 : b[at] === 0x80 ? 5 : 9);
+    const end = s.pos;
+    if (type === RDB_TYPE.SET_INTSET) return hdr + 8 <= end && b.readUInt32LE(hdr + 4) === 0;
+    if (type === RDB_TYPE.LIST_ZIPLIST || type === RDB_TYPE.ZSET_ZIPLIST || type === RDB_TYPE.HASH_ZIPLIST) return hdr + 10 <= end && b.readUInt16LE(hdr + 8) === 0;
+    return hdr + 6 <= end && b.readUInt16LE(hdr + 4) === 0;
+}
+
+/**
+ * Walks one serialized value of RDB type `type` from s.pos (synchronous; throws NEED_MORE).
+ * Returns true when the value is an empty collection (see rdb.c RDB_LOAD_ERR_EMPTY_KEY).
+ */
+function skipValue(s: Source, type: number, recordAt: number): boolean {
     switch (type) {
+        case RDB_TYPE.HASH_ZIPLIST:
+        case RDB_TYPE.LIST_ZIPLIST:
+        case RDB_TYPE.SET_INTSET:
+        case RDB_TYPE.ZSET_ZIPLIST:
+        case RDB_TYPE.HASH_LISTPACK:
+        case RDB_TYPE.ZSET_LISTPACK:
+        case RDB_TYPE.SET_LISTPACK: {
+            const at = s.pos;
+            s.skipStr("a string value");
+            return emptyBlob(s, type, at);
+        }
         case RDB_TYPE.STRING:
         case RDB_TYPE.HASH_ZIPMAP:
         case RDB_TYPE.LIST_ZIPLIST:
         case RDB_TYPE.SET_INTSET:
         case RDB_TYPE.ZSET_ZIPLIST:
-        case RDB_TYPE.HASH_ZIPLIST:
-        case RDB_TYPE.HASH_LISTPACK:
-        case RDB_TYPE.ZSET_LISTPACK:
-        case RDB_TYPE.SET_LISTPACK:
             s.skipStr("a string value");
-            return;
+            return false;
         case RDB_TYPE.LIST:
         case RDB_TYPE.SET:
         case RDB_TYPE.LIST_QUICKLIST: {
-            for (let n = s.len("an element count"); n > 0; n--) s.skipStr("an element");
-            return;
+            const count = s.len("an element count");
+            for (let n = count; n > 0; n--) s.skipStr("an element");
+            return count === 0;
         }
         case RDB_TYPE.HASH: {
-            for (let n = s.len("the hash length"); n > 0; n--) {
+            const count = s.len("the hash length");
+            for (let n = count; n > 0; n--) {
                 s.skipStr("a hash field");
                 s.skipStr("a hash value");
             }
-            return;
+            return count === 0;
         }
         case RDB_TYPE.ZSET: {
-            for (let n = s.len("the sorted set length"); n > 0; n--) {
+            const count = s.len("the sorted set length");
+            for (let n = count; n > 0; n--) {
                 s.skipStr("a sorted set member");
                 const l = s.u8("a score length");
                 if (l < 253) s.skip(l, "a score");
             }
-            return;
+            return count === 0;
         }
         case RDB_TYPE.ZSET_2: {
-            for (let n = s.len("the sorted set length"); n > 0; n--) {
+            const count = s.len("the sorted set length");
+            for (let n = count; n > 0; n--) {
                 s.skipStr("a sorted set member");
                 s.skip(8, "a binary double score");
             }
-            return;
+            return count === 0;
         }
         case RDB_TYPE.LIST_QUICKLIST_2: {
-            for (let n = s.len("the quicklist node count"); n > 0; n--) {
+            const count = s.len("the quicklist node count");
+            for (let n = count; n > 0; n--) {
                 const at = s.pos;
                 const c = s.len("a quicklist node container");
                 if (c !== 1 && c !== 2) throw s.error("a quicklist node container of 1 (plain) or 2 (packed)", `found ${c}`, s.base + at);
                 s.skipStr("a quicklist node");
             }
-            return;
+            return count === 0;
         }
         case RDB_TYPE.STREAM_LISTPACKS:
         case RDB_TYPE.STREAM_LISTPACKS_2:
@@ -93,7 +122,8 @@ function skipValue(s: Source, type: number, recordAt: number): void {
                     s.skip(16 * p, "consumer PEL entry IDs");
                 }
             }
-            return;
+            // An empty stream is a valid key (XADD then XDEL keeps it).
+            return false;
         }
         case RDB_TYPE.MODULE_2: {
             throw moduleRefusal(s.name, recordAt, s.lenBig("a module id"));
@@ -127,7 +157,7 @@ interface KeyState {
     rdbVersion: number;
 }
 
-type Unit = RdbRecord | null | { kind: "eof" };
+type Unit = RdbRecord | null | { kind: "eof" } | { kind: "empty" };
 
 /**
  * Parses one unit: an opcode with its operands, or a whole key. Returns null for opcodes that
@@ -211,7 +241,7 @@ function parseUnit(s: Source, st: KeyState, opts: Required<Pick<ReadOptions, "mo
         default: {
             const key = s.str("a key");
             const vs = s.pos;
-            skipValue(s, t, at);
+            if (skipValue(s, t, at)) return { kind: "empty" };
             const rec: KeyRecord = {
                 kind: "key",
                 db: st.db,
@@ -270,6 +300,7 @@ export async function* readRdb(input: AsyncIterable<Uint8Array | string> | NodeJ
     yield { kind: "header", rdbVersion, offset: 0 };
 
     const st: KeyState = { db: 0, expireAtMs: null, rdbVersion };
+    let emptyKeysSkipped = 0;
     for (;;) {
         const start = s.pos;
         let unit: Unit;
@@ -292,6 +323,13 @@ export async function* readRdb(input: AsyncIterable<Uint8Array | string> | NodeJ
         }
         if (unit === null) continue;
         if (unit.kind === "eof") break;
+        if (unit.kind === "empty") {
+            // Old Redis bugs (redis#8453) saved empty collections; Redis drops them on load, and RESTORE refuses them.
+            emptyKeysSkipped++;
+            st.expireAtMs = null;
+            st.idle = st.freq = undefined;
+            continue;
+        }
         if (unit.kind === "key" && unit.valueBytes > maxValueBytes) {
             // Buffered by chance (it fit in the chunks at hand): hand it out the same way as any value over the limit.
             s.pos = start;
@@ -330,7 +368,7 @@ export async function* readRdb(input: AsyncIterable<Uint8Array | string> | NodeJ
     if (await s.fill(1)) {
         throw s.error("the end of the file after the RDB checksum", `found more data; an RDB with an AOF tail is not a backup this reader accepts`);
     }
-    yield { kind: "end", checksumOk, bytes, offset: bytes };
+    yield { kind: "end", checksumOk, bytes, emptyKeysSkipped, offset: bytes };
 }
 
 /** A key whose value is larger than maxValueBytes: yielded with `elements()`, then skipped past. */

@@ -67,7 +67,8 @@ export type RdbRecord =
     /** Module AUX data, reported only with `moduleAux: "skip"` (refused by default). */
     | { kind: "module-aux"; module: string; moduleId: bigint; when: number; offset: number }
     | KeyRecord
-    | { kind: "end"; checksumOk: boolean | null; bytes: number; offset: number };
+    /** checksumOk is null when the file was written with `rdbchecksum no`; emptyKeysSkipped counts empty collections dropped as Redis does. */
+    | { kind: "end"; checksumOk: boolean | null; bytes: number; emptyKeysSkipped: number; offset: number };
 
 export interface KeyRecord {
     kind: "key";

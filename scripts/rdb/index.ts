@@ -11,3 +11,5 @@ export { RdbFormatError, RdbUnsupportedError } from "./errors";
 export { RDB_TYPE, RDB_OPCODE, MAX_RDB_VERSION, RDB_TYPE_MIN_VERSION, valueKind, rdbTypeName, moduleTypeName } from "./constants";
 export type { ValueKind } from "./constants";
 export type * from "./types";
+export { rebuildCommands, formatScore } from "./commands";
+export type { Command, RebuildOptions } from "./commands";

@@ -53,6 +53,7 @@ export async function populate(r: Redis): Promise<number> {
     await r.call("XGROUP", "CREATECONSUMER", "st:big", "g2", "carol");
     await r.xgroup("CREATE", "st:small", "g", "0");
     await r.xreadgroup("GROUP", "g", "dave", "STREAMS", "st:small", ">");
+    await r.xgroup("CREATE", "st:mkstream", "g", "$", "MKSTREAM");
     await r.xadd("st:empty", "5-5", "f", "v");
     await r.xdel("st:empty", "5-5");
     await r.call("FUNCTION", "LOAD", FUNCTION_CODE);

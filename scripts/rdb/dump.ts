@@ -22,3 +22,17 @@ export function parseDumpPayload(payload: Buffer, source = "DUMP payload"): { rd
     if (!crcOk) throw new RdbFormatError(source, end + 2, "the CRC-64 of the payload", "checksum mismatch");
     return { rdbType: payload[0], value: payload.subarray(1, end), rdbVersion: payload.readUInt16LE(end) };
 }
+
+/**
+ * The same payload stamped with another RDB version (new CRC-64). A serialized value does not
+ * depend on the RDB version, only its type does: a value whose type the target knows
+ * (RDB_TYPE_MIN_VERSION[type] <= target version) can be restored into an older server this way,
+ * e.g. a 7.0 (RDB 10) string or intset into Redis 6.2 (RDB 9). Works for FUNCTION DUMP payloads too.
+ */
+export function retargetPayload(payload: Buffer, rdbVersion: number): Buffer {
+    const out = Buffer.from(payload);
+    const v = out.length - 10;
+    out.writeUInt16LE(rdbVersion, v);
+    new Crc64().update(out, 0, v + 2).writeLE(out, v + 2);
+    return out;
+}

@@ -196,5 +196,8 @@ export function zipmapEntries(blob: Buffer): Buffer[] {
         p += vlen + free;
     }
     if (p !== blob.length - 1) throw new BlobError(p, `the zipmap end at byte ${blob.length - 1}`);
+    // As zipmapValidateIntegrity: the header count is exact below 254 (254 means "count it").
+    const count = out.length / 2;
+    if (count === 0 || (blob[0] !== 254 && blob[0] !== count)) throw new BlobError(0, `zipmap count ${count} (header says ${blob[0]})`);
     return out;
 }

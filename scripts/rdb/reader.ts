@@ -276,12 +276,15 @@ function functionPayload(serializedCode: Buffer, rdbVersion: number): Buffer {
  * on corrupt or truncated input and RdbUnsupportedError for content it will not carry; the `end`
  * record comes only after the whole file, including its checksum, was read.
  */
-export async function* readRdb(input: AsyncIterable<Uint8Array | string> | NodeJS.ReadableStream, options: ReadOptions = {}): AsyncGenerator<RdbRecord> {
+export async function* readRdb(
+    input: AsyncIterable<Uint8Array | string> | NodeJS.ReadableStream | Iterable<Uint8Array> | Buffer,
+    options: ReadOptions = {},
+): AsyncGenerator<RdbRecord> {
     const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     const maxVersion = options.maxRdbVersion ?? MAX_RDB_VERSION;
     const batch = options.batch ?? 1000;
     const opts = { moduleAux: options.moduleAux ?? "refuse" } as const;
-    const s = new Source(options.source ?? "RDB", input as AsyncIterable<Uint8Array | string>, { checksum: true });
+    const s = new Source(options.source ?? "RDB", input as AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> | Buffer, { checksum: true });
 
     await s.fill(9);
     if (s.avail() < 9 || s.buf.toString("latin1", 0, 5) !== "REDIS" || !/^\d{4}$/.test(s.buf.toString("latin1", 5, 9))) {

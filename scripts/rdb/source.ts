@@ -17,6 +17,11 @@ export const NEED_MORE = { needMore: true } as const;
 
 const EMPTY = Buffer.alloc(0);
 
+function syncToAsync(input: Iterable<Uint8Array>): AsyncIterator<Uint8Array> {
+    const it = input[Symbol.iterator]();
+    return { next: async () => it.next() };
+}
+
 export class Source {
     buf: Buffer = EMPTY;
     pos = 0;
@@ -32,7 +37,7 @@ export class Source {
 
     constructor(
         readonly name: string,
-        input: AsyncIterable<Uint8Array | string> | Buffer,
+        input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> | Buffer,
         opts: { checksum: boolean; base?: number },
     ) {
         if (Buffer.isBuffer(input)) {
@@ -40,7 +45,7 @@ export class Source {
             this.it = null;
             this.ended = true;
         } else {
-            this.it = input[Symbol.asyncIterator]();
+            this.it = Symbol.asyncIterator in input ? input[Symbol.asyncIterator]() : syncToAsync(input as Iterable<Uint8Array>);
             this.ended = false;
         }
         this.base = opts.base ?? 0;

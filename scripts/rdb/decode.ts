@@ -11,7 +11,7 @@ import type { StreamConsumer, StreamEntry, StreamGroup, StreamMeta, StreamPendin
 
 const STREAM_ITEM_FLAG_DELETED = 1;
 const STREAM_ITEM_FLAG_SAMEFIELDS = 2;
-/** Raw strings above this are handed out in pieces of this size (a string value's own streaming). */
+/** Raw strings longer than this are handed out in pieces (APPEND-sized), at most maxValueBytes each. */
 const STRING_PIECE = 1 << 20;
 
 function parseScore(b: Buffer): number {
@@ -96,7 +96,7 @@ function ms8(s: Source, what: string): number {
  * Decodes the value of RDB type `type` starting at s.pos, in chunks of about `batch` elements,
  * leaving s.pos just past the value.
  */
-export async function* decodeFrom(s: Source, type: number, batch: number): AsyncGenerator<ValueChunk> {
+export async function* decodeFrom(s: Source, type: number, batch: number, pieceBytes = STRING_PIECE): AsyncGenerator<ValueChunk> {
     const valueAt = s.offset;
     switch (type) {
         case RDB_TYPE.STRING: {
@@ -106,7 +106,7 @@ export async function* decodeFrom(s: Source, type: number, batch: number): Async
                 s.pos = start;
                 return len;
             });
-            if (n < 0 || n <= STRING_PIECE) {
+            if (n < 0 || n <= pieceBytes) {
                 yield { type: "string", value: await s.unit(() => s.str("a string value")) };
                 return;
             }
@@ -114,7 +114,7 @@ export async function* decodeFrom(s: Source, type: number, batch: number): Async
             let left = n;
             if (left === 0) yield { type: "string", value: Buffer.alloc(0) };
             while (left > 0) {
-                const piece = Math.min(left, STRING_PIECE);
+                const piece = Math.min(left, pieceBytes);
                 await s.ensure(piece, `${left} more bytes of a ${n}-byte string`);
                 yield { type: "string", value: s.bytes(piece, "string bytes") };
                 left -= piece;

@@ -316,7 +316,7 @@ export async function* readRdb(
             const have = s.avail();
             // Only key values stream; an opcode's operand (AUX, function code) is buffered whatever its size.
             if (have > maxValueBytes && s.buf[start] < RDB_OPCODE.SLOT_INFO) {
-                yield* streamKey(s, st, batch);
+                yield* streamKey(s, st, batch, maxValueBytes);
                 continue;
             }
             // Doubling keeps re-walking a large value linear overall.
@@ -336,7 +336,7 @@ export async function* readRdb(
         if (unit.kind === "key" && unit.valueBytes > maxValueBytes) {
             // Buffered by chance (it fit in the chunks at hand): hand it out the same way as any value over the limit.
             s.pos = start;
-            yield* streamKey(s, st, batch);
+            yield* streamKey(s, st, batch, maxValueBytes);
             continue;
         }
         if (unit.kind === "key") {
@@ -375,10 +375,10 @@ export async function* readRdb(
 }
 
 /** A key whose value is larger than maxValueBytes: yielded with `elements()`, then skipped past. */
-async function* streamKey(s: Source, st: KeyState, batch: number): AsyncGenerator<RdbRecord> {
+async function* streamKey(s: Source, st: KeyState, batch: number, maxValueBytes: number): AsyncGenerator<RdbRecord> {
     const at = s.offset;
     const [type, key] = await s.unit((): [number, Buffer] => [s.u8("a value type"), s.str("a key")]);
-    const gen = decodeFrom(s, type, batch);
+    const gen = decodeFrom(s, type, batch, Math.max(1, Math.min(1 << 20, maxValueBytes)));
     let taken = false;
     let done = false;
     const pull = async (): Promise<IteratorResult<ValueChunk>> => {

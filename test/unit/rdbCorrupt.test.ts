@@ -161,3 +161,23 @@ test("a value that is cut mid-way while streamed element by element fails with t
     );
     assert.ok(out.length > 0 && out.length < 300);
 });
+
+test("a string far above maxValueBytes arrives in pieces no larger than the limit, and the file still checks out", async () => {
+    const value = Buffer.alloc(8 << 20);
+    for (let i = 0; i < value.length; i += 4) value.writeUInt32LE((i * 2654435761) >>> 0, i);
+    const hdr = Buffer.alloc(5);
+    hdr[0] = 0x80;
+    hdr.writeUInt32BE(value.length, 1);
+    const f = rdbFile(10, 0, str("big"), hdr, value, 0, str("after"), str("x"));
+    const pieces: Buffer[] = [];
+    const seen: string[] = [];
+    for await (const r of readRdb(chunks(f, 64 * 1024), { maxValueBytes: 256 * 1024 })) {
+        if (r.kind === "key") seen.push(r.key.toString());
+        if (r.kind === "key" && r.elements) for await (const c of r.elements()) if (c.type === "string") pieces.push(c.value);
+        if (r.kind === "end") assert.equal(r.checksumOk, true);
+    }
+    assert.deepEqual(seen, ["big", "after"]);
+    assert.equal(pieces.length, 32);
+    assert.ok(pieces.every((p) => p.length <= 256 * 1024));
+    assert.ok(Buffer.concat(pieces).equals(value));
+});

@@ -231,7 +231,7 @@ export async function* decodeFrom(s: Source, type: number, batch: number, pieceB
             throw moduleRefusal(s.name, valueAt, id);
         }
         default:
-            throw new RdbFormatError(s.name, valueAt - 1, "a known RDB value type", `found type ${type}`);
+            throw new RdbFormatError(s.name, valueAt, "a value of a known RDB type", `found type ${type}`);
     }
 }
 

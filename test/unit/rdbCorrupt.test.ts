@@ -91,7 +91,7 @@ test("every single-byte corruption of a real RDB is refused (format error, unsup
     for (let i = 0; i < MEMORY.length; i++) {
         const bad = Buffer.from(MEMORY);
         bad[i] ^= 0x5a;
-        await assert.rejects(readAll(bad, {}, 97), (e: Error) => {
+        await assert.rejects(readAll(bad, {}, 1024), (e: Error) => {
             assert.ok(e instanceof RdbFormatError || e instanceof RdbUnsupportedError, `byte ${i}: ${e.message}`);
             assert.match(e.message, /^t\.rdb: /);
             if (/CRC-64/.test(e.message)) crcCaught++;
@@ -180,4 +180,17 @@ test("a string far above maxValueBytes arrives in pieces no larger than the limi
     assert.equal(pieces.length, 32);
     assert.ok(pieces.every((p) => p.length <= 256 * 1024));
     assert.ok(Buffer.concat(pieces).equals(value));
+});
+
+test("decodeValue names the source and offset; elements() can be iterated once", async () => {
+    const { decodeValueAll } = await import("../../scripts/rdb");
+    await assert.rejects(decodeValueAll(99, Buffer.from([1]), { source: "key k" }), /^RdbFormatError: key k: invalid RDB at byte 0: expected a value of a known RDB type \(found type 99\)/);
+    await assert.rejects(decodeValueAll(2, Buffer.from([3, 1, 0x61]), { source: "key s" }), /key s: invalid RDB at byte 3: expected an element \(the input ends there: truncated\)/);
+    await assert.rejects(decodeValueAll(0, Buffer.from([1, 0x61, 0x62]), { source: "key x" }), /key x: invalid RDB at byte 2: expected the end of the STRING value \(1 bytes left over\)/);
+    const f = rdbFile(10, 2, str("s"), Buffer.from([0x40 | 1, 44]), ...Array.from({ length: 300 }, (_, i) => str(`m${i}`)));
+    for await (const r of readRdb(chunks(f, 100), { maxValueBytes: 128 })) {
+        if (r.kind !== "key") continue;
+        r.elements!();
+        assert.throws(() => r.elements!(), /elements\(\) of key "s" can be iterated only once/);
+    }
 });

@@ -280,18 +280,31 @@ export async function* readRdb(
     input: AsyncIterable<Uint8Array | string> | NodeJS.ReadableStream | Iterable<Uint8Array> | Buffer,
     options: ReadOptions = {},
 ): AsyncGenerator<RdbRecord> {
+    const s = new Source(options.source ?? "RDB", input as AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> | Buffer, { checksum: true });
+    try {
+        yield* read(s, options);
+    } finally {
+        // On an error or a consumer that stops early, close the input (a file descriptor, an S3 response).
+        await s.close().catch(() => undefined);
+    }
+}
+
+async function* read(s: Source, options: ReadOptions): AsyncGenerator<RdbRecord> {
     const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     const maxVersion = options.maxRdbVersion ?? MAX_RDB_VERSION;
     const batch = options.batch ?? 1000;
     const opts = { moduleAux: options.moduleAux ?? "refuse" } as const;
-    const s = new Source(options.source ?? "RDB", input as AsyncIterable<Uint8Array | string> | Iterable<Uint8Array> | Buffer, { checksum: true });
 
     await s.fill(9);
-    if (s.avail() < 9 || s.buf.toString("latin1", 0, 5) !== "REDIS" || !/^\d{4}$/.test(s.buf.toString("latin1", 5, 9))) {
-        const seen = JSON.stringify(s.buf.toString("latin1", 0, Math.min(9, s.avail())));
-        throw s.error("the RDB signature REDIS<4-digit version>", `found ${seen}`);
+    const sig = s.buf.toString("latin1", 0, Math.min(9, s.avail()));
+    // Valkey 9+ writes "VALKEY" and a 3-digit version (80+): a format this reader does not know yet.
+    if (/^VALKEY\d{3}$/.test(sig)) {
+        throw new RdbUnsupportedError(s.name, 6, `RDB version ${Number(sig.slice(6))} (signature ${sig}, Valkey 9 or newer) is newer than this reader supports (at most ${maxVersion}: Redis 7.2, Valkey 8)`);
     }
-    const rdbVersion = Number(s.buf.toString("latin1", 5, 9));
+    if (!/^REDIS\d{4}$/.test(sig)) {
+        throw s.error("the RDB signature REDIS<4-digit version>", `found ${JSON.stringify(sig)}`);
+    }
+    const rdbVersion = Number(sig.slice(5));
     if (rdbVersion < 1 || rdbVersion > maxVersion) {
         throw new RdbUnsupportedError(
             s.name,

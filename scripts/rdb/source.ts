@@ -89,6 +89,14 @@ export class Source {
         return have >= want;
     }
 
+    /** Lets go of the input (closes a file or network stream a consumer stopped reading early). */
+    async close(): Promise<void> {
+        if (!this.ended) {
+            this.ended = true;
+            await this.it?.return?.();
+        }
+    }
+
     /** CRC of everything up to `pos`; further bytes are not checksummed (the trailer itself). */
     finishCrc(): Crc64 | null {
         if (!this.crc) return null;

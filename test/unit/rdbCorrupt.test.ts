@@ -117,6 +117,7 @@ test("signature, version, unknown type, trailing data", async () => {
     await assert.rejects(readAll(Buffer.from("NOTANRDBFILE")), /t\.rdb: invalid RDB at byte 0: expected the RDB signature REDIS<4-digit version> \(found "NOTANRDBF"\)/);
     await assert.rejects(readAll(rdbFile(13)), (e: Error) => e instanceof RdbUnsupportedError && /RDB version 13 is newer than this reader supports \(at most 11/.test(e.message));
     await assert.rejects(readAll(rdbFile(10), { maxRdbVersion: 9 }), /RDB version 10 is newer than this reader supports \(at most 9/);
+    await assert.rejects(readAll(Buffer.from("VALKEY080\xfa", "latin1")), /t\.rdb: RDB version 80 \(signature VALKEY080, Valkey 9 or newer\) is newer than this reader supports/);
     await assert.rejects(readAll(rdbFile(10, 30, str("k"))), /t\.rdb: invalid RDB at byte 9: expected a known RDB value type or opcode \(found 30\)/);
     await assert.rejects(readAll(Buffer.concat([rdbFile(10), Buffer.from("*1\r\n")])), /expected the end of the file after the RDB checksum/);
 });
@@ -193,4 +194,28 @@ test("decodeValue names the source and offset; elements() can be iterated once",
         r.elements!();
         assert.throws(() => r.elements!(), /elements\(\) of key "s" can be iterated only once/);
     }
+});
+
+test("a consumer that stops early, or an error, closes the input", async () => {
+    let closed = 0;
+    const input = (buf: Buffer): AsyncIterable<Buffer> => ({
+        [Symbol.asyncIterator]() {
+            let i = 0;
+            return {
+                next: async () => (i < buf.length ? { done: false, value: buf.subarray(i, (i += 100)) } : { done: true, value: undefined }),
+                return: async () => {
+                    closed++;
+                    return { done: true, value: undefined };
+                },
+            };
+        },
+    });
+    for await (const r of readRdb(input(MEMORY))) if (r.kind === "key") break;
+    assert.equal(closed, 1);
+    const bad = Buffer.from(MEMORY);
+    bad[88] = 30; // the first key's type byte
+    await assert.rejects(async () => {
+        for await (const r of readRdb(input(bad))) void r;
+    }, /invalid RDB at byte 88: expected a known RDB value type or opcode \(found 30\)/);
+    assert.equal(closed, 2);
 });

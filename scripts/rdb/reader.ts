@@ -289,6 +289,16 @@ export async function* readRdb(
     }
 }
 
+/** Who writes each recent RDB version, for refusal messages. */
+const WRITERS: Record<number, string> = {
+    8: "Redis 4.0",
+    9: "Redis 5.0-6.2",
+    10: "Redis 7.0",
+    11: "Redis 7.2, Valkey 7.2-8.x",
+    12: "Redis 7.4+",
+};
+const writtenBy = (v: number): string => (WRITERS[v] ? ` (${WRITERS[v]})` : "");
+
 async function* read(s: Source, options: ReadOptions): AsyncGenerator<RdbRecord> {
     const maxValueBytes = options.maxValueBytes ?? DEFAULT_MAX_VALUE_BYTES;
     const maxVersion = options.maxRdbVersion ?? MAX_RDB_VERSION;
@@ -299,7 +309,7 @@ async function* read(s: Source, options: ReadOptions): AsyncGenerator<RdbRecord>
     const sig = s.buf.toString("latin1", 0, Math.min(9, s.avail()));
     // Valkey 9+ writes "VALKEY" and a 3-digit version (80+): a format this reader does not know yet.
     if (/^VALKEY\d{3}$/.test(sig)) {
-        throw new RdbUnsupportedError(s.name, 6, `RDB version ${Number(sig.slice(6))} (signature ${sig}, Valkey 9 or newer) is newer than this reader supports (at most ${maxVersion}: Redis 7.2, Valkey 8)`);
+        throw new RdbUnsupportedError(s.name, 6, `RDB version ${Number(sig.slice(6))} (signature ${sig}, Valkey 9 or newer) is newer than this reader supports (at most ${maxVersion}${writtenBy(maxVersion)})`);
     }
     if (!/^REDIS\d{4}$/.test(sig)) {
         throw s.error("the RDB signature REDIS<4-digit version>", `found ${JSON.stringify(sig)}`);
@@ -309,7 +319,9 @@ async function* read(s: Source, options: ReadOptions): AsyncGenerator<RdbRecord>
         throw new RdbUnsupportedError(
             s.name,
             5,
-            `RDB version ${rdbVersion} is ${rdbVersion < 1 ? "invalid" : `newer than this reader supports (at most ${maxVersion}: Redis 7.2, Valkey 8)`}`,
+            rdbVersion < 1
+                ? `RDB version ${rdbVersion} is invalid`
+                : `RDB version ${rdbVersion}${writtenBy(rdbVersion)} is newer than this reader supports (at most ${maxVersion}${writtenBy(maxVersion)})`,
         );
     }
     s.pos = 9;

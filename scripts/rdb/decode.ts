@@ -112,7 +112,6 @@ export async function* decodeFrom(s: Source, type: number, batch: number, pieceB
             }
             await s.unit(() => s.lenOrEnc("a string length"));
             let left = n;
-            if (left === 0) yield { type: "string", value: Buffer.alloc(0) };
             while (left > 0) {
                 const piece = Math.min(left, pieceBytes);
                 await s.ensure(piece, `${left} more bytes of a ${n}-byte string`);

@@ -12,6 +12,19 @@ import Redis from "ioredis";
 import { startServer, stopAll, TestServer } from "../helpers/redisServers";
 import { readRdb, dumpPayload, decodeValueAll, decodeValue, rebuildCommands, RDB_TYPE, KeyRecord, RdbRecord, ValueChunk } from "../../scripts/rdb";
 import { populate, canonicalOf, serverCanonical, FUNCTION_CODE } from "./rdbServerData";
+import { Source } from "../../scripts/rdb/source";
+
+/** Containers (1 plain, 2 packed) of a QUICKLIST_2 value's nodes, and whether each node is LZF-compressed. */
+function quicklistNodes(value: Buffer): { container: number; lzf: boolean }[] {
+    const s = new Source("value", value, { checksum: false });
+    const out: { container: number; lzf: boolean }[] = [];
+    for (let n = s.len("nodes"); n > 0; n--) {
+        const container = s.len("container");
+        out.push({ container, lzf: s.buf[s.pos] === 0xc3 });
+        s.skipStr("node");
+    }
+    return out;
+}
 
 const started: TestServer[] = [];
 let server: TestServer;
@@ -73,6 +86,11 @@ test("every key's dumpPayload equals the server's DUMP, and decodeValue matches 
     for (const t of [RDB_TYPE.STRING, RDB_TYPE.LIST_QUICKLIST_2, RDB_TYPE.SET_INTSET, RDB_TYPE.SET, RDB_TYPE.ZSET_LISTPACK, RDB_TYPE.ZSET_2, RDB_TYPE.HASH_LISTPACK, RDB_TYPE.HASH, RDB_TYPE.STREAM_LISTPACKS_2]) {
         assert.ok(types.has(t), `the fixture holds RDB type ${t}`);
     }
+    // The fixture really holds multi-node quicklists with LZF-compressed inner nodes and plain nodes.
+    const byName = new Map(db0.map((k) => [k.key.toString(), k]));
+    const multi = quicklistNodes(byName.get("l:multi")!.value!);
+    assert.ok(multi.length > 3 && multi.some((n) => n.lzf) && multi.every((n) => n.container === 2), JSON.stringify(multi));
+    assert.deepEqual(quicklistNodes(byName.get("l:plain")!.value!).map((n) => n.container), [2, 1, 2, 1]);
     const fn = records.find((x) => x.kind === "function");
     assert.ok(fn && fn.kind === "function");
     assert.equal(fn.code.toString(), FUNCTION_CODE);

@@ -33,7 +33,7 @@ let file: string;
 let keysInDb0: number;
 
 before(async () => {
-    server = await startServer({ cluster: false, extraArgs: ["--enable-debug-command", "yes", "--list-compress-depth", "1"] });
+    server = await startServer({ cluster: false, extraArgs: ["--enable-debug-command", "yes", "--list-compress-depth", "1", "--maxmemory-policy", "allkeys-lfu"] });
     started.push(server);
     r = new Redis({ host: server.host, port: server.port, lazyConnect: true, maxRetriesPerRequest: 0 });
     await r.connect();
@@ -79,6 +79,8 @@ test("every key's dumpPayload equals the server's DUMP, and decodeValue matches 
         const dump = (await r.callBuffer("DUMP", k.key)) as Buffer;
         assert.ok(dumpPayload(k.rdbType, k.value!, k.rdbVersion).equals(dump), `DUMP of ${name} (type ${k.rdbType})`);
         assert.deepEqual(canonicalOf(await decodeValueAll(k.rdbType, k.value!)), await serverCanonical(r, k.key), `value of ${name}`);
+        // allkeys-lfu: every key is preceded by a FREQ opcode.
+        assert.equal(typeof k.lfuFreq, "number", `LFU counter of ${name}`);
         const pexpiretime = Number(await r.call("PEXPIRETIME", k.key));
         assert.equal(k.expireAtMs, pexpiretime === -1 ? null : pexpiretime, `expiry of ${name}`);
     }

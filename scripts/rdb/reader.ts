@@ -403,7 +403,8 @@ async function* read(s: Source, options: ReadOptions): AsyncGenerator<RdbRecord>
 async function* streamKey(s: Source, st: KeyState, batch: number, maxValueBytes: number): AsyncGenerator<RdbRecord> {
     const at = s.offset;
     const [type, key] = await s.unit((): [number, Buffer] => [s.u8("a value type"), s.str("a key")]);
-    const gen = decodeFrom(s, type, batch, Math.max(1, Math.min(1 << 20, maxValueBytes)));
+    // Pieces of a big string: within the limit, but not so small that a tiny limit means a yield per byte.
+    const gen = decodeFrom(s, type, batch, Math.min(1 << 20, Math.max(64 * 1024, maxValueBytes)));
     let taken = false;
     let done = false;
     const pull = async (): Promise<IteratorResult<ValueChunk>> => {

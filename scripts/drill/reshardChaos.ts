@@ -1,0 +1,124 @@
+/**
+ * reshard-chaos: `scale` runs (out 3 -> 4 shards, then in 4 -> 3, alternately)
+ * SIGKILLed at random moments, each followed by one rerun of the same command.
+ * After every rerun: every key loaded reads back, no node has an open slot,
+ * `redis-cli --cluster check` finds nothing, every replica holds as many keys as
+ * its master and the masters hold exactly the keys loaded.
+ */
+import { clusterCheck, loadKeys, spawnCli } from "../../test/helpers/cluster";
+import { TestServer } from "../../test/helpers/redisServers";
+import { startDrillCluster } from "./cluster";
+import { DrillReport, lostKeys, nodesOf, openSlotsOf, Report, sleep, timeUntil } from "./common";
+
+export interface ReshardChaosOptions {
+    quick?: boolean;
+    /** Runs to kill. @default 10; quick: 2 */
+    kills?: number;
+    /** Keys loaded. @default 50000; quick: 5000 */
+    keys?: number;
+    log?: (line: string) => void;
+}
+
+interface Round {
+    direction: "out" | "in";
+    killAfterMs: number;
+    /** False when the run finished before the kill. */
+    killed: boolean;
+    openSlotsLeft: number;
+    rerunExit: number | null;
+    rerunMs: number;
+    lost: number;
+    checkProblems: number;
+    replicaMismatch: string[];
+    masterKeys: number;
+}
+
+export async function reshardChaos(o: ReshardChaosOptions = {}): Promise<DrillReport> {
+    const log = o.log ?? (() => undefined);
+    const kills = o.kills ?? (o.quick ? 2 : 10);
+    const keyCount = o.keys ?? (o.quick ? 5000 : 50000);
+    // Small batches and one stream make a run long enough to kill in the middle of.
+    const scaleArgs = ["--yes", "--parallel", "1", "--batch", "50", "--quiet"];
+    const report = new Report("reshard-chaos", { shards: "3 <-> 4", replicasPerShard: 1, keys: keyCount, kills, killedRun: scaleArgs.join(" "), quick: !!o.quick }, log);
+    log(`reshard-chaos: 3 shards x (1 + 1) <-> 4, ${keyCount} keys, ${kills} killed scale runs`);
+    // A short node timeout in the quick run: joining new nodes waits on gossip that it paces.
+    const dc = await startDrillCluster({ shards: 3, replicas: 1, spare: 2, settings: o.quick ? { clusterNodeTimeoutMs: 1000 } : {} });
+    const rounds: Round[] = [];
+    try {
+        const data = dc.appClient();
+        const want = new Map((await loadKeys(data, keyCount, "rc")).map((k) => [k, `v-${k}`]));
+        let shards: TestServer[][] = dc.shards.map((s) => [...s]);
+        let spare = [...dc.spare];
+        let lastRunMs = o.quick ? 1500 : 6000;
+        let killed = 0;
+        for (let round = 0; killed < kills && round < kills * 3; round++) {
+            const direction: Round["direction"] = shards.length === 3 ? "out" : "in";
+            const target = direction === "out" ? [...shards, spare] : shards.slice(0, 3);
+            dc.writeTopology(target);
+            const killAfterMs = Math.round(50 + Math.random() * lastRunMs * 0.9);
+            const t0 = Date.now();
+            const run = spawnCli(["scale", "--topology", dc.topologyFile, ...scaleArgs]);
+            const finished = await Promise.race([run.done.then(() => true), sleep(killAfterMs).then(() => false)]);
+            if (!finished) run.proc.kill("SIGKILL");
+            const first = await run.done;
+            const wasKilled = first.signal === "SIGKILL";
+            if (wasKilled) killed++;
+            else lastRunMs = Date.now() - t0;
+            const members = target.flat();
+            const openSlotsLeft = (await Promise.all(members.map((s) => openSlotsOf(dc.client(s)).catch(() => 0)))).reduce((a, b) => a + b, 0);
+            const t1 = Date.now();
+            const rerun = wasKilled ? await dc.cli("scale", "--yes", "--quiet") : first;
+            const rerunMs = Date.now() - t1;
+            if (wasKilled && rerun.code === 0) lastRunMs = Math.max(lastRunMs, Date.now() - t0);
+
+            const lost = (await lostKeys(data, want)).length;
+            const open = (await Promise.all(members.map((s) => openSlotsOf(dc.client(s))))).reduce((a, b) => a + b, 0);
+            const check = await clusterCheck(target[0][0], dc.admin);
+            // Replication is asynchronous: give each replica a moment to catch up before comparing.
+            const replicaMismatch: string[] = [];
+            let masterKeys = 0;
+            const view = await nodesOf(dc.client(target[0][0]));
+            for (const sh of target) {
+                const roles = await Promise.all(sh.map(async (s) => ({ s, size: Number(await dc.client(s).call("DBSIZE")), role: view.find((n) => n.key === s.key)?.role })));
+                const master = roles.find((r) => r.role === "master");
+                if (!master) continue;
+                masterKeys += master.size;
+                for (const r of roles.filter((x) => x !== master)) {
+                    const same = await timeUntil(async () => Number(await dc.client(r.s).call("DBSIZE")) === Number(await dc.client(master.s).call("DBSIZE")), 5000, 50);
+                    if (same === undefined) replicaMismatch.push(`${r.s.key} ${await dc.client(r.s).call("DBSIZE")} keys, master ${master.s.key} ${master.size}`);
+                }
+            }
+            const r: Round = { direction, killAfterMs, killed: wasKilled, openSlotsLeft, rerunExit: rerun.code, rerunMs, lost, checkProblems: check.problems.length + open, replicaMismatch, masterKeys };
+            rounds.push(r);
+            log(`  round ${round + 1}: scale ${direction} ${wasKilled ? `killed after ${killAfterMs} ms (${openSlotsLeft} open slot(s) left), rerun exit ${rerun.code} in ${rerunMs} ms` : `finished before the kill (exit ${first.code})`}; lost ${lost}, open ${open}, check problems ${check.problems.length}, master keys ${masterKeys}${replicaMismatch.length ? `, replicas behind: ${replicaMismatch.join("; ")}` : ""}`);
+            if (rerun.code !== 0) log(`    rerun stderr: ${rerun.stderr.trim().split("\n").slice(-6).join("\n    ")}`);
+            if (check.problems.length) log(`    redis-cli --cluster check: ${check.problems.slice(0, 5).join(" | ")}`);
+            if (rerun.code !== 0 || lost > 0) break; // the state is what the report is about; going on would blur it
+            if (direction === "out") {
+                shards = target;
+                spare = [];
+            } else {
+                // The removed shard's nodes are fenced and reset: a fresh pair joins next time, as a new instance would.
+                await dc.stopServers(shards[3]);
+                shards = target;
+                spare = await dc.more(2);
+            }
+        }
+        const killedRounds = rounds.filter((r) => r.killed);
+        report.figure("scaleRunsKilled", killedRounds.length);
+        report.figure("runsFinishedBeforeTheKill", rounds.length - killedRounds.length);
+        report.figure("killedAfterMs", killedRounds.map((r) => r.killAfterMs));
+        report.figure("openSlotsLeftByKills", killedRounds.map((r) => r.openSlotsLeft));
+        report.figure("rerunExitCodes", killedRounds.map((r) => r.rerunExit));
+        report.figure("rerunMs", killedRounds.map((r) => r.rerunMs));
+        report.figure("keysLost", rounds.reduce((a, r) => a + r.lost, 0));
+        report.check(`at least ${kills} scale runs killed mid-way`, killedRounds.length >= kills, `${killedRounds.length} killed`);
+        report.check("one rerun completes each killed run (exit 0)", killedRounds.every((r) => r.rerunExit === 0), `exits ${killedRounds.map((r) => r.rerunExit).join(",")}`);
+        report.check("zero keys lost", rounds.every((r) => r.lost === 0), `${rounds.reduce((a, r) => a + r.lost, 0)} of ${keyCount} unreadable over ${rounds.length} rounds`);
+        report.check("no open slot and redis-cli --cluster check clean after every rerun", rounds.every((r) => r.checkProblems === 0), `${rounds.filter((r) => r.checkProblems).length} round(s) with problems`);
+        report.check("masters hold exactly the keys loaded, every replica as many as its master", rounds.every((r) => r.masterKeys === keyCount && r.replicaMismatch.length === 0), rounds.map((r) => r.masterKeys).join(",") + (rounds.some((r) => r.replicaMismatch.length) ? `; ${rounds.flatMap((r) => r.replicaMismatch).join("; ")}` : ""));
+    } finally {
+        await dc.stop();
+    }
+    return report.done();
+}

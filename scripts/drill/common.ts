@@ -88,6 +88,8 @@ export type WriteMode = "plain" | "wait1";
 export interface Writer {
     /** key -> value, for writes the client was told succeeded (with WAIT 1: that at least one replica has). */
     acked: Map<string, string>;
+    /** key -> when its acknowledgement arrived (ms since epoch). */
+    ackedAt: Map<string, number>;
     /** Writes that failed with an error the client saw (connection, CLUSTERDOWN, timeout). */
     errors: number;
     /** WAIT 1 answered 0: the master took the write, no replica confirmed it in time; not counted as acknowledged. */
@@ -106,6 +108,7 @@ export interface Writer {
  */
 export function startWriter(c: Cluster, prefix: string, mode: WriteMode, lanes = 4, waitTimeoutMs = 200): Writer {
     const acked = new Map<string, string>();
+    const ackedAt = new Map<string, number>();
     let errors = 0;
     let unconfirmed = 0;
     let attempts = 0;
@@ -121,12 +124,15 @@ export function startWriter(c: Cluster, prefix: string, mode: WriteMode, lanes =
                 if (mode === "plain") {
                     await c.set(key, val);
                     acked.set(key, val);
+                    ackedAt.set(key, Date.now());
                 } else {
                     const res = await c.pipeline().set(key, val).call("WAIT", "1", String(waitTimeoutMs)).exec();
                     const err = res?.find(([e]) => e)?.[0];
                     if (err) throw err;
-                    if (Number(res![1][1]) >= 1) acked.set(key, val);
-                    else unconfirmed++;
+                    if (Number(res![1][1]) >= 1) {
+                        acked.set(key, val);
+                        ackedAt.set(key, Date.now());
+                    } else unconfirmed++;
                 }
             } catch {
                 errors++;
@@ -139,6 +145,7 @@ export function startWriter(c: Cluster, prefix: string, mode: WriteMode, lanes =
     const all = Array.from({ length: lanes }, (_, l) => loop(l));
     return {
         acked,
+        ackedAt,
         get errors() { return errors; },
         get unconfirmed() { return unconfirmed; },
         attempts: () => attempts,

@@ -8,8 +8,9 @@
  * ways), while the client still reaches every zone: the worst case, in which
  * the isolated master keeps acknowledging writes until it sees it is alone.
  *
- * Run three times, on a fresh cluster each: plain writes, SET + WAIT 1, and
- * min-replicas-to-write 1 (the stack setting). Measures the time until the
+ * Run four times, on a fresh cluster each: plain writes, SET + WAIT 1, and
+ * min-replicas-to-write 1 (a stack setting) with min-replicas-max-lag 10 s (the
+ * default) and 1 s. Measures the time until the
  * majority side serves every slot again (and reports cluster_state:ok there),
  * how long the isolated master kept accepting writes, requests failed, and
  * writes acknowledged then lost once the zone is back.
@@ -42,7 +43,21 @@ export interface ZoneLossOptions {
     log?: (line: string) => void;
 }
 
-type Mode = WriteMode | "minReplicas";
+/** One run of the cut: how the client writes, and the stack settings of the nodes. */
+interface Mode {
+    label: string;
+    write: WriteMode;
+    /** min-replicas-to-write 1 with this min-replicas-max-lag (s); none when undefined. */
+    minReplicasMaxLagSec?: number;
+}
+const MODES: Mode[] = [
+    { label: "plain", write: "plain" },
+    { label: "wait1", write: "wait1" },
+    // The stack default lag (10 s) and a lag shorter than the node timeout: the master counts a
+    // replica as present until its last REPLCONF ACK (sent every second) is older than the lag.
+    { label: "minReplicas1Lag10s", write: "plain", minReplicasMaxLagSec: 10 },
+    { label: "minReplicas1Lag1s", write: "plain", minReplicasMaxLagSec: 1 },
+];
 const ZONES = ["a", "b", "c"];
 
 function sh(cmd: string[]): void {
@@ -112,7 +127,7 @@ function freeSubnet(): number {
 interface ZoneNode { name: string; shard: number; replica: number; zone: string; host: string; port: number; dir: string; proc?: ChildProcess }
 
 async function phase(net: ZoneNet, mode: Mode, T: number, quick: boolean, report: Report, log: (l: string) => void): Promise<void> {
-    const settings: Record<string, unknown> = { shards: 3, replicasPerShard: 1, zones: 3, clusterNodeTimeoutMs: T, ...(mode === "minReplicas" ? { minReplicasToWrite: 1 } : {}) };
+    const settings: Record<string, unknown> = { shards: 3, replicasPerShard: 1, zones: 3, clusterNodeTimeoutMs: T, ...(mode.minReplicasMaxLagSec ? { minReplicasToWrite: 1, minReplicasMaxLagSec: mode.minReplicasMaxLagSec } : {}) };
     const config: StackConfig = parseStackYaml(["config:", ...Object.entries(settings).map(([k, v]) => `  redis-cluster:${k}: ${v}`), ""].join("\n"), "zones");
     const engineVersion = redisServerVersion().join(".");
     const pw = () => randomBytes(18).toString("base64url");
@@ -158,18 +173,19 @@ async function phase(net: ZoneNet, mode: Mode, T: number, quick: boolean, report
         const minority = nodes.filter((n) => n.zone === lost);
         const majority = nodes.filter((n) => n.zone !== lost);
         const isolatedMaster = minority.find((n) => n.replica === 0)!;
-        if (mode === "plain") {
+        if (mode === MODES[0]) {
             const kept = [0, 1, 2].every((s) => nodes.some((n) => n.shard === s && n.zone !== lost));
             report.figure("placement", nodes.map((n) => `${n.name}@zone-${n.zone}`).join(" "));
             report.check(`placement leaves every shard a node outside zone ${lost}`, kept, [0, 1, 2].map((s) => `shard ${s}: ${nodes.filter((n) => n.shard === s).map((n) => `r${n.replica}@${n.zone}`).join(",")}`).join("; "));
         }
-        const writer = startWriter(appClient(nodes.map((n) => ({ host: n.host, port: n.port })), { user: ACL_USERS.app, password: passwords.appPassword }), `zl-${mode}`, mode === "wait1" ? "wait1" : "plain");
+        const writer = startWriter(appClient(nodes.map((n) => ({ host: n.host, port: n.port })), { user: ACL_USERS.app, password: passwords.appPassword }), `zl-${mode.label}`, mode.write);
         await sleep(quick ? 500 : 2000);
         const ackedBefore = writer.acked.size;
         const isolatedAdmin = adminOf(isolatedMaster);
         const majorityAdmins = majority.map(adminOf);
+        const tCut = Date.now();
         net.cut(lost, true);
-        log(`  ${mode}: zone ${lost} cut off from zones b and c after ${ackedBefore} acknowledged writes`);
+        log(`  ${mode.label}: zone ${lost} cut off from zones b and c after ${ackedBefore} acknowledged writes`);
         // How long the isolated master keeps taking writes: until it sees it is in the minority (cluster_state:fail).
         const isolatedAcceptsMs = timeUntil(async () => /cluster_state:fail/.test((await isolatedAdmin.call("CLUSTER", "INFO")) as string), 6 * T + 10000);
         let leftOk = false;
@@ -193,20 +209,42 @@ async function phase(net: ZoneNet, mode: Mode, T: number, quick: boolean, report
         const reader = appClient(nodes.map((n) => ({ host: n.host, port: n.port })), { user: ACL_USERS.app, password: passwords.appPassword });
         clients.push(reader);
         const gone = await lostKeys(reader, writer.acked);
-        const p = mode;
+        const p = mode.label;
         report.figure(`${p}.allSlotsServedOnMajoritySideMs`, servedMs ?? "never");
         report.figure(`${p}.majoritySideLeftClusterStateOk`, leftOk);
         report.figure(`${p}.isolatedMasterTookWritesForMs`, acceptMs ?? "never stopped");
         report.figure(`${p}.writesAttempted`, writer.attempts());
         report.figure(`${p}.writesAcknowledged`, writer.acked.size);
-        if (mode === "wait1") report.figure(`${p}.writesNotConfirmedByReplica`, writer.unconfirmed);
+        if (mode.write === "wait1") report.figure(`${p}.writesNotConfirmedByReplica`, writer.unconfirmed);
         report.figure(`${p}.requestsFailed`, writer.errors);
         report.figure(`${p}.acknowledgedThenLost`, gone.length);
+        if (gone.length) {
+            const at = gone.map((k) => writer.ackedAt.get(k)! - tCut).sort((x, y) => x - y);
+            report.figure(`${p}.lostWritesAcknowledgedMsAfterCut`, `${at[0]}..${at[at.length - 1]}`);
+            if (process.env.DRILL_DEBUG) {
+                const slots = new Map<string, number>();
+                for (const k of gone) {
+                    const owner = String(await reader.call("CLUSTER", "KEYSLOT", k));
+                    slots.set(owner, (slots.get(owner) ?? 0) + 1);
+                }
+                log(`    debug: lost keys by slot: ${[...slots].slice(0, 20).map(([s, n]) => `${s}:${n}`).join(" ")} (${slots.size} slots)`);
+            }
+        }
         report.figure(`${p}.healedAndResyncedMs`, healedMs === undefined ? "never" : Date.now() - tHeal);
-        report.check(`${mode}: the majority side serves every slot again within 2 x cluster-node-timeout + 3 s`, servedMs !== undefined && servedMs <= 2 * T + 3000, `${servedMs ?? "never"} ms after the cut`);
-        report.check(`${mode}: the isolated master stops taking writes (cluster_state:fail)`, acceptMs !== undefined, `${acceptMs ?? "never"} ms after the cut`);
-        report.check(`${mode}: after the zone is back, its old master rejoins as a replica and every node is ok`, healedMs !== undefined, `${healedMs ?? "never"} ms`);
-        if (mode !== "plain") report.check(`${mode === "wait1" ? "WAIT 1" : "min-replicas-to-write 1"}: no acknowledged write lost`, gone.length === 0, `${gone.length} of ${writer.acked.size} lost`);
+        report.check(`${p}: the majority side serves every slot again within 2 x cluster-node-timeout + 3 s`, servedMs !== undefined && servedMs <= 2 * T + 3000, `${servedMs ?? "never"} ms after the cut`);
+        report.check(`${p}: the isolated master stops taking writes (cluster_state:fail)`, acceptMs !== undefined, `${acceptMs ?? "never"} ms after the cut`);
+        report.check(`${p}: after the zone is back, its old master rejoins as a replica and every node is ok`, healedMs !== undefined, `${healedMs ?? "never"} ms`);
+        const lostAt = gone.map((k) => writer.ackedAt.get(k)! - tCut);
+        const lastLostMs = lostAt.length ? Math.max(...lostAt) : 0;
+        if (mode.write === "wait1") {
+            report.check("WAIT 1: no write acknowledged by a replica is lost", gone.length === 0, `${gone.length} of ${writer.acked.size} lost`);
+        } else if (mode.minReplicasMaxLagSec) {
+            // What min-replicas-to-write promises: no write accepted once the replica has been silent for the lag (plus the 1 s ACK period).
+            const bound = Math.min(mode.minReplicasMaxLagSec * 1000 + 1000, (acceptMs ?? Infinity) + 250);
+            report.check(`${p}: writes lost only within min(min-replicas-max-lag + 1 s, time to cluster_state:fail) of the cut`, lastLostMs <= bound, `${gone.length} lost, the last acknowledged ${lastLostMs} ms after the cut (bound ${bound} ms)`);
+        } else {
+            report.check(`${p}: writes lost only until the isolated master turns cluster_state:fail`, lastLostMs <= (acceptMs ?? Infinity) + 250, `${gone.length} lost, the last acknowledged ${lastLostMs} ms after the cut, the master failed at ${acceptMs ?? "never"} ms`);
+        }
     } finally {
         for (const c of clients) c.disconnect();
         await Promise.all(nodes.map((n) => new Promise<void>((res) => {
@@ -234,7 +272,7 @@ export async function zoneLoss(o: ZoneLossOptions = {}): Promise<DrillReport> {
     try {
         net.up();
         log(`zone-loss: bridge ${net.bridge} ${net.subnet}.254/24, namespaces ${ZONES.map((z) => net.ns(z)).join(", ")}, cluster-node-timeout ${T} ms`);
-        for (const mode of ["plain", "wait1", "minReplicas"] as Mode[]) await phase(net, mode, T, !!o.quick, report, log);
+        for (const mode of MODES) await phase(net, mode, T, !!o.quick, report, log);
     } finally {
         cleanup();
         process.off("SIGINT", onSignal);

@@ -648,7 +648,7 @@ export function stateDirProblem(err: unknown, opts: Pick<LocalOptions, "stack" |
     const base = resolve(root, "..");
     if (!resolve(e.path).startsWith(base)) return undefined;
     const owner = e.code === "EACCES" || e.code === "EPERM"
-        ? ` It is probably owned by another user (a run with sudo creates it as root): sudo chown -R "$(id -un)" ${base}, or sudo rm -rf ${root} if no cluster runs there,`
+        ? ` It is probably owned by another user (a run with sudo creates it as root): sudo chown -R "$(id -un)" ${base},`
         : "";
     return new UsageError(`local mode cannot write its state folder: ${e.code} on ${e.path} (${e.syscall ?? "write"}).${owner} or keep the state elsewhere with --state-dir DIR`);
 }

@@ -37,14 +37,14 @@ import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
-import { ConfigError, parseStackYaml, StackConfig } from "../components/config";
+import { ConfigError, StackConfig } from "../components/config";
 import { Topology, TopologyNode, validateTopology } from "../components/topology";
 import { zoneOf } from "../components/plan/placement";
 import { renderRedisConf } from "../components/bootstrap/redisConf";
 import { renderAclFile } from "../components/bootstrap/acl";
 import { ACL_USERS } from "../components/bootstrap/contract";
 import { DesiredNodeSettings, maxmemoryBytesFor, nodeSettingsOf } from "../components/bootstrap/nodeSettings";
-import { SETTINGS_FILE } from "./commands/reconfigure";
+import { readStackConfigFile, SETTINGS_FILE } from "./commands/reconfigure";
 import { exitCodeFor, isExpected, UsageError, StepError } from "./errors";
 import { run as runScale } from "./commands/scale";
 import { ClusterView } from "./redis/clusterView";
@@ -195,7 +195,7 @@ export function loadLocalConfig(opts: Pick<LocalOptions, "stack" | "config">): {
     if (!existsSync(file)) {
         throw new UsageError(`no stack config ${file}: local mode reads the stack's Pulumi.<stack>.yaml (the committed ones: Pulumi.dev.yaml, ...); pass --stack NAME or --config FILE`);
     }
-    const config = parseStackYaml(readFileSync(file, "utf8"), opts.stack);
+    const config = readStackConfigFile(file, opts.stack);
     const notes: string[] = [];
     if (config.tls) notes.push("tls is on in the stack config; local mode runs without TLS (on AWS the nodes use it)");
     return { config: { ...config, tls: false }, file, notes };

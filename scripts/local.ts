@@ -45,7 +45,7 @@ import { renderAclFile } from "../components/bootstrap/acl";
 import { ACL_USERS } from "../components/bootstrap/contract";
 import { DesiredNodeSettings, maxmemoryBytesFor, nodeSettingsOf } from "../components/bootstrap/nodeSettings";
 import { readStackConfigFile, SETTINGS_FILE } from "./commands/reconfigure";
-import { exitCodeFor, isExpected, UsageError, StepError } from "./errors";
+import { exitCodeFor, isExpected, RefusedError, UsageError, StepError } from "./errors";
 import { run as runScale } from "./commands/scale";
 import { ClusterView } from "./redis/clusterView";
 import { createOutput, fmtDuration, Output } from "./output";
@@ -563,7 +563,7 @@ async function reshape(a: ReshapeArgs): Promise<{ topology: Topology; started: s
             const me = view.self(keyOf(n));
             if (stayingShards.has(n.shard) && me?.role === "master" && me.slots.length > 0) {
                 const keep = topology.nodes.find((k) => k.shard === n.shard && !leaving.includes(k));
-                throw new UsageError(`${n.name} (${keyOf(n)}) is the master of shard ${n.shard}, which stays; hand its role to a node that stays first ` +
+                throw new RefusedError(`${n.name} (${keyOf(n)}) is the master of shard ${n.shard}, which stays; nothing was changed. Hand its role to a node that stays first ` +
                     `(npm run cluster -- failover --topology ${rel(topologyFile)} --node ${keep?.name}), then rerun this command`);
             }
         }

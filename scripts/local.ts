@@ -38,7 +38,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
 import { ConfigError, StackConfig } from "../components/config";
-import { Topology, TopologyNode, validateTopology } from "../components/topology";
+import { parseNodeName, Topology, TopologyNode, validateTopology } from "../components/topology";
 import { zoneOf } from "../components/plan/placement";
 import { renderRedisConf } from "../components/bootstrap/redisConf";
 import { renderAclFile } from "../components/bootstrap/acl";
@@ -548,7 +548,7 @@ async function reshape(a: ReshapeArgs): Promise<{ topology: Topology; started: s
         for (const n of added) startNode(a.bin, nodePaths(dir, n.name), keyOf(n));
         await waitForNodes(a.pool, added.map(keyOf), 20000);
     }
-    const leaving = topology.nodes.filter((n) => n.shard >= shape.shards || Number(/-r(\d+)$/.exec(n.name)?.[1]) > shape.replicas);
+    const leaving = topology.nodes.filter((n) => n.shard >= shape.shards || (parseNodeName(n.name)?.replica ?? 0) > shape.replicas);
     if (!added.length && !leaving.length) {
         await scale();
         return { topology, started: [], changed: false };

@@ -112,7 +112,8 @@ test("local mode: --shards 4 then --shards 3 keeps every key, runs exactly the t
         const back = local("--shards", "3", "--json");
         assert.equal(back.code, 0, back.stderr);
         const backEvents = ndjson("local --shards 3", back.stdout);
-        assert.equal(backEvents.find((e) => e.event === "scale")!.removed instanceof Array, true);
+        assert.deepEqual((backEvents.find((e) => e.event === "scale")!.removed as string[]).sort(), t4.nodes.slice(6).map((n) => `127.0.0.1:${n.port}`).sort());
+        assert.deepEqual(backEvents.find((e) => e.event === "stopped")!.nodes, ["redis-cluster-ls-s3-r0", "redis-cluster-ls-s3-r1"]);
         assert.deepEqual(backEvents.at(-1)!.shape, { shards: 3, replicas: 1 });
         const t3b = readTopology();
         assert.deepEqual(t3b.nodes, t3.nodes, "topology.json lists the 6 servers that run");

@@ -9,7 +9,7 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Redis, { Cluster } from "ioredis";
+import Redis, { Cluster, ClusterOptions } from "ioredis";
 import { parseStackYaml, StackConfig } from "../../components/config";
 import { renderRedisConf } from "../../components/bootstrap/redisConf";
 import { renderAclFile } from "../../components/bootstrap/acl";
@@ -41,7 +41,7 @@ export interface DrillCluster {
     /** An admin client to one server (closed by stop()). */
     client(s: TestServer): Redis;
     /** An application client (user app) over every shard's nodes (closed by stop()). */
-    appClient(): Cluster;
+    appClient(extra?: Partial<ClusterOptions>): Cluster;
     /** Rewrites the topology file with these shards (r0 first). */
     writeTopology(shards: TestServer[][]): void;
     /** Runs the cluster tool on this cluster's topology. */
@@ -99,8 +99,8 @@ export async function startDrillCluster(opts: DrillClusterOptions): Promise<Dril
             clients.push(c);
             return c;
         },
-        appClient() {
-            const c = appClient(dc.shards.flat().map((s) => ({ host: s.host, port: s.port })), app);
+        appClient(extra) {
+            const c = appClient(dc.shards.flat().map((s) => ({ host: s.host, port: s.port })), app, extra);
             clients.push(c);
             return c;
         },

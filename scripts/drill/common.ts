@@ -163,7 +163,17 @@ export async function lostKeys(c: Cluster, want: Map<string, string>): Promise<s
     const entries = [...want];
     for (let i = 0; i < entries.length; i += 2000) {
         const chunk = entries.slice(i, i + 2000);
-        const got = await Promise.all(chunk.map(([k]) => c.get(k)));
+        // A timeout under load is not a lost key: retry the chunk before giving up.
+        let got: (string | null)[] = [];
+        for (let attempt = 1; ; attempt++) {
+            try {
+                got = await Promise.all(chunk.map(([k]) => c.get(k)));
+                break;
+            } catch (e) {
+                if (attempt >= 5) throw e;
+                await sleep(500 * attempt);
+            }
+        }
         chunk.forEach(([k, v], j) => {
             if (got[j] !== v) bad.push(k);
         });

@@ -12,11 +12,11 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { Topology } from "../../components/topology";
-import { CliRun, loadKeys, runCli } from "../../test/helpers/cluster";
+import { CliRun, loadKeys, runCli, spawnCli } from "../../test/helpers/cluster";
 import { freePortPair } from "../../test/helpers/redisServers";
 import { fromRanges } from "../redis/clusterNodes";
 import { DrillCluster, startDrillCluster } from "./cluster";
-import { DrillReport, nodesOf, Report } from "./common";
+import { DrillReport, lostKeys, nodesOf, openSlotsOf, Report, timeUntil } from "./common";
 
 export interface BadInputOptions {
     quick?: boolean;
@@ -77,7 +77,7 @@ export async function badInput(o: BadInputOptions = {}): Promise<DrillReport> {
         startDrillCluster({ shards: 3, replicas: 0, settings: { clusterNodeTimeoutMs: 1000, clusterName: "other" } }),
     ]);
     try {
-        await loadKeys(dc.appClient(), keyCount, "bi");
+        const loaded = new Map((await loadKeys(dc.appClient(), keyCount, "bi")).map((k) => [k, `v-${k}`]));
         await loadKeys(other.appClient(), 300, "ot");
         const everyone = [...dc.shards.flat(), ...dc.spare].map((s) => ({ key: s.key, c: dc.client(s) }))
             .concat(other.shards.flat().map((s) => ({ key: `other ${s.key}`, c: other.client(s) })));
@@ -183,6 +183,22 @@ export async function badInput(o: BadInputOptions = {}): Promise<DrillReport> {
             const now = await after();
             await k.around?.after().catch(() => undefined);
             judge(k, r, changes(before, now));
+        }
+        if (!o.quick) {
+            // Two runs at once (issue 9 defect 2): a second scale while the first moves slots must refuse
+            // and name the first; the first must finish as if alone. A slow first run leaves room for the second.
+            const first = spawnCli(["scale", "--topology", scaleOut, "--yes", "--parallel", "1", "--batch", "10", "--quiet"]);
+            const spareAdmin = dc.client(dc.spare[0]);
+            const moving = await timeUntil(async () => (await openSlotsOf(spareAdmin)) > 0 || (await nodesOf(spareAdmin)).find((n) => n.myself)!.slots.length > 0, 60000, 20);
+            const second = await runCli(["scale", "--topology", scaleOut, "--yes"]);
+            const firstDone = await first.done;
+            const reader = dc.appClient({ redisOptions: { username: dc.app.user, password: dc.app.password, commandTimeout: 10000, maxRetriesPerRequest: 3 } });
+            const gone = await lostKeys(reader, loaded);
+            const open = (await Promise.all([...dc.shards.flat(), ...dc.spare].map((x) => openSlotsOf(dc.client(x))))).reduce((p, q) => p + q, 0);
+            const line = second.stderr.split("\n").find((l) => /leas/i.test(l)) ?? second.stderr.trim().split("\n").slice(-1)[0] ?? "";
+            report.check("a second scale while one runs is refused, naming the first; the first completes with every key",
+                moving !== undefined && second.code === 1 && /leas/i.test(second.stderr) && firstDone.code === 0 && gone.length === 0 && open === 0,
+                `second exit ${second.code} (${line.slice(0, 200)}); first exit ${firstDone.code}; ${gone.length} key(s) unreadable; ${open} open-slot mark(s)${moving === undefined ? "; the first run never started moving" : ""}`);
         }
         report.figure("cases", results.length);
         report.figure("refusedWithoutChange", results.filter((r) => r.code !== 0 && r.code !== 70 && !r.changed).length);

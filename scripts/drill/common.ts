@@ -69,7 +69,9 @@ export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  */
 export function appClient(seeds: { host: string; port: number }[], auth?: { user?: string; password?: string }, extra: Partial<ClusterOptions> = {}): Cluster {
     const c = new Cluster(seeds, {
-        slotsRefreshInterval: 200,
+        // Not ioredis' slotsRefreshInterval: a disconnect() during a refresh re-arms its timer for
+        // good and keeps the process alive. The same refresh from an unref'd timer stopped on "end":
+        slotsRefreshInterval: 0,
         slotsRefreshTimeout: 500,
         retryDelayOnClusterDown: 100,
         retryDelayOnFailover: 100,
@@ -80,6 +82,9 @@ export function appClient(seeds: { host: string; port: number }[], auth?: { user
     });
     c.on("error", () => undefined);
     c.on("node error", () => undefined);
+    const refresh = setInterval(() => c.status === "ready" && c.refreshSlotsCache(), 200);
+    refresh.unref();
+    c.once("end", () => clearInterval(refresh));
     return c;
 }
 

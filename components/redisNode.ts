@@ -69,7 +69,7 @@ export class RedisNode extends pulumi.ComponentResource {
             kmsKeyId: args.kmsKeyArn,
             // Removing a node (scale-in, destroy) leaves a last snapshot behind.
             finalSnapshot: true,
-            tags: nodeTags(`${plan.name}-data`, { [SNAPSHOT_TAG]: "true" }),
+            tags: nodeTags(`${plan.name}-data`, { [SNAPSHOT_TAG]: cfg.clusterName }),
         }, { parent: this, protect, retainOnDelete: protect });
 
         // The same input `npm run render` shows: only per-node stable values (never the shape, never a secret).
@@ -80,7 +80,8 @@ export class RedisNode extends pulumi.ComponentResource {
             ami: args.amiId,
             instanceType: cfg.instanceType,
             iamInstanceProfile: args.instanceProfileName,
-            primaryNetworkInterface: { networkInterfaceId: this.networkInterface.id, deleteOnTermination: false },
+            // deleteOnTermination is read-only upstream, and EC2 never deletes an interface it did not create.
+            primaryNetworkInterface: { networkInterfaceId: this.networkInterface.id },
             metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
             monitoring: true,
             ebsOptimized: true,

@@ -172,6 +172,15 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         assert.match(readFileSync(join(paths.systemdDir, "redis-bootstrap.service"), "utf8"), new RegExp(`ExecStart=${paths.script} --run`));
         const dropIn = readFileSync(join(paths.systemdDir, `${facts.service}.d`, "redis-cluster.conf"), "utf8");
         assert.match(dropIn, /Restart=always/);
+        // Type=notify only for a binary that can send READY=1 (linked with libsystemd, as Debian's redis-server is).
+        const linked = /libsystemd/.test(sh("ldd", [redisServerBinary()]));
+        assert.match(dropIn, linked ? /^Type=notify$/m : /^Type=simple$/m);
+        assert.match(dropIn, new RegExp(`--supervised ${linked ? "systemd" : "no"} --daemonize no$`, "m"));
+        assert.doesNotMatch(dropIn, /@@/);
+        const unit = readFileSync(join(paths.systemdDir, "redis-bootstrap.service"), "utf8");
+        assert.match(unit, /^Restart=on-failure$/m);
+        assert.match(unit, /^RestartSec=30$/m);
+        assert.match(unit, new RegExp(`^ExecStartPost=/usr/bin/systemctl start --no-block ${facts.service}$`, "m"));
         assert.match(dropIn, /LimitNOFILE=65536/);
         assert.match(dropIn, new RegExp(`RequiresMountsFor=${paths.mountDir}`));
         assert.match(readFileSync(join(paths.sysctlDir, "90-redis-cluster.conf"), "utf8"), /vm.overcommit_memory = 1/);
@@ -278,6 +287,10 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
             assert.doesNotMatch(conf, /cluster-port|enable-debug-command/);
             assert.equal(readFileSync(files.aclFile, "utf8"), renderAclFile({ ...PASSWORDS, engineVersion: "6.2.14" }));
             assert.doesNotMatch(readFileSync(files.aclFile, "utf8"), /cluster\|shards/);
+            // A binary without libsystemd never sends READY=1: a plain service, not one systemd waits on.
+            const dropIn = readFileSync(join(paths.systemdDir, `${facts.service}.d`, "redis-cluster.conf"), "utf8");
+            assert.match(dropIn, /^Type=simple$/m);
+            assert.match(dropIn, /--supervised no --daemonize no$/m);
         } finally {
             unlinkSync(bin);
             symlinkSync(redisServerBinary(), bin);

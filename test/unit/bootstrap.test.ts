@@ -196,7 +196,10 @@ describe("renderUserData", () => {
         for (const name of Object.values(ssmParameterNames(s.config.clusterName))) assert.ok(values.has(name), `${name} is not a variable of the user data`);
         assert.match(ud, /^masterauth @@MASTERAUTH@@$/m);
         assert.match(ud, /^maxmemory @@MAXMEMORY_BYTES@@$/m);
-        assert.match(ud, new RegExp(`^ExecStart=/usr/bin/${ENGINE_FACTS[s.config.engine].serverBin} ${DEFAULT_PATHS.confDir}/redis.conf --supervised systemd --daemonize no$`, "m"));
+        assert.match(ud, new RegExp(`^ExecStart=/usr/bin/${ENGINE_FACTS[s.config.engine].serverBin} ${DEFAULT_PATHS.confDir}/redis.conf --supervised @@SUPERVISED@@ --daemonize no$`, "m"));
+        assert.match(ud, /^Type=@@SERVICE_TYPE@@$/m);
+        assert.match(ud, /^Restart=on-failure$/m);
+        assert.match(ud, /^ExecStartPost=\/usr\/bin\/systemctl start --no-block /m);
         assert.match(ud, /^main "\$@"\n$/m);
     });
 

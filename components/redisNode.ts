@@ -28,6 +28,11 @@ export interface RedisNodeArgs {
     region: string;
     backupBucketName: pulumi.Input<string>;
     renderUserData: (input: UserDataInput) => string;
+    /**
+     * What the first boot needs to exist (endpoints, routes, egress rules, IAM and key policies,
+     * SSM parameters): the instance waits for them. A component stands for all of its children.
+     */
+    bootDependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -99,6 +104,7 @@ export class RedisNode extends pulumi.ComponentResource {
             tags: nodeTags(plan.name, { [CLUSTER_TAG]: cfg.clusterName }),
         }, {
             parent: this,
+            dependsOn: args.bootDependsOn,
             // The network interface can be attached to one instance at a time.
             deleteBeforeReplace: true,
             // A looked-up AMI changes whenever Amazon publishes one; that must not replace every node.

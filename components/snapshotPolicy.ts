@@ -25,6 +25,8 @@ export interface SnapshotPolicyArgs {
  */
 export class SnapshotPolicy extends pulumi.ComponentResource {
     readonly policy: aws.dlm.LifecyclePolicy;
+    /** DLM's role, named in the key policy. */
+    readonly roleArn: pulumi.Output<string>;
 
     constructor(name: string, args: SnapshotPolicyArgs, opts?: pulumi.ComponentResourceOptions) {
         super("rediscluster:index:SnapshotPolicy", name, {}, opts);
@@ -67,6 +69,7 @@ export class SnapshotPolicy extends pulumi.ComponentResource {
             },
             tags: tags(args.clusterName, childName(args.clusterName, "snapshots")),
         }, parent);
-        this.registerOutputs({ policyArn: this.policy.arn });
+        this.roleArn = role.arn;
+        this.registerOutputs({ policyArn: this.policy.arn, roleArn: this.roleArn });
     }
 }

@@ -8,6 +8,7 @@ import { keyOf } from "../plan/topology";
 import { ClusterNodeInfo, countSlots, formatRanges, parseClusterNodes, slotOwners, SLOT_COUNT, toRanges } from "./clusterNodes";
 import { parseInfo } from "./clusterView";
 import { NodeKey, NodePool } from "./pool";
+import { EngineInfo, engineLabel, engineOf } from "./engine";
 
 /** Everything read from one node. */
 export interface NodeSample {
@@ -22,8 +23,8 @@ export interface NodeSample {
     replication: Record<string, string>;
     /** INFO memory */
     memory: Record<string, string>;
-    /** INFO server redis_version */
-    version?: string;
+    /** INFO server: the engine and its release (Valkey's own, not its redis_version). */
+    engine?: EngineInfo;
     dbsize?: number;
 }
 
@@ -43,6 +44,8 @@ export interface NodeStatus {
     id?: string;
     reachable: boolean;
     error?: string;
+    /** "valkey 8.0.2", "redis 6.2.14". */
+    engine?: string;
     role: "master" | "replica" | "unknown";
     /** Key of the master, for a replica. */
     masterKey?: string;
@@ -83,6 +86,8 @@ export interface StatusReport {
     warnings: string[];
     shards: ShardStatus[];
     cluster: {
+        /** Distinct engines and releases the reachable nodes run ("valkey 8.0.2"). */
+        engines: string[];
         nodes: number;
         reachable: number;
         stateOk: number;
@@ -117,7 +122,7 @@ export async function collectStatus(pool: NodePool, topology: Topology): Promise
             const nodes = parseClusterNodes(vals[0]);
             return {
                 key, reachable: true, nodes, myself: nodes.find((n) => n.myself), clusterInfo: parseInfo(vals[1]),
-                replication: parseInfo(vals[2]), memory: parseInfo(vals[3]), version: parseInfo(vals[4]).redis_version, dbsize: Number(vals[5]),
+                replication: parseInfo(vals[2]), memory: parseInfo(vals[3]), engine: engineOf(parseInfo(vals[4])), dbsize: Number(vals[5]),
             };
         } catch (e) {
             pool.drop(key);
@@ -196,6 +201,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
         const st: NodeStatus = {
             key, name: t?.name, shard: t?.shard, zone: t?.az, id,
             reachable: !!s?.reachable, error: s?.error,
+            engine: s?.engine ? engineLabel(s.engine) : undefined,
             role,
             masterKey: role === "replica" && line?.masterId ? keyById.get(line.masterId) ?? line.masterId.slice(0, 8) : undefined,
             slots: line ? countSlots(line.slots) : 0,
@@ -351,6 +357,11 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     for (const st of statuses.values()) {
         if (st.failureReports && !st.flaggedBy.length) warnings.push(`${label(st.key)} has ${st.failureReports} failure report(s) from masters`);
     }
+    const engines = [...new Set([...statuses.values()].map((s) => s.engine).filter((e): e is string => e !== undefined))].sort();
+    if (engines.length > 1) {
+        const by = (e: string) => [...statuses.values()].filter((s) => s.engine === e).map((s) => label(s.key));
+        warnings.push(`nodes run different engines or releases (fine during a rolling upgrade, not for long): ${engines.map((e) => `${e} on ${by(e).join(", ")}`).join("; ")}`);
+    }
 
     return {
         healthy: problems.length === 0,
@@ -359,6 +370,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
         warnings,
         shards,
         cluster: {
+            engines,
             nodes: topology.nodes.length,
             reachable: topology.nodes.length - unreachable.length,
             stateOk: reachable.length - notOk.length,

@@ -136,7 +136,7 @@ describe("renderAclFile", () => {
             const lines = acl.trim().split("\n");
             assert.equal(lines.length, 4);
             assert.equal(lines[0], "user default off resetchannels -@all");
-            assert.match(acl, new RegExp(`^user admin on #${passwordSha256("a-pw")} ~\\* &\\* \\+@all$`, "m"));
+            assert.match(acl, new RegExp(`^user admin on #${passwordSha256("a-pw")} ~\\* &\\* \\+@all -module -debug$`, "m"));
             assert.match(acl, new RegExp(`^user replicator on #${passwordSha256("c-pw")} resetchannels -@all \\+psync \\+replconf \\+ping$`, "m"));
             const app = lines.find((l) => l.startsWith("user app "))!;
             assert.match(app, /-@dangerous -@admin -flushall -flushdb -config -cluster /);

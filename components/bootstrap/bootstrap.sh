@@ -253,7 +253,8 @@ run() {
   [[ $version =~ ^[0-9]+\.[0-9]+$ ]] || die "cannot read the version of $SERVER_BIN"
   ver_ge "$version" 6.2 || die "$SERVER_BIN is version $version; the bootstrap needs 6.2 or newer (ACL channels, CLIENT INFO)"
   # READY=1 comes only from a build with libsystemd; otherwise a notify unit would be killed at its start timeout.
-  if ldd "$(command -v "$SERVER_BIN")" 2>/dev/null | grep -q libsystemd; then
+  # Not `ldd | grep -q`: grep quitting early makes ldd die of SIGPIPE, which pipefail reports as a failure.
+  if [[ $(ldd "$(command -v "$SERVER_BIN")" 2>/dev/null) == *libsystemd* ]]; then
     unit_type=notify supervised=systemd
   else
     unit_type=simple supervised=no

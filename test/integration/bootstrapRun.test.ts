@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { renderAclFile } from "../../components/bootstrap/acl";
@@ -205,6 +205,41 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         assert.equal(volume.blkid("UUID"), uuid);
         assert.equal(readFileSync(join(files.dataDir, "marker"), "utf8"), "keep me");
         assert.equal(hookRuns(), 2);
+    });
+
+    test("a minimal AMI without aws, cmp and gunzip gets them from dnf before they are needed; a failed dnf says what to check", async () => {
+        // PATH as on a minimal image: this machine's commands, minus the three (and Debian's real aws).
+        const sys = join(root, "minimal-bin");
+        const installed = join(root, "installed-bin");
+        const dnfLog = join(root, "dnf.log");
+        mkdirSync(sys);
+        mkdirSync(installed);
+        const hidden = new Set(["aws", "cmp", "gunzip", "dnf"]);
+        for (const d of ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
+            if (!existsSync(d)) continue;
+            for (const f of readdirSync(d)) if (!hidden.has(f) && !existsSync(join(sys, f))) symlinkSync(join(d, f), join(sys, f));
+        }
+        symlinkSync(redisServerBinary(), join(sys, facts.serverBin));
+        // dnf "installs" by putting the real commands (and the fake SSM aws) on PATH.
+        const dnf = (ok: boolean) => writeFileSync(join(sys, "dnf"), `#!/bin/bash\necho "$*" >> ${dnfLog}\n${ok ? "" : "exit 1\n"}` +
+            `ln -sf ${join(binDir, "aws")} ${installed}/aws\nln -sf ${sh("sh", ["-c", "command -v cmp"]).trim()} ${installed}/cmp\nln -sf ${sh("sh", ["-c", "command -v gunzip"]).trim()} ${installed}/gunzip\n`, { mode: 0o755 });
+        const minimalEnv = { ...env(), PATH: `${sys}:${installed}`, REDIS_BOOTSTRAP_SKIP_PACKAGES: "" };
+        try {
+            dnf(false);
+            const failed = await runScript([paths.script, "--run"], minimalEnv);
+            assert.equal(failed.code, 1, failed.output);
+            assert.match(failed.output, /ERROR: dnf install awscli-2 diffutils gzip failed: check the S3 gateway endpoint and its route/);
+            dnf(true);
+            const r = await runScript([paths.script, "--run"], minimalEnv);
+            assert.equal(r.code, 0, r.output);
+            assert.match(r.output, /installing awscli-2 diffutils gzip/);
+            // Once for the failed run, once for this one: nothing was missing any more after it.
+            assert.equal(readFileSync(dnfLog, "utf8"), "install -y -q --setopt=timeout=20 --setopt=retries=3 awscli-2 diffutils gzip\n".repeat(2));
+            assert.match(r.output, /bootstrap done/);
+        } finally {
+            rmSync(sys, { recursive: true, force: true });
+            rmSync(installed, { recursive: true, force: true });
+        }
     });
 
     test("a settings change in SSM reaches redis.conf at the next boot; the user data stays as it is", async () => {

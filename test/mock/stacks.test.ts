@@ -281,6 +281,9 @@ for (const stack of STACKS) {
             // Only the SSM agent's own calls, which AWS grants on "*" in AmazonSSMManagedInstanceCore, go unconditioned.
             if (s.Resource === "*" && !s.Condition) assert.deepEqual(actions, SSM_AGENT_ACTIONS, `${s.Sid} on every resource without a condition`);
         }
+        // The flow-log service may assume its role only on behalf of this account (confused deputy).
+        const flowTrust = JSON.parse(r.resources.find((x) => x.type === "aws:iam/role:Role" && x.name.endsWith("-flow-logs-role"))!.inputs.assumeRolePolicy);
+        assert.deepEqual(flowTrust.Statement[0].Condition, { StringEquals: { "aws:SourceAccount": "123456789012" } });
         // Nor through a managed policy: AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on "*".
         assert.deepEqual(byType(r, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").map((a) => a.inputs.policyArn),
             ["arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"]);

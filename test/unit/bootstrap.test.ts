@@ -199,6 +199,8 @@ describe("renderUserData", () => {
         assert.match(ud, new RegExp(`^ExecStart=/usr/bin/${ENGINE_FACTS[s.config.engine].serverBin} ${DEFAULT_PATHS.confDir}/redis.conf --supervised @@SUPERVISED@@ --daemonize no$`, "m"));
         assert.match(ud, /^Type=@@SERVICE_TYPE@@$/m);
         assert.match(ud, /^Restart=on-failure$/m);
+        // The drop-in says Group=redis-cluster: the user gets its own group whatever login.defs says.
+        assert.match(ud, /useradd --system --user-group /);
         assert.match(ud, /^ExecStartPost=\/usr\/bin\/systemctl start --no-block /m);
         assert.match(ud, /^main "\$@"\n$/m);
     });

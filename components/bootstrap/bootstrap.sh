@@ -156,7 +156,7 @@ find_device() {
 }
 
 mount_data_volume() {
-  local dev="" waited=0 timeout=${REDIS_BOOTSTRAP_DEVICE_TIMEOUT:-600} rc=0 fstype uuid src line
+  local dev="" waited=0 timeout=${REDIS_BOOTSTRAP_DEVICE_TIMEOUT:-600} rc=0 fstype uuid src line out
   while dev=$(find_device); [[ -z $dev ]]; do
     (( waited >= timeout )) && die "data volume $DATA_VOLUME_ID is not attached after ${timeout}s (looked for $DEV_BY_ID/nvme-Amazon_Elastic_Block_Store_${DATA_VOLUME_ID//-/}): check the volume attachment"
     (( waited % 30 == 0 )) && log "waiting for data volume $DATA_VOLUME_ID to attach"
@@ -200,7 +200,7 @@ mount_data_volume() {
   # Grows the filesystem after the volume was enlarged (dataVolumeSizeGiB); no-op otherwise. ext4 grows
   # online, so running this script with --run on a live node (docs/infrastructure.md) applies a resize
   # without a reboot.
-  resize2fs "$dev" >/dev/null 2>&1 || log "resize2fs $dev failed; the filesystem keeps its size"
+  out=$(resize2fs "$dev" 2>&1 >/dev/null) || log "resize2fs $dev failed ($(tail -n1 <<<"$out")); the filesystem keeps its size"
 }
 
 # --- every boot ----------------------------------------------------------------------

@@ -123,48 +123,40 @@ export async function* decodeFrom(s: Source, type: number, batch: number, pieceB
         case RDB_TYPE.LIST:
         case RDB_TYPE.SET: {
             const n = await s.unit(() => s.len(`the ${type === RDB_TYPE.LIST ? "list" : "set"} length`));
-            let acc: Buffer[] = [];
-            for (let i = 0; i < n; i++) {
-                acc.push(await s.unit(() => s.str("an element")));
-                if (acc.length >= batch || i === n - 1) {
-                    yield type === RDB_TYPE.LIST ? { type: "list", items: acc } : { type: "set", members: acc };
-                    acc = [];
-                }
+            const one = (): Buffer => s.str("an element");
+            for (let i = 0; i < n; ) {
+                const acc: Buffer[] = [];
+                while (acc.length < batch && i < n) i += await s.units(Math.min(batch - acc.length, n - i), one, acc);
+                yield type === RDB_TYPE.LIST ? { type: "list", items: acc } : { type: "set", members: acc };
             }
             return;
         }
         case RDB_TYPE.ZSET:
         case RDB_TYPE.ZSET_2: {
             const n = await s.unit(() => s.len("the sorted set length"));
-            let acc: [Buffer, number][] = [];
-            for (let i = 0; i < n; i++) {
-                acc.push(
-                    await s.unit((): [Buffer, number] => {
-                        const m = s.str("a sorted set member");
-                        if (type === RDB_TYPE.ZSET_2) return [m, s.bytes(8, "a binary double score").readDoubleLE(0)];
-                        const l = s.u8("a score length");
-                        if (l === 253) return [m, NaN];
-                        if (l === 254) return [m, Infinity];
-                        if (l === 255) return [m, -Infinity];
-                        return [m, parseScore(s.bytes(l, "a score"))];
-                    }),
-                );
-                if (acc.length >= batch || i === n - 1) {
-                    yield { type: "zset", entries: acc };
-                    acc = [];
-                }
+            const one = (): [Buffer, number] => {
+                const m = s.str("a sorted set member");
+                if (type === RDB_TYPE.ZSET_2) return [m, s.bytes(8, "a binary double score").readDoubleLE(0)];
+                const l = s.u8("a score length");
+                if (l === 253) return [m, NaN];
+                if (l === 254) return [m, Infinity];
+                if (l === 255) return [m, -Infinity];
+                return [m, parseScore(s.bytes(l, "a score"))];
+            };
+            for (let i = 0; i < n; ) {
+                const acc: [Buffer, number][] = [];
+                while (acc.length < batch && i < n) i += await s.units(Math.min(batch - acc.length, n - i), one, acc);
+                yield { type: "zset", entries: acc };
             }
             return;
         }
         case RDB_TYPE.HASH: {
             const n = await s.unit(() => s.len("the hash length"));
-            let acc: [Buffer, Buffer][] = [];
-            for (let i = 0; i < n; i++) {
-                acc.push(await s.unit((): [Buffer, Buffer] => [s.str("a hash field"), s.str("a hash value")]));
-                if (acc.length >= batch || i === n - 1) {
-                    yield { type: "hash", fields: acc };
-                    acc = [];
-                }
+            const one = (): [Buffer, Buffer] => [s.str("a hash field"), s.str("a hash value")];
+            for (let i = 0; i < n; ) {
+                const acc: [Buffer, Buffer][] = [];
+                while (acc.length < batch && i < n) i += await s.units(Math.min(batch - acc.length, n - i), one, acc);
+                yield { type: "hash", fields: acc };
             }
             return;
         }

@@ -130,6 +130,12 @@ function skipValue(s: Source, type: number, recordAt: number): boolean {
         }
         case RDB_TYPE.MODULE_PRE_GA:
             throw moduleRefusal(s.name, recordAt, null);
+        case 22:
+        case 23:
+        case 24:
+        case 25:
+            // RDB 12 (Redis 7.4+): hashes with field expirations; only reachable with maxRdbVersion >= 12.
+            throw new RdbUnsupportedError(s.name, recordAt, `a hash with field expirations (RDB type ${type}, Redis 7.4+) cannot be read by this reader`);
         default:
             throw s.error("a known RDB value type or opcode", `found ${type}`, recordAt);
     }

@@ -254,6 +254,29 @@ export class Source {
     }
 
     /**
+     * Reads up to `max` small units synchronously while they are buffered (at least one, refilling
+     * for it if needed), pushing them to `into`; returns how many. One await per buffer, not per element.
+     */
+    async units<T>(max: number, read: () => T, into: T[]): Promise<number> {
+        let got = 0;
+        while (got < max) {
+            const start = this.pos;
+            try {
+                into.push(read());
+                got++;
+            } catch (e) {
+                if (e !== NEED_MORE) throw e;
+                this.pos = start;
+                if (got > 0) return got;
+                if (this.ended) throw this.truncated();
+                const have = this.avail();
+                await this.fill(have + Math.max(have, 4096));
+            }
+        }
+        return got;
+    }
+
+    /**
      * Runs a synchronous read, refilling and retrying on NEED_MORE: for small units (one element,
      * one listpack) inside a value decoded element by element.
      */

@@ -118,6 +118,7 @@ test("signature, version, unknown type, trailing data", async () => {
     await assert.rejects(readAll(rdbFile(13)), (e: Error) => e instanceof RdbUnsupportedError && /RDB version 13 is newer than this reader supports \(at most 11/.test(e.message));
     await assert.rejects(readAll(rdbFile(10), { maxRdbVersion: 9 }), /t\.rdb: RDB version 10 \(Redis 7\.0\) is newer than this reader supports \(at most 9 \(Redis 5\.0-6\.2\)\) \(at byte 5\)$/);
     await assert.rejects(readAll(Buffer.from("VALKEY080\xfa", "latin1")), /t\.rdb: RDB version 80 \(signature VALKEY080, Valkey 9 or newer\) is newer than this reader supports/);
+    await assert.rejects(readAll(rdbFile(12, 24, str("h")), { maxRdbVersion: 12 }), /t\.rdb: a hash with field expirations \(RDB type 24, Redis 7\.4\+\) cannot be read by this reader \(at byte 9\)/);
     await assert.rejects(readAll(rdbFile(10, 30, str("k"))), /t\.rdb: invalid RDB at byte 9: expected a known RDB value type or opcode \(found 30\)/);
     await assert.rejects(readAll(Buffer.concat([rdbFile(10), Buffer.from("*1\r\n")])), /expected the end of the file after the RDB checksum/);
 });

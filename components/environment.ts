@@ -123,6 +123,10 @@ export async function lookupEnvironment(cfg: StackConfig): Promise<Environment> 
     if (cfg.engine === "redis6") {
         void pulumi.log.warn(`${CONFIG_NAMESPACE}:engine is redis6: Redis 6 on Amazon Linux 2023 left security support on 2025-08-31 (al2023 support_info.xml, eol_redis6); valkey is its successor there. Existing clusters keep it; a new one should use valkey`);
     }
+    const deployerArn = await principalArn(identity.arn);
+    if (cfg.keyAdministratorArns.length > 0 && !cfg.keyAdministratorArns.includes(deployerArn)) {
+        void pulumi.log.warn(`${CONFIG_NAMESPACE}:keyAdministratorArns does not name ${deployerArn}, which runs this deployment: the key policy will not let it create encrypted volumes or read the SecureStrings back, so this and later updates fail once the policy is applied; add it to the list`);
+    }
     return {
         region: region.region,
         accountId: identity.accountId,
@@ -130,6 +134,6 @@ export async function lookupEnvironment(cfg: StackConfig): Promise<Environment> 
         availabilityZones,
         amiId,
         amiPinned: cfg.amiId !== undefined,
-        deployerArn: await principalArn(identity.arn),
+        deployerArn,
     };
 }

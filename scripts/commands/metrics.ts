@@ -35,7 +35,7 @@ export function parseListen(spec: string): { host: string; port: number } {
 }
 
 export async function run(opts: MetricsOptions, ctx: CommandContext): Promise<number> {
-    const format = opts.format ?? (opts.json ? "json" : undefined);
+    const format = opts.format ?? (opts.json && opts.serve === undefined ? "json" : undefined);
     if (format !== undefined && !(FORMATS as readonly string[]).includes(format)) {
         throw new UsageError(`--format must be one of ${FORMATS.join(", ")} (got "${format}")`);
     }

@@ -16,79 +16,10 @@
  * the caller between runs (a JSON file on the node, memory in `status --watch`).
  */
 
-/** CloudWatch units used here (MetricDatum's list). */
-export type MetricUnit = "Percent" | "Count" | "Seconds" | "Bytes" | "None";
+import { METRICS, MetricUnit } from "../../components/monitoring";
 
-export type MetricKind =
-    /** A level, published as read. */
-    | "gauge"
-    /** A monotonic total: CloudWatch gets the delta over the interval, Prometheus the total. */
-    | "counter"
-    /** CPU seconds: CloudWatch gets the delta as a percentage of one core over the interval. */
-    | "cpu";
-
-/** Extra dimension sets a metric is also published under, for alarms that need one value per cluster or shard. */
-export type Aggregate = "cluster" | "shard";
-
-export interface MetricDef {
-    /** CloudWatch name (ElastiCache's where it has one). */
-    name: string;
-    unit: MetricUnit;
-    kind: MetricKind;
-    /** Prometheus name (snake_case, counters end in _total, as `promtool check metrics` wants). */
-    prom: string;
-    help: string;
-    /** Only nodes in this role publish it (a replica has no connected replicas, a master no link to its master). */
-    role?: "master" | "replica";
-    /** Per-node dimensions, plus these sets. */
-    aggregates?: Aggregate[];
-    /** A fact about the cluster, not a node: published with ClusterName only, never per node. */
-    clusterOnly?: boolean;
-}
-
-/**
- * Every metric, once. The number of CloudWatch metrics per node is the number of
- * rows without `clusterOnly` (each aggregate set adds one per cluster or shard):
- * see `metricCount`, which the README's cost table is computed from.
- */
-export const METRICS: readonly MetricDef[] = [
-    { name: "EngineCPUUtilization", unit: "Percent", kind: "cpu", prom: "redis_cluster_engine_cpu_seconds_total", help: "CPU time of the engine process (used_cpu_sys + used_cpu_user); CloudWatch: percent of one core over the interval" },
-    { name: "DatabaseMemoryUsagePercentage", unit: "Percent", kind: "gauge", prom: "redis_cluster_database_memory_usage_percent", help: "used_memory / maxmemory, in percent (absent without maxmemory)" },
-    { name: "CurrConnections", unit: "Count", kind: "gauge", prom: "redis_cluster_curr_connections", help: "Client connections (connected_clients)" },
-    { name: "NewConnections", unit: "Count", kind: "counter", prom: "redis_cluster_connections_received_total", help: "Connections accepted (total_connections_received)" },
-    { name: "RejectedConnections", unit: "Count", kind: "counter", prom: "redis_cluster_rejected_connections_total", help: "Connections refused because of maxclients (rejected_connections)" },
-    { name: "CommandsProcessed", unit: "Count", kind: "counter", prom: "redis_cluster_commands_processed_total", help: "Commands processed (total_commands_processed); ElastiCache has no total, only per command type" },
-    { name: "Evictions", unit: "Count", kind: "counter", prom: "redis_cluster_evicted_keys_total", help: "Keys evicted because of maxmemory (evicted_keys)" },
-    { name: "Reclaimed", unit: "Count", kind: "counter", prom: "redis_cluster_expired_keys_total", help: "Key expiration events (expired_keys)" },
-    { name: "CacheHits", unit: "Count", kind: "counter", prom: "redis_cluster_keyspace_hits_total", help: "Successful key lookups (keyspace_hits)" },
-    { name: "CacheMisses", unit: "Count", kind: "counter", prom: "redis_cluster_keyspace_misses_total", help: "Failed key lookups (keyspace_misses)" },
-    { name: "ErrorOOM", unit: "Count", kind: "counter", prom: "redis_cluster_oom_errors_total", help: "Commands refused with -OOM (errorstat_OOM)" },
-    { name: "CurrItems", unit: "Count", kind: "gauge", prom: "redis_cluster_curr_items", help: "Keys in every database (keyspace section)" },
-    { name: "IsMaster", unit: "None", kind: "gauge", prom: "redis_cluster_is_master", help: "1 when the node is a master" },
-    { name: "ReplicationLag", unit: "Seconds", kind: "gauge", prom: "redis_cluster_replication_lag_seconds", role: "replica", help: "Seconds since the master last heard from this replica (its `lag`, what min-replicas-max-lag uses); while the link is down, seconds it has been down" },
-    { name: "ReplicationBytes", unit: "Bytes", kind: "gauge", prom: "redis_cluster_replication_lag_bytes", role: "replica", help: "Bytes this replica is behind its master (master_repl_offset - slave_repl_offset): Redis reports lag in whole seconds only" },
-    { name: "MasterLinkHealthStatus", unit: "None", kind: "gauge", prom: "redis_cluster_master_link_up", role: "replica", help: "1 when the replica's link to its master is up (master_link_status)" },
-    { name: "ConnectedReplicas", unit: "Count", kind: "gauge", prom: "redis_cluster_connected_replicas", role: "master", aggregates: ["shard"], help: "Replicas connected to this master (connected_slaves)" },
-    { name: "ClusterStateOk", unit: "None", kind: "gauge", prom: "redis_cluster_state_ok", help: "1 when the node answers and reports cluster_state:ok; 0 when it does not answer" },
-    { name: "ClusterSlotsFail", unit: "Count", kind: "gauge", prom: "redis_cluster_slots_fail", aggregates: ["cluster"], help: "Slots whose master this node sees as failed (cluster_slots_fail)" },
-    { name: "ClusterSlotsPfail", unit: "Count", kind: "gauge", prom: "redis_cluster_slots_pfail", help: "Slots whose master this node suspects (cluster_slots_pfail)" },
-    { name: "ClusterKnownNodes", unit: "Count", kind: "gauge", prom: "redis_cluster_known_nodes", help: "Nodes this node knows (cluster_known_nodes)" },
-    { name: "AofLastWriteOk", unit: "None", kind: "gauge", prom: "redis_cluster_aof_last_write_ok", help: "1 when the last AOF write succeeded (aof_last_write_status)" },
-    { name: "RdbLastBgsaveOk", unit: "None", kind: "gauge", prom: "redis_cluster_rdb_last_bgsave_ok", help: "1 when the last BGSAVE succeeded (rdb_last_bgsave_status)" },
-    { name: "DataVolumeUsedPercent", unit: "Percent", kind: "gauge", prom: "redis_cluster_data_volume_used_percent", help: "Used space of the data volume (as df counts it), measured on the node itself" },
-    { name: "LastBackupAgeSeconds", unit: "Seconds", kind: "gauge", prom: "redis_cluster_last_backup_age_seconds", clusterOnly: true, help: "Seconds since the newest complete backup (backup.json completedAt)" },
-    { name: "LastVerifiedRestoreAgeSeconds", unit: "Seconds", kind: "gauge", prom: "redis_cluster_last_verified_restore_age_seconds", clusterOnly: true, help: "Seconds since the newest successful `backup verify` (verified.json verifiedAt, ok)" },
-];
-
-export const METRIC_BY_NAME: ReadonlyMap<string, MetricDef> = new Map(METRICS.map((m) => [m.name, m]));
-
-/** CloudWatch custom metrics a cluster of this shape publishes: one per (name, dimension values). */
-export function metricCount(shape: { shards: number; nodes: number }): { perNode: number; nodes: number; shard: number; cluster: number; total: number } {
-    const perNode = METRICS.filter((m) => !m.clusterOnly).length;
-    const shard = METRICS.filter((m) => m.aggregates?.includes("shard")).length * shape.shards;
-    const cluster = METRICS.filter((m) => m.clusterOnly || m.aggregates?.includes("cluster")).length;
-    return { perNode, nodes: perNode * shape.nodes, shard, cluster, total: perNode * shape.nodes + shard + cluster };
-}
+export { METRIC_BY_NAME, METRICS, metricCount } from "../../components/monitoring";
+export type { Aggregate, MetricDef, MetricKind, MetricUnit } from "../../components/monitoring";
 
 /** What was read from one node; plain data (the executor in scripts/redis fills it). */
 export interface MetricsNodeInput {

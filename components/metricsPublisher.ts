@@ -1,0 +1,61 @@
+import * as pulumi from "@pulumi/pulumi";
+import * as aws from "@pulumi/aws";
+import { join } from "node:path";
+import { childName } from "./naming";
+import { COLLECTOR_KEY } from "./bootstrap/metricsHook";
+
+let bundled: string | undefined;
+/**
+ * The node's collector (scripts/metrics/node.ts with the tool's collector and
+ * ioredis) as one CommonJS file for Amazon Linux's `nodejs` (18 or later). esbuild
+ * output is a pure function of the sources and esbuild's version, so an unchanged
+ * collector never shows as a change.
+ */
+export function bundleCollector(): string {
+    if (bundled === undefined) {
+        // eslint-disable-next-line @typescript-eslint/no-var-requires
+        const esbuild = require("esbuild") as typeof import("esbuild");
+        const r = esbuild.buildSync({
+            entryPoints: [join(__dirname, "..", "scripts", "metrics", "node.ts")],
+            bundle: true,
+            platform: "node",
+            target: "node18",
+            format: "cjs",
+            minify: true,
+            legalComments: "none",
+            write: false,
+            logLevel: "silent",
+        });
+        bundled = r.outputFiles[0].text;
+    }
+    return bundled;
+}
+
+export interface MetricsPublisherArgs {
+    bucketName: pulumi.Input<string>;
+    kmsKeyArn: pulumi.Input<string>;
+}
+
+/**
+ * Publishes the collector bundle to the backup bucket, where every node's metrics
+ * hook fetches it at boot (components/bootstrap/metricsHook.ts). A new collector
+ * changes this object only, never a node's user data: nodes pick it up at their
+ * next boot, or when the hook is run again (sudo /etc/redis-cluster/hooks.d/60-metrics
+ * through Session Manager).
+ */
+export class MetricsPublisher extends pulumi.ComponentResource {
+    readonly object: aws.s3.BucketObjectv2;
+
+    constructor(name: string, args: MetricsPublisherArgs, opts?: pulumi.ComponentResourceOptions) {
+        super("rediscluster:index:MetricsPublisher", name, {}, opts);
+        this.object = new aws.s3.BucketObjectv2(childName(name, "collector"), {
+            bucket: args.bucketName,
+            key: COLLECTOR_KEY,
+            content: bundleCollector(),
+            contentType: "application/javascript",
+            serverSideEncryption: "aws:kms",
+            kmsKeyId: args.kmsKeyArn,
+        }, { parent: this });
+        this.registerOutputs({ key: this.object.key });
+    }
+}

@@ -1,35 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { join } from "node:path";
 import { childName } from "./naming";
-import { COLLECTOR_KEY } from "./bootstrap/metricsHook";
-
-let bundled: string | undefined;
-/**
- * The node's collector (scripts/metrics/node.ts with the tool's collector and
- * ioredis) as one CommonJS file for Amazon Linux's `nodejs` (18 or later). esbuild
- * output is a pure function of the sources and esbuild's version, so an unchanged
- * collector never shows as a change.
- */
-export function bundleCollector(): string {
-    if (bundled === undefined) {
-        // eslint-disable-next-line @typescript-eslint/no-var-requires
-        const esbuild = require("esbuild") as typeof import("esbuild");
-        const r = esbuild.buildSync({
-            entryPoints: [join(__dirname, "..", "scripts", "metrics", "node.ts")],
-            bundle: true,
-            platform: "node",
-            target: "node18",
-            format: "cjs",
-            minify: true,
-            legalComments: "none",
-            write: false,
-            logLevel: "silent",
-        });
-        bundled = r.outputFiles[0].text;
-    }
-    return bundled;
-}
+import { bundleCollector, COLLECTOR_KEY } from "./bootstrap/metricsHook";
 
 export interface MetricsPublisherArgs {
     bucketName: pulumi.Input<string>;

@@ -17,6 +17,7 @@
  * minute costs less than one PutMetricData request a minute per node.
  * No `@pulumi/*` import.
  */
+import { join } from "node:path";
 import type { StackConfig } from "../config";
 import { METRICS_NAMESPACE, nodeLogGroupName } from "../naming";
 import { BootstrapPaths, DEFAULT_PATHS, nodeFiles } from "./engine";
@@ -130,3 +131,31 @@ systemctl enable -q --now ${METRICS_UNIT}.timer
 `;
     return { name: METRICS_HOOK_NAME, script };
 }
+
+let bundled: string | undefined;
+/**
+ * The node's collector (scripts/metrics/node.ts with the tool's collector and
+ * ioredis) as one CommonJS file for Amazon Linux's `nodejs` (18 or later). esbuild
+ * output is a pure function of the sources and esbuild's version, so an unchanged
+ * collector never shows as a change.
+ */
+export function bundleCollector(): string {
+    if (bundled === undefined) {
+        // eslint-disable-next-line @typescript-eslint/no-var-requires
+        const esbuild = require("esbuild") as typeof import("esbuild");
+        const r = esbuild.buildSync({
+            entryPoints: [join(__dirname, "..", "..", "scripts", "metrics", "node.ts")],
+            bundle: true,
+            platform: "node",
+            target: "node18",
+            format: "cjs",
+            minify: true,
+            legalComments: "none",
+            write: false,
+            logLevel: "silent",
+        });
+        bundled = r.outputFiles[0].text;
+    }
+    return bundled;
+}
+

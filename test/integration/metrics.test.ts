@@ -23,6 +23,11 @@ import { waitUntil } from "../../scripts/redis/clusterView";
 import { CollectorState, MetricsSnapshot } from "../../scripts/plan/metrics";
 import { renderPrometheus } from "../../scripts/plan/metricsFormat";
 import { run as metricsCommand } from "../../scripts/commands/metrics";
+import { EmfDocument } from "../../scripts/plan/metricsFormat";
+import { bundleCollector } from "../../components/bootstrap/metricsHook";
+import { emfRuleViolations, validateEmf } from "../helpers/emf";
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
 
 let fx: ClusterFixture;
 let topology: Topology;
@@ -33,9 +38,10 @@ before(async () => {
     for (const bin of ["promtool", "prometheus"]) {
         if (spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0) throw new Error(`${bin} is missing: apt-get install prometheus`);
     }
-    fx = await startCluster({ masters: 3, replicasPerMaster: 1, clusterNodeTimeoutMs: 1000, clusterName: "m" });
+    // ACLs on, as on a node: default user off, the collector authenticates as admin.
+    fx = await startCluster({ masters: 3, replicasPerMaster: 1, clusterNodeTimeoutMs: 1000, clusterName: "m", acl: true });
     topology = JSON.parse(readFileSync(fx.topologyFile, "utf8")) as Topology;
-    pool = new NodePool({ connectTimeoutMs: 500, commandTimeoutMs: 1000 });
+    pool = new NodePool({ connectTimeoutMs: 500, commandTimeoutMs: 1000, credentials: fx.auth });
 });
 after(async () => {
     await pool?.close();
@@ -88,6 +94,55 @@ test("healthy: every state metric 1, replicas in sync, counters become deltas on
         assert.equal(v(snapshot, m, "MasterLinkHealthStatus"), undefined, "a master has no link to a master");
     }
     assert.equal(v(snapshot, "m-s0-r0", "CurrItems"), 1);
+});
+
+/** Runs the bundled node publisher once, as the node's timer does, with a TCP listener standing in for the agent's EMF socket. */
+async function runNodePublisher(bundle: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string; lines: string[] }> {
+    const received: string[] = [];
+    const agent = createServer((sock) => {
+        let buf = "";
+        sock.on("data", (d) => (buf += d));
+        sock.on("end", () => received.push(...buf.split("\n").filter(Boolean)));
+    });
+    await new Promise<void>((r) => agent.listen(0, "127.0.0.1", r));
+    const port = (agent.address() as AddressInfo).port;
+    try {
+        const child = spawn(process.execPath, [bundle], { env: { PATH: process.env.PATH ?? "", METRICS_AGENT: `tcp:127.0.0.1:${port}`, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+        let stderr = "";
+        child.stderr!.on("data", (d) => (stderr += d));
+        const code = await new Promise<number | null>((r) => child.once("exit", r));
+        await new Promise((r) => setTimeout(r, 50)); // the listener's "end" after the child's exit
+        return { code, stderr, lines: received };
+    } finally {
+        agent.close();
+    }
+}
+
+test("the node publisher (the esbuild bundle the stack ships) sends valid EMF for its node; deltas from its state file on the second run", async () => {
+    const bundle = join(dir, "collector.cjs");
+    writeFileSync(bundle, bundleCollector());
+    const replica = fx.shards[0][1];
+    const env = {
+        REDIS_CLUSTER_NAME: "m", REDIS_NODE_NAME: "m-s0-r1", REDIS_SHARD: "0", REDIS_HOST: replica.host, REDIS_PORT: String(replica.port),
+        REDISCLI_AUTH: fx.auth!.password, REDIS_DATA_DIR: dir, METRICS_NAMESPACE: "RedisCluster", METRICS_LOG_GROUP: "/redis-cluster/m/nodes",
+        METRICS_STATE_FILE: join(dir, "state", "state.json"),
+    };
+    const first = await runNodePublisher(bundle, env);
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.lines.length, 1);
+    await new Promise((r) => setTimeout(r, 200));
+    const second = await runNodePublisher(bundle, env);
+    assert.equal(second.code, 0, second.stderr);
+    const doc = JSON.parse(second.lines[0]) as EmfDocument;
+    assert.deepEqual(validateEmf(doc), []);
+    assert.deepEqual(emfRuleViolations(doc), []);
+    assert.equal(doc.NodeName, "m-s0-r1");
+    assert.equal(doc._aws.LogGroupName, "/redis-cluster/m/nodes");
+    assert.equal(doc.MasterLinkHealthStatus, 1);
+    assert.equal(typeof doc.ReplicationBytes, "number", "the master's offset was read through the replica's master_host");
+    assert.equal(typeof doc.EngineCPUUtilization, "number", "second run: a delta from the state file");
+    assert.equal(JSON.parse(first.lines[0]).EngineCPUUtilization, undefined, "first run: no previous reading");
+    assert.ok((doc.DataVolumeUsedPercent as number) > 0 && (doc.DataVolumeUsedPercent as number) <= 100);
 });
 
 test("prometheus: promtool accepts the text; a real Prometheus server scrapes `metrics --serve` and sees ClusterStateOk", async () => {

@@ -25,13 +25,16 @@ export const FORMATS = ["json", "prometheus", "emf"] as const;
 
 /** "9121", ":9121", "127.0.0.1:9121", "[::1]:9121" -> host and port (default host 127.0.0.1: nothing is exposed unless asked). */
 export function parseListen(spec: string): { host: string; port: number } {
-    const m = /^(?:\[([^\]]+)\]|([^:]*))?:?(\d+)$/.exec(spec.trim());
-    const port = m ? Number(m[3]) : NaN;
-    if (!m || !Number.isInteger(port) || port < 0 || port > 65535) {
+    const t = spec.trim();
+    const i = t.lastIndexOf(":");
+    const portText = i < 0 ? t : t.slice(i + 1);
+    let host = i < 0 ? "" : t.slice(0, i);
+    if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
+    const port = Number(portText);
+    if (!/^\d+$/.test(portText) || port > 65535 || /[\s/]/.test(host)) {
         throw new UsageError(`--serve must be [host:]port, e.g. 9121, :9121 or 0.0.0.0:9121 (got "${spec}")`);
     }
-    const host = m[1] ?? (m[2] || "127.0.0.1");
-    return { host, port };
+    return { host: host || "127.0.0.1", port };
 }
 
 export async function run(opts: MetricsOptions, ctx: CommandContext): Promise<number> {
@@ -49,9 +52,10 @@ export async function run(opts: MetricsOptions, ctx: CommandContext): Promise<nu
         if (!listen) {
             const { snapshot } = await collectMetrics(pool, target.topology);
             const f = format ?? "json";
-            if (f === "json") process.stdout.write(JSON.stringify(snapshot, null, 2) + "\n");
-            else if (f === "prometheus") process.stdout.write(renderPrometheus(snapshot));
-            else for (const d of renderEmf(snapshot, { namespace: opts.namespace ?? METRICS_NAMESPACE })) process.stdout.write(JSON.stringify(d) + "\n");
+            const text = f === "json" ? JSON.stringify(snapshot, null, 2)
+                : f === "prometheus" ? renderPrometheus(snapshot)
+                    : renderEmf(snapshot, { namespace: opts.namespace ?? METRICS_NAMESPACE }).map((d) => JSON.stringify(d)).join("\n");
+            ctx.out.result(snapshot, text);
             const down = snapshot.nodes.filter((n) => !n.reachable);
             for (const n of down) ctx.out.warn(`${n.name} (${n.key}) did not answer: ${n.error ?? "no answer"}`);
             return down.length ? 1 : 0;

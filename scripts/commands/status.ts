@@ -150,10 +150,10 @@ async function watch(target: Target, opts: StatusOptions, ctx: CommandContext): 
             const report = evaluateStatus(status);
             const rows = watchRows(report, status, snapshot);
             if (ctx.out.json) {
-                process.stdout.write(JSON.stringify({ event: "status", ts: snapshot.at, healthy: report.healthy, problems: report.problems, nodes: rows }) + "\n");
+                ctx.out.event("status", { healthy: report.healthy, problems: report.problems, nodes: rows });
             } else {
                 // Home + clear on a terminal (as watch(1) does); a pipe gets the frames one after another.
-                process.stdout.write((tty ? "\x1b[H\x1b[2J" : "") + renderWatch(report, rows, new Date(snapshot.at), everySec) + "\n" + (tty ? "" : "\n"));
+                ctx.out.result(undefined, (tty ? "\x1b[H\x1b[2J" : "") + renderWatch(report, rows, new Date(snapshot.at), everySec) + (tty ? "" : "\n"));
             }
             await new Promise<void>((resolve) => {
                 const t = setTimeout(resolve, everySec * 1000);

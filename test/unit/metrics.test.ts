@@ -3,6 +3,9 @@
  * validated against the embedded metric format's published rules.
  */
 import { test } from "node:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ALARM_RULES } from "../../components/monitoring";
 import assert from "node:assert/strict";
 import { METRICS, metricCount, MetricsNodeInput, replicaEntry, toSamples, parseCollectorState } from "../../scripts/plan/metrics";
 import { renderEmf, renderPrometheus, EmfDocument } from "../../scripts/plan/metricsFormat";
@@ -122,4 +125,12 @@ test("metric count per node, per shard and per cluster (the README's cost table)
     assert.equal(perNode, 24);
     assert.equal(parseCollectorState("{torn"), undefined);
     assert.equal(parseCollectorState(JSON.stringify({ version: 1, nodes: {} }))!.version, 1);
+});
+
+test("the README's Monitoring section lists every alarm of the table and the metric counts", () => {
+    const readme = readFileSync(join(__dirname, "..", "..", "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf("## Monitoring"), readme.indexOf("\n## ", readme.indexOf("## Monitoring") + 5));
+    for (const r of ALARM_RULES) assert.ok(section.includes(`| \`${r.id}\` |`), `README lists alarm ${r.id}`);
+    assert.ok(section.includes(`${metricCount({ shards: 3, nodes: 6 }).total}`) && section.includes(`${metricCount({ shards: 3, nodes: 9 }).total}`));
+    for (const m of METRICS) assert.ok(section.includes(m.name), `README names ${m.name}`);
 });

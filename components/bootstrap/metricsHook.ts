@@ -98,6 +98,7 @@ export function metricsUnits(input: MetricsHookInput): { service: string; timer:
 export function metricsHook(input: MetricsHookInput): { name: string; script: string } {
     const { service, timer } = metricsUnits(input);
     const ssm = ssmParameterNames(input.config.clusterName);
+    const unitDir = { ...DEFAULT_PATHS, ...(input.paths ?? {}) }.systemdDir;
     const script = `#!/bin/bash
 # Metrics publisher for ${input.node.name}, by components/bootstrap/metricsHook.ts.
 set -euo pipefail
@@ -119,13 +120,13 @@ ${agentConfig().trimEnd()}
 AGENT_EOF
 chmod 0644 "$dir/agent.json"
 "$agent_ctl" -a fetch-config -m ec2 -s -c "file:$dir/agent.json" >/dev/null
-cat >/etc/systemd/system/${METRICS_UNIT}.service <<'SERVICE_EOF'
+cat >${unitDir}/${METRICS_UNIT}.service <<'SERVICE_EOF'
 ${service.trimEnd()}
 SERVICE_EOF
-cat >/etc/systemd/system/${METRICS_UNIT}.timer <<'TIMER_EOF'
+cat >${unitDir}/${METRICS_UNIT}.timer <<'TIMER_EOF'
 ${timer.trimEnd()}
 TIMER_EOF
-chmod 0644 /etc/systemd/system/${METRICS_UNIT}.service /etc/systemd/system/${METRICS_UNIT}.timer
+chmod 0644 ${unitDir}/${METRICS_UNIT}.service ${unitDir}/${METRICS_UNIT}.timer
 systemctl daemon-reload
 systemctl enable -q --now ${METRICS_UNIT}.timer
 `;

@@ -163,7 +163,7 @@ function gaugesOf(n: MetricsNodeInput, role: "master" | "replica" | "unknown"): 
         g.MasterLinkHealthStatus = up ? 1 : 0;
         const own = num(i.slave_repl_offset);
         const mr = n.masterReplication;
-        const entry = mr ? replicaEntry(mr, { host: i.slave_announce_ip ?? hostOf(n.key), port: portOf(n.key) }) : undefined;
+        const entry = mr ? replicaEntry(mr, { host: hostOf(n.key), port: portOf(n.key) }) : undefined;
         if (!up) {
             // Down: how long, as the replica counts it (-1 until it ever connected).
             const since = num(i.master_link_down_since_seconds);

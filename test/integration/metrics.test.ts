@@ -12,7 +12,7 @@ import { spawn, spawnSync, ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startCluster, ClusterFixture } from "../helpers/cluster";
+import { startCluster, ClusterFixture, runCli, spawnCli } from "../helpers/cluster";
 import { freePortPair, killServer } from "../helpers/redisServers";
 import { capturedOutput } from "../helpers/output";
 import { Topology } from "../../components/topology";
@@ -210,6 +210,19 @@ test("status --watch: refreshes a per-shard table and stops cleanly on Ctrl-C", 
         assert.match(frame, new RegExp(`^${sh}\\s+master\\s+m-s${sh}-r0\\s+\\S+\\s+\\d+\\s+-\\s+-\\s+1 repl\\s+0$`, "m"));
         assert.match(frame, new RegExp(`^${sh}\\s+replica\\s+m-s${sh}-r1\\s+\\S+\\s+\\d+\\s+-\\s+\\d+s/\\d+ B\\s+up\\s+0$`, "m"));
     }
+});
+
+test("the CLI: metrics --format prometheus prints the snapshot; status --watch exits 0 on Ctrl-C", async () => {
+    const snap = await runCli(["metrics", "--topology", fx.topologyFile, "--format", "prometheus"]);
+    assert.equal(snap.code, 0, snap.stderr);
+    assert.equal((snap.stdout.match(/^redis_cluster_state_ok\{.*\} 1$/gm) ?? []).length, 6);
+    const w = spawnCli(["status", "--topology", fx.topologyFile, "--watch", "1"]);
+    let out = "";
+    w.proc.stdout!.on("data", (d) => (out += d));
+    await waitUntil(async () => /HEALTHY/.test(out), { timeoutMs: 15000, what: "the first frame" }, () => w.stderrSoFar());
+    w.proc.kill("SIGINT");
+    const done = await w.done;
+    assert.equal(done.code, 0, done.stderr);
 });
 
 test("memory near maxmemory: usage percent and OOM errors on that master", async () => {

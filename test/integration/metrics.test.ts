@@ -279,6 +279,15 @@ test("the CLI: metrics --format prometheus prints the snapshot; status --watch e
     const snap = await runCli(["metrics", "--topology", fx.topologyFile, "--format", "prometheus"]);
     assert.equal(snap.code, 0, snap.stderr);
     assert.equal((snap.stdout.match(/^redis_cluster_state_ok\{.*\} 1$/gm) ?? []).length, 6);
+    const [json, emf] = await Promise.all([
+        runCli(["metrics", "--topology", fx.topologyFile, "--format", "json"]),
+        runCli(["metrics", "--topology", fx.topologyFile, "--format", "emf"]),
+    ]);
+    const doc = JSON.parse(json.stdout) as MetricsSnapshot;
+    assert.deepEqual(doc.nodes.map((n) => n.name).sort(), topology.nodes.map((n) => n.name).sort());
+    const docs = emf.stdout.trim().split("\n").map((l) => JSON.parse(l) as EmfDocument);
+    assert.equal(docs.length, 6);
+    for (const d of docs) assert.deepEqual([...validateEmf(d), ...emfRuleViolations(d)], []);
     const w = spawnCli(["status", "--topology", fx.topologyFile, "--watch", "1"]);
     let out = "";
     w.proc.stdout!.on("data", (d) => (out += d));

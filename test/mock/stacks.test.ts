@@ -317,8 +317,9 @@ for (const stack of STACKS) {
         const must = [
             ...byType(r, T.endpoint), ...byType(r, "aws:ec2/routeTableAssociation:RouteTableAssociation"), ...byType(r, T.egress),
             one(r, "aws:kms/keyPolicy:KeyPolicy"), r.resources.find((x) => x.type === T.rolePolicy && x.name.endsWith("-node-policy"))!,
-            ...byType(r, T.param),
+            ...byType(r, T.param), ...byType(r, "aws:s3/bucketObjectv2:BucketObjectv2"),
         ];
+        assert.ok(byType(r, "aws:s3/bucketObjectv2:BucketObjectv2").length > 0, "no metrics collector object registered");
         for (const i of byType(r, T.instance)) {
             for (const m of must) assert.ok(i.dependencies.includes(m.ref), `${i.name} does not wait for ${m.name}`);
         }

@@ -146,6 +146,8 @@ function nameProblems(r: Registered): string[] {
         case "aws:cloudwatch/logGroup:LogGroup": check("name", i.name, 512, /^[.\-_/#A-Za-z0-9]+$/); break;
         case T.alarm: check("name", i.name ?? autoname(r), 255); check("description", i.alarmDescription, 1024); break;
         case "aws:sns/topic:Topic": check("name", i.name ?? autoname(r), 256, /^[A-Za-z0-9_-]+$/); break;
+        case "aws:cloudwatch/dashboard:Dashboard": check("name", i.dashboardName, 255, /^[A-Za-z0-9_-]+$/); break;
+        case "aws:s3/bucketObjectv2:BucketObjectv2": check("key", i.key, 1024); break;
     }
     return p;
 }

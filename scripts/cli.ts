@@ -25,6 +25,8 @@ export type CommandRun<O> = (opts: O, ctx: CommandContext) => Promise<number | v
 export interface CommonOptions extends TargetOptions {
     json?: boolean;
     quiet?: boolean;
+    /** Replace an expired cluster lease (docs/lease.md). */
+    takeOverLease?: boolean;
 }
 
 function targetOptions(cmd: Command): Command {
@@ -36,6 +38,7 @@ function targetOptions(cmd: Command): Command {
         .option("--tls-ca <file>", "CA certificate (PEM) to verify nodes when the topology has tls: true")
         .option("--nat-map <map>", "reach nodes through tunnels: announced=reachable pairs (10.0.1.10:6379=127.0.0.1:16379,...) or a JSON file")
         .addOption(new Option("--connect-timeout <ms>", "connect timeout per node").argParser(intArg("--connect-timeout", 1)).default(3000))
+        .option("--take-over-lease", "changing commands: replace the cluster lease of a run that died (expired; a live lease is never taken over; docs/lease.md)")
         .option("--json", "machine-readable output on stdout (one document, or NDJSON events for long runs)")
         .option("-q, --quiet", "no progress on stderr");
 }

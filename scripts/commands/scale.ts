@@ -104,6 +104,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
     const t0 = Date.now();
     const session = await openSession(opts, ctx, "scale");
     const { target, pool } = session;
+    ctx = { ...ctx, signal: session.signal };
     let view = session.view;
     try {
         let shards = opts.shards;

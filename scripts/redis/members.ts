@@ -10,6 +10,7 @@ import { openPool, resolveTarget, Target, TargetOptions } from "../inventory";
 import { ClusterNodeInfo } from "./clusterNodes";
 import { ClusterView } from "./clusterView";
 import { fixOpenSlots, OpenSlotFix } from "./openSlots";
+import { acquireLease, Lease } from "./lease";
 import { NodeKey, NodePool } from "./pool";
 
 export const keyOfNode = (n: Pick<TopologyNode, "host" | "port">): NodeKey => `${n.host}:${n.port}`;
@@ -47,25 +48,52 @@ export interface Session {
     pool: NodePool;
     view: ClusterView;
     fixes: OpenSlotFix[];
+    /** The cluster lease (docs/lease.md), released by `pool.close()`; undefined for a dry run. */
+    lease?: Lease;
+    /** Aborts on Ctrl-C or when another run took the lease over: long runs stop at a safe point. */
+    signal: AbortSignal;
+}
+
+/**
+ * The repairs an operator needs when the cluster is down go on without the lease when
+ * it cannot be stored (they still refuse a live one): docs/lease.md.
+ */
+export function leaseMode(op: string, opts: { force?: boolean; takeover?: boolean }): "required" | "best-effort" {
+    if (op === "forget" || op === "replicate" || op === "create") return "best-effort";
+    if (op === "failover" && (opts.force || opts.takeover)) return "best-effort";
+    return "required";
 }
 
 /**
  * resolveTarget + openPool + readCluster + fixOpenSlots (then a fresh view). The caller
  * closes the pool. With `dryRun`, open slots are reported and left alone.
  */
-export async function openSession(opts: TargetOptions & { dryRun?: boolean }, ctx: CommandContext, op: string, extra: NodeKey[] = []): Promise<Session> {
+export async function openSession(
+    opts: TargetOptions & { dryRun?: boolean; takeOverLease?: boolean; force?: boolean; takeover?: boolean },
+    ctx: CommandContext, op: string, extra: NodeKey[] = [],
+    /** Checks that must pass before anything changes (flushall's confirmation), given the first view. */
+    hooks: { beforeChanges?: (s: { target: Target; pool: NodePool; view: ClusterView }) => Promise<void> } = {},
+): Promise<Session> {
     const target = await resolveTarget(opts);
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
     try {
-        let view = await readCluster(pool, target.topology, extra);
+        const view = await readCluster(pool, target.topology, extra);
         if (opts.dryRun) {
             const open = new Set(view.openSlots().map((o) => o.slot));
             if (open.size) ctx.out.warn(`${open.size} slot(s) are open (MIGRATING/IMPORTING) from an interrupted move; without --dry-run they are finished or rolled back first`);
-            return { target, pool, view, fixes: [] };
+            return { target, pool, view, fixes: [], signal: ctx.signal };
         }
-        const fixes = await fixOpenSlots(pool, view, ctx, { op, resumeHint: `rerun \`${op}\`` });
-        if (fixes.length) view = await readCluster(pool, target.topology, extra);
-        return { target, pool, view, fixes };
+        await hooks.beforeChanges?.({ target, pool, view });
+        // The lease comes before any change, the repair of open slots included: open slots
+        // may be another run's live moves (issue 9).
+        const seeds = [...new Set([...view.reachable().map((v) => v.key), ...target.topology.nodes.map(keyOfNode)])];
+        const lease = await acquireLease(pool, seeds, { command: op, out: ctx.out, takeOver: opts.takeOverLease, mode: leaseMode(op, opts) });
+        pool.onClose(() => lease.release());
+        const signal = AbortSignal.any([ctx.signal, lease.signal]);
+        const session: Session = { target, pool, view, fixes: [], lease, signal };
+        session.fixes = await fixOpenSlots(pool, view, ctx, { op, resumeHint: `rerun \`${op}\`` });
+        if (session.fixes.length) session.view = await readCluster(pool, target.topology, extra);
+        return session;
     } catch (e) {
         await pool.close();
         throw e;

@@ -148,7 +148,15 @@ export class NodePool {
         this.clients.delete(key);
     }
 
+    private readonly beforeClose: (() => Promise<void>)[] = [];
+
+    /** Runs `fn` (e.g. releasing the cluster lease) at the start of `close()`, while the clients still work. */
+    onClose(fn: () => Promise<void>): void {
+        this.beforeClose.push(fn);
+    }
+
     async close(): Promise<void> {
+        for (const fn of this.beforeClose.splice(0)) await fn().catch(() => undefined);
         const all = [...this.clients.values()];
         this.clients.clear();
         await Promise.all(all.map(async (c) => {

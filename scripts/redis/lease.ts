@@ -1,0 +1,301 @@
+/**
+ * The cluster-wide lease every changing command takes first (design: docs/lease.md).
+ *
+ * One hash key in the cluster's keyspace, written by Lua scripts on the master of its
+ * slot (found by following MOVED/ASK from any node), so it works on Redis 6.2, 7.x and
+ * Valkey, moves with its slot during a reshard, and expires on the server's clock.
+ */
+import { hostname, userInfo } from "node:os";
+import { randomBytes } from "node:crypto";
+import type { Topology } from "../../components/topology";
+import { RefusedError } from "../errors";
+import type { Output } from "../output";
+import { NodeKey, NodePool } from "./pool";
+
+export const LEASE_KEY = "__redis-cluster-tool__:lease";
+/** @default 60 s */
+export const DEFAULT_LEASE_TTL_MS = 60_000;
+/** How long the key outlives the lease's expiry, so the next run can report a dead run's lease. */
+export const LEASE_KEEP_AFTER_EXPIRY_MS = 24 * 3600_000;
+
+export interface LeaseRecord {
+    owner: string;
+    command: string;
+    token: string;
+    /** Server time (ms) when taken. */
+    started: number;
+    /** Server time (ms) when it expires unless renewed. */
+    expires: number;
+}
+
+export interface LeaseOptions {
+    /** The command holding it ("scale", "roll"…), shown to the runs it refuses. */
+    command: string;
+    out: Output;
+    /** Aborting it (Ctrl-C) does not release the lease: `release()` does. */
+    signal?: AbortSignal;
+    /** Replace an expired lease (never a live one). */
+    takeOver?: boolean;
+    /**
+     * "required": refuse when the lease cannot be stored. "best-effort": repairs for a
+     * cluster that is down go on without it (with a warning), but still refuse a live lease.
+     * @default "required"
+     */
+    mode?: "required" | "best-effort";
+    /** @default DEFAULT_LEASE_TTL_MS */
+    ttlMs?: number;
+    /** @default ttlMs / 3 */
+    renewEveryMs?: number;
+}
+
+/**
+ * Takes the lease unless another run holds it: returns "ok", or the holder's fields
+ * plus the server's `now` (so the caller can tell live from expired without trusting
+ * its own clock). ARGV: token, owner, command, ttl, keep-after-expiry, token to take over.
+ * Renewal is the same call with one's own token; a missing key is written again.
+ */
+const ACQUIRE_LUA = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local cur = redis.call('HGET', KEYS[1], 'token')
+if cur and cur ~= ARGV[1] and cur ~= ARGV[6] then
+  local h = redis.call('HGETALL', KEYS[1])
+  h[#h + 1] = 'now'
+  h[#h + 1] = string.format('%d', now)
+  return h
+end
+if cur ~= ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  redis.call('HSET', KEYS[1], 'token', ARGV[1], 'owner', ARGV[2], 'command', ARGV[3], 'started', string.format('%d', now))
+end
+local exp = now + tonumber(ARGV[4])
+redis.call('HSET', KEYS[1], 'expires', string.format('%d', exp))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]) + tonumber(ARGV[5]))
+return {'ok', string.format('%d', now), string.format('%d', exp)}
+`;
+
+const RELEASE_LUA = `
+if redis.call('HGET', KEYS[1], 'token') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+const READ_LUA = `
+local t = redis.call('TIME')
+local h = redis.call('HGETALL', KEYS[1])
+h[#h + 1] = 'now'
+h[#h + 1] = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+return h
+`;
+
+/** Why the lease could not be stored (the cluster is down, no node answered). */
+class LeaseUnavailable extends Error {}
+
+/**
+ * Runs a command on the key's slot owner, starting from the last node that answered or
+ * the seeds in order, following MOVED and ASK (with ASKING) as a cluster client does.
+ */
+class KeyRouter {
+    private last?: NodeKey;
+    constructor(private readonly pool: NodePool, private readonly seeds: NodeKey[]) {}
+
+    async call(...args: (string | number)[]): Promise<unknown> {
+        const starts = [...new Set([...(this.last ? [this.last] : []), ...this.seeds])];
+        const errors: string[] = [];
+        for (const start of starts) {
+            let node = start;
+            let asking = false;
+            for (let hop = 0; hop < 8; hop++) {
+                try {
+                    let reply: unknown;
+                    const c = await this.pool.get(node);
+                    if (asking) {
+                        const r = (await c.pipeline().call("ASKING").call(...(args as [string, ...(string | number)[]])).exec())!;
+                        if (r[1][0]) throw r[1][0];
+                        reply = r[1][1];
+                    } else {
+                        reply = await c.call(...(args as [string, ...(string | number)[]]));
+                    }
+                    if (!asking) this.last = node;
+                    return reply;
+                } catch (e) {
+                    const msg = (e as Error).message;
+                    const moved = /\bMOVED \d+ (\S+)/.exec(msg);
+                    const ask = /\bASK \d+ (\S+)/.exec(msg);
+                    if (moved || ask) {
+                        node = (moved ?? ask)![1];
+                        asking = !!ask;
+                        continue;
+                    }
+                    if (/\bTRYAGAIN\b/.test(msg)) {
+                        await new Promise((r) => setTimeout(r, 50));
+                        continue;
+                    }
+                    if (/\bCLUSTERDOWN\b|cannot connect|Connection is closed|timed? ?out|LOADING|MASTERDOWN/i.test(msg)) {
+                        errors.push(msg.startsWith("cannot connect") ? msg : `${node}: ${msg}`);
+                        break; // next seed
+                    }
+                    throw e;
+                }
+            }
+        }
+        throw new LeaseUnavailable(errors.length ? errors[errors.length - 1] : "no node answered");
+    }
+}
+
+function toRecord(flat: unknown[]): (LeaseRecord & { now: number }) | undefined {
+    const m = new Map<string, string>();
+    for (let i = 0; i + 1 < flat.length; i += 2) m.set(String(flat[i]), String(flat[i + 1]));
+    if (!m.has("token")) return undefined;
+    return { owner: m.get("owner") ?? "?", command: m.get("command") ?? "?", token: m.get("token")!, started: Number(m.get("started")), expires: Number(m.get("expires")), now: Number(m.get("now")) };
+}
+
+const ago = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : ms < 7200_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3600_000).toFixed(1)} h`);
+
+/** "scale by alice@ops-1:4242 since 2026-12-01T10:02:03Z" */
+export function describeLease(r: LeaseRecord): string {
+    return `${r.command} by ${r.owner} since ${new Date(r.started).toISOString().replace(/\.\d+Z$/, "Z")}`;
+}
+
+export function leaseOwner(): string {
+    let user = "unknown";
+    try {
+        user = userInfo().username;
+    } catch {
+        user = process.env.USER ?? user;
+    }
+    return `${user}@${hostname()}:${process.pid}`;
+}
+
+/** A held lease. `release()` is idempotent; `signal` aborts if another run took the lease. */
+export class Lease {
+    private readonly ac = new AbortController();
+    private timer?: NodeJS.Timeout;
+    private released = false;
+    private renewing?: Promise<void>;
+    private warnedUnavailable = false;
+    /** Why the lease was lost, once it was. */
+    lost?: string;
+
+    constructor(
+        private readonly router: KeyRouter | undefined,
+        readonly record: LeaseRecord | undefined,
+        private readonly opts: LeaseOptions,
+    ) {}
+
+    /** False when a best-effort command went on without a lease. */
+    get held(): boolean {
+        return !!this.record && !this.released;
+    }
+
+    get signal(): AbortSignal {
+        return this.ac.signal;
+    }
+
+    /** @internal */
+    startRenewing(): void {
+        if (!this.record) return;
+        const every = this.opts.renewEveryMs ?? Math.floor((this.opts.ttlMs ?? DEFAULT_LEASE_TTL_MS) / 3);
+        this.timer = setInterval(() => {
+            this.renewing ??= this.renew().finally(() => (this.renewing = undefined));
+        }, every);
+        this.timer.unref(); // never what keeps the process alive
+    }
+
+    /** Extends the lease now (the timer does it every renewEveryMs). */
+    async renew(): Promise<void> {
+        if (!this.record || this.released || this.lost) return;
+        const r = this.record;
+        try {
+            const reply = (await this.router!.call("EVAL", ACQUIRE_LUA, 1, LEASE_KEY, r.token, r.owner, r.command, this.opts.ttlMs ?? DEFAULT_LEASE_TTL_MS, LEASE_KEEP_AFTER_EXPIRY_MS, "")) as unknown[];
+            if (String(reply[0]) === "ok") {
+                r.expires = Number(reply[2]);
+                this.warnedUnavailable = false;
+                return;
+            }
+            const other = toRecord(reply);
+            this.lost = `the cluster lease was taken over by ${other ? describeLease(other) : "another run"}`;
+            this.opts.out.warn(`${this.lost}: ${r.command} stops at the next safe point`);
+            this.ac.abort(new RefusedError(`${r.command}: ${this.lost}; stopped`));
+        } catch (e) {
+            if (!this.warnedUnavailable) this.opts.out.warn(`could not renew the cluster lease (${(e as Error).message}); retrying`);
+            this.warnedUnavailable = true;
+        }
+    }
+
+    /** Stops renewing and deletes the lease if it is still ours. */
+    async release(): Promise<void> {
+        if (this.released) return;
+        this.released = true;
+        if (this.timer) clearInterval(this.timer);
+        await this.renewing?.catch(() => undefined);
+        if (!this.record || this.lost) return;
+        try {
+            await this.router!.call("EVAL", RELEASE_LUA, 1, LEASE_KEY, this.record.token);
+        } catch (e) {
+            this.opts.out.warn(`could not release the cluster lease (${(e as Error).message}); it expires by itself in at most ${ago(this.opts.ttlMs ?? DEFAULT_LEASE_TTL_MS)}, then the next run reports it and needs --take-over-lease`);
+        }
+    }
+}
+
+/** The lease as the cluster holds it now, with the server's time; undefined when none. */
+export async function readLease(pool: NodePool, seeds: NodeKey[]): Promise<(LeaseRecord & { now: number }) | undefined> {
+    return toRecord((await new KeyRouter(pool, seeds).call("EVAL", READ_LUA, 1, LEASE_KEY)) as unknown[]);
+}
+
+/**
+ * Takes the cluster lease for `opts.command`, renewing it until `release()`. Refuses
+ * (RefusedError) when another run holds it, live or expired (expired: unless
+ * `takeOver`), or when it cannot be stored and `mode` is "required".
+ */
+export async function acquireLease(pool: NodePool, seeds: NodeKey[], opts: LeaseOptions): Promise<Lease> {
+    const router = new KeyRouter(pool, seeds);
+    const token = randomBytes(12).toString("hex");
+    const owner = leaseOwner();
+    const ttl = opts.ttlMs ?? DEFAULT_LEASE_TTL_MS;
+    const attempt = (takeOverToken: string) => router.call("EVAL", ACQUIRE_LUA, 1, LEASE_KEY, token, owner, opts.command, ttl, LEASE_KEEP_AFTER_EXPIRY_MS, takeOverToken) as Promise<unknown[]>;
+    let reply: unknown[];
+    try {
+        reply = await attempt("");
+        const holder = String(reply[0]) === "ok" ? undefined : toRecord(reply);
+        if (holder) {
+            const live = holder.expires > holder.now;
+            if (live) {
+                throw new RefusedError(`${opts.command}: the cluster is leased to ${describeLease(holder)} (expires in ${ago(holder.expires - holder.now)} unless renewed); ` +
+                    `nothing was changed. Wait for that run to finish; a lease is never taken over while it is renewed.`);
+            }
+            const died = `the cluster lease of ${describeLease(holder)} expired ${ago(holder.now - holder.expires)} ago: that run probably died`;
+            if (!opts.takeOver) {
+                throw new RefusedError(`${opts.command}: ${died}; nothing was changed. Check that it is not running any more, then rerun with --take-over-lease`);
+            }
+            opts.out.warn(`${died}; taking it over (--take-over-lease)`);
+            reply = await attempt(holder.token);
+            if (String(reply[0]) !== "ok") {
+                const now = toRecord(reply);
+                throw new RefusedError(`${opts.command}: another run took the expired lease first (${now ? describeLease(now) : "unknown"}); nothing was changed`);
+            }
+        }
+    } catch (e) {
+        if (!(e instanceof LeaseUnavailable)) throw e;
+        if ((opts.mode ?? "required") === "required") {
+            throw new RefusedError(`${opts.command}: cannot take the cluster lease (${e.message}); nothing was changed. ` +
+                `The master serving the lease's slot must answer; to repair a cluster that is down use failover --force/--takeover, forget or replicate, which go on without it.`);
+        }
+        opts.out.warn(`${opts.command}: going on without the cluster lease (${e.message}): nothing stops another run meanwhile`);
+        return new Lease(undefined, undefined, opts);
+    }
+    const record: LeaseRecord = { owner, command: opts.command, token, started: Number(reply[1]), expires: Number(reply[2]) };
+    const lease = new Lease(router, record, opts);
+    lease.startRenewing();
+    opts.out.event("lease", { command: opts.command, owner, expires: record.expires }, undefined);
+    return lease;
+}
+
+/** Runs `fn` holding the cluster lease; released on success and on failure. */
+export async function withLease<T>(pool: NodePool, topology: Topology, opts: LeaseOptions, fn: (lease: Lease) => Promise<T>): Promise<T> {
+    const lease = await acquireLease(pool, topology.nodes.map((n) => `${n.host}:${n.port}`), opts);
+    try {
+        return await fn(lease);
+    } finally {
+        await lease.release();
+    }
+}

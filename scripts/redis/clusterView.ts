@@ -4,6 +4,7 @@
  * between steps; helpers here answer the questions they share (agreement on the
  * slot map, open slots, who is the master of what).
  */
+import { RefusedError } from "../errors";
 import { ClusterNodeInfo, parseClusterNodes, slotOwners, SLOT_COUNT } from "./clusterNodes";
 import { NodeKey, NodePool } from "./pool";
 
@@ -53,6 +54,7 @@ export class ClusterView {
                 const nodes = parseClusterNodes(nodesText);
                 return [key, { key, reachable: true, nodes, myself: nodes.find((n) => n.myself), info: parseInfo(infoText) }];
             } catch (e) {
+                if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
                 pool.drop(key);
                 return [key, { key, reachable: false, error: (e as Error).message, nodes: [], info: {} }];
             }

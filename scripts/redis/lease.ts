@@ -166,6 +166,24 @@ export function leaseOwner(): string {
     return `${user}@${hostname()}:${process.pid}`;
 }
 
+/**
+ * Why the holder is known to be dead: its owner names this host and a pid that does not
+ * run (kill -9, a crash). Undefined when it may be alive (another host, or the pid runs,
+ * perhaps reused: then the lease has to expire).
+ */
+function holderGone(owner: string): string | undefined {
+    const m = /@(.+):(\d+)$/.exec(owner);
+    if (!m || m[1] !== hostname()) return undefined;
+    const pid = Number(m[2]);
+    if (pid === process.pid) return undefined;
+    try {
+        process.kill(pid, 0);
+        return undefined;
+    } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "ESRCH" ? `pid ${pid} is not running` : undefined;
+    }
+}
+
 /** A held lease. `release()` is idempotent; `signal` aborts if another run took the lease. */
 export class Lease {
     private readonly ac = new AbortController();
@@ -258,12 +276,15 @@ export async function acquireLease(pool: NodePool, seeds: NodeKey[], opts: Lease
         reply = await attempt("");
         const holder = String(reply[0]) === "ok" ? undefined : toRecord(reply);
         if (holder) {
-            const live = holder.expires > holder.now;
+            const gone = holderGone(holder.owner);
+            const live = holder.expires > holder.now && !gone;
             if (live) {
                 throw new RefusedError(`${opts.command}: the cluster is leased to ${describeLease(holder)} (expires in ${ago(holder.expires - holder.now)} unless renewed); ` +
                     `nothing was changed. Wait for that run to finish; a lease is never taken over while it is renewed.`);
             }
-            const died = `the cluster lease of ${describeLease(holder)} expired ${ago(holder.now - holder.expires)} ago: that run probably died`;
+            const died = gone && holder.expires > holder.now
+                ? `the cluster lease of ${describeLease(holder)} is held by a process that no longer runs on this host (${gone})`
+                : `the cluster lease of ${describeLease(holder)} expired ${ago(holder.now - holder.expires)} ago: that run probably died`;
             if (!opts.takeOver) {
                 throw new RefusedError(`${opts.command}: ${died}; nothing was changed. Check that it is not running any more, then rerun with --take-over-lease`);
             }

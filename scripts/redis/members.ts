@@ -11,6 +11,7 @@ import { ClusterNodeInfo } from "./clusterNodes";
 import { ClusterView } from "./clusterView";
 import { fixOpenSlots, OpenSlotFix } from "./openSlots";
 import { acquireLease, Lease } from "./lease";
+import { RefusedError } from "../errors";
 import { NodeKey, NodePool } from "./pool";
 
 export const keyOfNode = (n: Pick<TopologyNode, "host" | "port">): NodeKey => `${n.host}:${n.port}`;
@@ -41,6 +42,36 @@ export function members(view: ClusterView): Map<string, ClusterNodeInfo> {
         if (v.nodes.length > 1 || v.myself.slots.length > 0) out.set(v.myself.id, v.myself);
     }
     return out;
+}
+
+/**
+ * The clusters the reachable nodes belong to: nodes that know each other (directly or
+ * through a common node) are one cluster. Nodes that know nobody and own nothing are in
+ * none. More than one means the topology names another cluster's nodes.
+ */
+export function clustersOf(view: ClusterView): { keys: NodeKey[]; ids: Set<string> }[] {
+    const groups: { keys: NodeKey[]; ids: Set<string> }[] = [];
+    for (const v of view.reachable()) {
+        if (!v.myself || (v.nodes.length <= 1 && v.myself.slots.length === 0)) continue;
+        const ids = new Set(v.nodes.filter((n) => !n.flags.includes("handshake") && !n.flags.includes("noaddr")).map((n) => n.id));
+        const merged = { keys: [v.key], ids };
+        for (const g of groups.filter((g) => [...ids].some((id) => g.ids.has(id)))) {
+            merged.keys.push(...g.keys);
+            for (const id of g.ids) merged.ids.add(id);
+            groups.splice(groups.indexOf(g), 1);
+        }
+        groups.push(merged);
+    }
+    return groups;
+}
+
+/** Refuses a topology whose nodes belong to two formed clusters (create refuses them too). */
+export function refuseSeveralClusters(view: ClusterView, op: string): void {
+    const groups = clustersOf(view);
+    if (groups.length <= 1) return;
+    const list = groups.map((g, i) => `  cluster ${i + 1}: ${g.keys.sort().join(", ")}`).join("\n");
+    throw new RefusedError(`${op}: the topology's nodes belong to ${groups.length} different clusters (they do not know each other); nothing was changed:\n${list}\n` +
+        `  A node of another cluster cannot join this one. Fix the topology, or reset a node you mean to reuse (CLUSTER RESET HARD, after moving its keys away).`);
 }
 
 export interface Session {
@@ -78,6 +109,7 @@ export async function openSession(
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
     try {
         const view = await readCluster(pool, target.topology, extra);
+        refuseSeveralClusters(view, op);
         if (opts.dryRun) {
             const open = new Set(view.openSlots().map((o) => o.slot));
             if (open.size) ctx.out.warn(`${open.size} slot(s) are open (MIGRATING/IMPORTING) from an interrupted move; without --dry-run they are finished or rolled back first`);

@@ -79,7 +79,9 @@ export async function fixOpenSlots(pool: NodePool, view: ClusterView, ctx: Comma
     const refuse = (slot: number, why: string): never => {
         throw new StepError({ op, step: "fix-open-slots", slot, cause: why, state: `slot ${slot} stays open; the cluster keeps serving it`, resume });
     };
-    const need = (id: string, slot: number, role: string): NodeRef => refs.get(id) ?? refuse(slot, `the ${role} ${id} is not reachable`);
+    const known = view.knownNodes();
+    const need = (id: string, slot: number, role: string): NodeRef => refs.get(id) ?? refuse(slot,
+        `the ${role} ${id} (${known.get(id)?.key ?? "not known to any reachable node"}) is not reachable; it may hold keys of the slot already moved there, so the slot is neither finished nor rolled back. Bring that node back`);
 
     // Decide per slot; count keys on the importing side in one pipeline per node.
     type Decision = { slot: number; a: NodeRef; b: NodeRef; kind: "close" | "decide" };

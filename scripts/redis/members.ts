@@ -7,8 +7,8 @@
 import type { CommandContext } from "../cli";
 import { Topology, TopologyNode } from "../../components/topology";
 import { openPool, resolveTarget, Target, TargetOptions } from "../inventory";
-import { ClusterNodeInfo } from "./clusterNodes";
-import { ClusterView } from "./clusterView";
+import { ClusterNodeInfo, slotOwners, SLOT_COUNT } from "./clusterNodes";
+import { ClusterView, waitUntil } from "./clusterView";
 import { fixOpenSlots, OpenSlotFix } from "./openSlots";
 import { acquireLease, Lease } from "./lease";
 import { RefusedError } from "../errors";
@@ -74,6 +74,67 @@ export function refuseSeveralClusters(view: ClusterView, op: string): void {
         `  A node of another cluster cannot join this one. Fix the topology, or reset a node you mean to reuse (CLUSTER RESET HARD, after moving its keys away).`);
 }
 
+/**
+ * Why the members of `view` do not agree yet, or undefined when they do. Slots open on
+ * some node are left out: a node importing a slot keeps its old owner for it whatever
+ * gossip says (cluster.c clusterUpdateSlotsConfigWith), so after the source of a move died
+ * and its replica took over, the importing node disagrees, and may report
+ * cluster_state:fail, until the open-slot repair clears the slot.
+ */
+export function unsettled(view: ClusterView): string | undefined {
+    const members = view.reachable().filter((v) => v.myself && (v.nodes.length > 1 || v.myself.slots.length > 0));
+    if (members.length === 0) return undefined;
+    const open = new Set(view.openSlots().map((o) => o.slot));
+    const withOpen = new Set(view.openSlots().map((o) => o.node));
+    const notOk = members.filter((v) => v.info.cluster_state !== "ok" && !withOpen.has(v.key));
+    if (notOk.length) return `cluster_state is ${notOk[0].info.cluster_state ?? "unknown"} on ${notOk.map((v) => v.key).join(", ")}`;
+    const reachableIds = new Set(members.map((v) => v.myself!.id));
+    const maps = members.map((v) => slotOwners(v.nodes));
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+        if (open.has(slot)) continue;
+        const owner = maps[0][slot];
+        if (maps.some((m) => m[slot] !== owner)) return `the nodes do not agree on the owner of slot ${slot} yet`;
+        if (owner && !reachableIds.has(owner)) {
+            const n = view.knownNodes().get(owner);
+            return `master ${n?.key ?? owner} owns slots (${slot} and maybe more) but cannot be reached`;
+        }
+    }
+    return undefined;
+}
+
+/**
+ * Waits (up to 4 × cluster-node-timeout + 5 s) for the members to agree and serve every
+ * slot through reachable masters, as after an automatic failover. Refuses, with nothing
+ * changed, when they do not.
+ */
+async function settled(pool: NodePool, topology: Topology, view: ClusterView, ctx: CommandContext, op: string, extra: NodeKey[]): Promise<ClusterView> {
+    let why = unsettled(view);
+    if (!why) return view;
+    let nodeTimeoutMs = 15000;
+    for (const v of view.reachable()) {
+        const r = (await pool.call(v.key, "CONFIG", "GET", "cluster-node-timeout").catch(() => undefined)) as string[] | undefined;
+        if (r?.[1]) {
+            nodeTimeoutMs = Number(r[1]);
+            break;
+        }
+    }
+    const timeoutMs = 4 * nodeTimeoutMs + 5000;
+    ctx.out.info(`${op}: ${why}; waiting up to ${Math.round(timeoutMs / 1000)} s for the cluster to settle (a failover under way) before changing anything`);
+    const t0 = Date.now();
+    try {
+        const v = await waitUntil(async () => {
+            const next = await readCluster(pool, topology, extra);
+            why = unsettled(next);
+            return why ? undefined : next;
+        }, { timeoutMs, intervalMs: 200, maxIntervalMs: 500, what: "the cluster to settle", signal: ctx.signal });
+        ctx.out.info(`${op}: the cluster settled after ${Math.round((Date.now() - t0) / 100) / 10} s`);
+        return v;
+    } catch {
+        throw new RefusedError(`${op}: the cluster has not settled after ${Math.round(timeoutMs / 1000)} s (${why}); nothing was changed. ` +
+            `If a master died and no replica took over, fail over by hand first (failover --shard N --force, or --takeover without a majority), then rerun.`);
+    }
+}
+
 export interface Session {
     target: Target;
     pool: NodePool;
@@ -108,8 +169,12 @@ export async function openSession(
     const target = await resolveTarget(opts);
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
     try {
-        const view = await readCluster(pool, target.topology, extra);
+        let view = await readCluster(pool, target.topology, extra);
         refuseSeveralClusters(view, op);
+        // A failover under way (a master just died) settles first: the lease, the open-slot
+        // repair and the command itself need the masters the cluster will agree on.
+        // Repairs for a cluster that is down do not wait: they are how it comes back.
+        if (!opts.dryRun && leaseMode(op, opts) === "required") view = await settled(pool, target.topology, view, ctx, op, extra);
         if (opts.dryRun) {
             const open = new Set(view.openSlots().map((o) => o.slot));
             if (open.size) ctx.out.warn(`${open.size} slot(s) are open (MIGRATING/IMPORTING) from an interrupted move; without --dry-run they are finished or rolled back first`);
@@ -124,7 +189,11 @@ export async function openSession(
         const signal = AbortSignal.any([ctx.signal, lease.signal]);
         const session: Session = { target, pool, view, fixes: [], lease, signal };
         session.fixes = await fixOpenSlots(pool, view, ctx, { op, resumeHint: `rerun \`${op}\`` });
-        if (session.fixes.length) session.view = await readCluster(pool, target.topology, extra);
+        if (session.fixes.length) {
+            session.view = await readCluster(pool, target.topology, extra);
+            // A node that stopped importing takes the owner gossip tells it: wait for that.
+            if (leaseMode(op, opts) === "required") session.view = await settled(pool, target.topology, session.view, ctx, op, extra);
+        }
         return session;
     } catch (e) {
         await pool.close();

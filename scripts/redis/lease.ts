@@ -7,6 +7,7 @@
  */
 import { hostname, userInfo } from "node:os";
 import { randomBytes } from "node:crypto";
+import Redis from "ioredis";
 import type { Topology } from "../../components/topology";
 import { RefusedError } from "../errors";
 import type { Output } from "../output";
@@ -98,6 +99,14 @@ class KeyRouter {
     private last?: NodeKey;
     constructor(private readonly pool: NodePool, private readonly seeds: NodeKey[]) {}
 
+    /** The node that serves the lease key without redirection, or undefined while its slot is being moved (ASK). */
+    async locate(): Promise<NodeKey | undefined> {
+        this.askedLast = false;
+        await this.call("EXISTS", LEASE_KEY);
+        return this.askedLast ? undefined : this.last;
+    }
+    private askedLast = false;
+
     async call(...args: (string | number)[]): Promise<unknown> {
         const starts = [...new Set([...(this.last ? [this.last] : []), ...this.seeds])];
         const errors: string[] = [];
@@ -116,6 +125,7 @@ class KeyRouter {
                         reply = await c.call(...(args as [string, ...(string | number)[]]));
                     }
                     if (!asking) this.last = node;
+                    this.askedLast = asking;
                     return reply;
                 } catch (e) {
                     const msg = (e as Error).message;
@@ -139,6 +149,88 @@ class KeyRouter {
             }
         }
         throw new LeaseUnavailable(errors.length ? errors[errors.length - 1] : "no node answered");
+    }
+}
+
+const isNoScript = (msg: string) => /NOPERM|unknown command|scripting|no scripts/i.test(msg) && /eval/i.test(msg);
+
+/**
+ * The lease operations, by Lua script, or, where scripting is not allowed (an ACL without
+ * @scripting, as the engine also allows), by WATCH/MULTI on a connection of its own to the
+ * key's master (a shared connection would put other commands inside the transaction).
+ */
+class LeaseStore {
+    private noScript = false;
+    constructor(private readonly pool: NodePool, private readonly router: KeyRouter) {}
+
+    /** ACQUIRE_LUA's reply: ["ok", now, expires] or the holder's fields plus now. */
+    async acquire(token: string, owner: string, command: string, ttlMs: number, takeOverToken: string): Promise<unknown[]> {
+        const args = [token, owner, command, ttlMs, LEASE_KEEP_AFTER_EXPIRY_MS, takeOverToken];
+        const scripted = await this.scripted(ACQUIRE_LUA, args);
+        if (scripted) return scripted.reply as unknown[];
+        return this.transaction((cur, now) => {
+            if (cur.token && cur.token !== token && cur.token !== takeOverToken) return { reply: [...Object.entries(cur).flat(), "now", String(now)] };
+            const exp = now + ttlMs;
+            return {
+                reply: ["ok", String(now), String(exp)],
+                write: (m) => {
+                    if (cur.token !== token) m.del(LEASE_KEY).hset(LEASE_KEY, { token, owner, command, started: String(now) });
+                    m.hset(LEASE_KEY, "expires", String(exp)).pexpire(LEASE_KEY, ttlMs + LEASE_KEEP_AFTER_EXPIRY_MS);
+                },
+            };
+        });
+    }
+
+    async release(token: string): Promise<void> {
+        if (await this.scripted(RELEASE_LUA, [token])) return;
+        await this.transaction((cur) => ({ reply: [], write: cur.token === token ? (m) => m.del(LEASE_KEY) : undefined }));
+    }
+
+    /** READ_LUA's reply: the fields plus now. */
+    async read(): Promise<unknown[]> {
+        const scripted = await this.scripted(READ_LUA, []);
+        if (scripted) return scripted.reply as unknown[];
+        return this.transaction((cur, now) => ({ reply: [...Object.entries(cur).flat(), "now", String(now)] }));
+    }
+
+    /** The script's reply, or undefined when scripting is not allowed (then the transaction path is used from now on). */
+    private async scripted(script: string, args: (string | number)[]): Promise<{ reply: unknown } | undefined> {
+        if (this.noScript) return undefined;
+        try {
+            return { reply: await this.router.call("EVAL", script, 1, LEASE_KEY, ...args) };
+        } catch (e) {
+            if (!isNoScript((e as Error).message)) throw e;
+            this.noScript = true;
+            return undefined;
+        }
+    }
+
+    private async transaction(decide: (cur: Record<string, string>, now: number) => { reply: unknown[]; write?: (m: ReturnType<Redis["multi"]>) => void }): Promise<unknown[]> {
+        for (let attempt = 0; attempt < 20; attempt++) {
+            // The master that serves the key without redirection (a plain read through the router).
+            const node = await this.router.locate();
+            if (!node) {
+                await new Promise((r) => setTimeout(r, 100)); // its slot is being moved: ASK; try again shortly
+                continue;
+            }
+            const c = new Redis(this.pool.clientOptions(node));
+            c.on("error", () => undefined);
+            try {
+                await c.connect();
+                await c.watch(LEASE_KEY);
+                const [cur, t] = await Promise.all([c.hgetall(LEASE_KEY), c.time()]);
+                const d = decide(cur, Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000));
+                if (!d.write) return d.reply;
+                const m = c.multi();
+                d.write(m);
+                if (await m.exec()) return d.reply; // null: the key changed meanwhile, decide again
+            } catch (e) {
+                if (!/\b(MOVED|ASK|TRYAGAIN)\b|EXECABORT/.test((e as Error).message)) throw e;
+            } finally {
+                c.disconnect();
+            }
+        }
+        throw new LeaseUnavailable("the lease key kept moving or changing (20 attempts)");
     }
 }
 
@@ -195,7 +287,7 @@ export class Lease {
     lost?: string;
 
     constructor(
-        private readonly router: KeyRouter | undefined,
+        private readonly store: LeaseStore | undefined,
         readonly record: LeaseRecord | undefined,
         private readonly opts: LeaseOptions,
     ) {}
@@ -224,7 +316,7 @@ export class Lease {
         if (!this.record || this.released || this.lost) return;
         const r = this.record;
         try {
-            const reply = (await this.router!.call("EVAL", ACQUIRE_LUA, 1, LEASE_KEY, r.token, r.owner, r.command, this.opts.ttlMs ?? DEFAULT_LEASE_TTL_MS, LEASE_KEEP_AFTER_EXPIRY_MS, "")) as unknown[];
+            const reply = await this.store!.acquire(r.token, r.owner, r.command, this.opts.ttlMs ?? DEFAULT_LEASE_TTL_MS, "");
             if (String(reply[0]) === "ok") {
                 r.expires = Number(reply[2]);
                 this.warnedUnavailable = false;
@@ -248,7 +340,7 @@ export class Lease {
         await this.renewing?.catch(() => undefined);
         if (!this.record || this.lost) return;
         try {
-            await this.router!.call("EVAL", RELEASE_LUA, 1, LEASE_KEY, this.record.token);
+            await this.store!.release(this.record.token);
         } catch (e) {
             this.opts.out.warn(`could not release the cluster lease (${(e as Error).message}); it expires by itself in at most ${ago(this.opts.ttlMs ?? DEFAULT_LEASE_TTL_MS)}, then the next run reports it and needs --take-over-lease`);
         }
@@ -257,7 +349,7 @@ export class Lease {
 
 /** The lease as the cluster holds it now, with the server's time; undefined when none. */
 export async function readLease(pool: NodePool, seeds: NodeKey[]): Promise<(LeaseRecord & { now: number }) | undefined> {
-    return toRecord((await new KeyRouter(pool, seeds).call("EVAL", READ_LUA, 1, LEASE_KEY)) as unknown[]);
+    return toRecord(await new LeaseStore(pool, new KeyRouter(pool, seeds)).read());
 }
 
 /**
@@ -266,11 +358,11 @@ export async function readLease(pool: NodePool, seeds: NodeKey[]): Promise<(Leas
  * `takeOver`), or when it cannot be stored and `mode` is "required".
  */
 export async function acquireLease(pool: NodePool, seeds: NodeKey[], opts: LeaseOptions): Promise<Lease> {
-    const router = new KeyRouter(pool, seeds);
+    const store = new LeaseStore(pool, new KeyRouter(pool, seeds));
     const token = randomBytes(12).toString("hex");
     const owner = leaseOwner();
     const ttl = opts.ttlMs ?? DEFAULT_LEASE_TTL_MS;
-    const attempt = (takeOverToken: string) => router.call("EVAL", ACQUIRE_LUA, 1, LEASE_KEY, token, owner, opts.command, ttl, LEASE_KEEP_AFTER_EXPIRY_MS, takeOverToken) as Promise<unknown[]>;
+    const attempt = (takeOverToken: string) => store.acquire(token, owner, opts.command, ttl, takeOverToken);
     let reply: unknown[];
     try {
         reply = await attempt("");
@@ -305,7 +397,7 @@ export async function acquireLease(pool: NodePool, seeds: NodeKey[], opts: Lease
         return new Lease(undefined, undefined, opts);
     }
     const record: LeaseRecord = { owner, command: opts.command, token, started: Number(reply[1]), expires: Number(reply[2]) };
-    const lease = new Lease(router, record, opts);
+    const lease = new Lease(store, record, opts);
     lease.startRenewing();
     opts.out.event("lease", { command: opts.command, owner, expires: record.expires }, undefined);
     return lease;

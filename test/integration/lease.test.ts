@@ -41,9 +41,11 @@ test("a second run refuses while a lease is held, naming the holder, and changes
         assert.match(r.stderr, /leased to scale/);
         assert.deepEqual(await nodesOf(), before, "CLUSTER NODES unchanged on every node");
         await fx.client(fx.shards[1][0]).call("CLUSTER", "SETSLOT", "7", "STABLE");
-        // The status reader names the holder too.
+        // status names the holder too.
         const held = await readLease(pool, seeds);
         assert.equal(held?.command, "scale");
+        const st = await runCli(["status", "--topology", fx.topologyFile]);
+        assert.match(st.stdout, new RegExp(`lease: scale by .*:${process.pid} since .*a changing command is running`));
     } finally {
         await lease.release();
         await pool.close();
@@ -95,4 +97,26 @@ test("an expired lease is reported and taken over only with --take-over-lease; r
     assert.match(failed.stderr, /cannot be reached/);
     assert.equal(await data.exists(LEASE_KEY), 0, "released on failure");
     fx.writeTopology(fx.shards);
+});
+
+test("without scripting (an ACL without @scripting) the lease works by WATCH/MULTI", { timeout: 30_000 }, async () => {
+    await Promise.all(fx.all.map((s) => fx.client(s).call("ACL", "SETUSER", "ops", "on", ">ops-pw-0123456789", "~*", "&*", "+@all", "-@scripting")));
+    const pool = new NodePool({ credentials: { user: "ops", password: "ops-pw-0123456789" } });
+    const cap = capturedOutput();
+    const seeds = fx.shards.map((s) => s[0].key);
+    try {
+        const lease = await acquireLease(pool, seeds, { command: "roll", out: cap.out });
+        const r = await runCli(["rebalance", "--topology", fx.topologyFile]);
+        assert.equal(r.code, 1);
+        assert.match(r.stderr, new RegExp(`leased to roll by .*:${process.pid}`));
+        const before = Number((await readLease(pool, seeds))!.expires);
+        await new Promise((res) => setTimeout(res, 20));
+        await lease.renew();
+        assert.ok(lease.record!.expires > before, "renewed");
+        await assert.rejects(acquireLease(pool, seeds, { command: "scale", out: cap.out }), /leased to roll/);
+        await lease.release();
+        assert.equal(await fx.clusterClient().exists(LEASE_KEY), 0, "released");
+    } finally {
+        await pool.close();
+    }
 });

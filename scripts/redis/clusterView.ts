@@ -4,7 +4,7 @@
  * between steps; helpers here answer the questions they share (agreement on the
  * slot map, open slots, who is the master of what).
  */
-import { RefusedError } from "../errors";
+import { RefusedError, WaitTimeoutError } from "../errors";
 import { ClusterNodeInfo, parseClusterNodes, slotOwners, SLOT_COUNT } from "./clusterNodes";
 import { NodeKey, NodePool } from "./pool";
 
@@ -148,11 +148,11 @@ export async function waitUntil<T>(check: () => Promise<T | false | undefined>, 
     const deadline = Date.now() + opts.timeoutMs;
     let interval = opts.intervalMs ?? 10;
     for (;;) {
-        if (opts.signal?.aborted) throw new Error(`interrupted while waiting for ${opts.what}`);
+        if (opts.signal?.aborted) throw new WaitTimeoutError(`interrupted while waiting for ${opts.what}; rerun the command to finish`, true);
         const r = await check();
         if (r) return r;
         if (Date.now() >= deadline) {
-            throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${describeLast ? `: ${describeLast()}` : ""}`);
+            throw new WaitTimeoutError(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${describeLast ? `: ${describeLast()}` : ""}`);
         }
         await new Promise((res) => setTimeout(res, Math.min(interval, Math.max(1, deadline - Date.now()))));
         interval = Math.min(opts.maxIntervalMs ?? 200, interval * 1.5);

@@ -9,7 +9,7 @@
 import Redis, { RedisOptions } from "ioredis";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { RefusedError } from "../errors";
+import { RefusedError, UnreachableError } from "../errors";
 import { parseClusterNodes } from "./clusterNodes";
 
 export type NodeKey = string; // "host:port"
@@ -139,7 +139,7 @@ export class NodePool {
                 const via = this.options.natMap?.[key] ? ` (via ${this.resolve(key).host}:${this.resolve(key).port})` : "";
                 // ioredis rejects with "Connection is closed."; the socket's own error (ECONNREFUSED, timeout) says why.
                 const why = (e as Error).message === "Connection is closed." && socketError ? socketError.message : (e as Error).message;
-                throw new Error(`cannot connect to ${key}${via}: ${why}`);
+                throw new UnreachableError(`cannot connect to ${key}${via}: ${why}`, key);
             } finally {
                 this.connecting.delete(key);
             }

@@ -39,3 +39,16 @@ for (const args of [
         assert.doesNotMatch(r.stderr, /internal error|RangeError|no such file/);
     });
 }
+
+test("operational failures are not bugs: an unreachable node or a wait that ran out exits 1, an interrupted wait 130", async () => {
+    const { exitCodeFor, UnreachableError, WaitTimeoutError } = await import("../../scripts/errors");
+    const { waitUntil } = await import("../../scripts/redis/clusterView");
+    assert.equal(exitCodeFor(new UnreachableError("cannot connect to 10.0.0.1:6379: ECONNREFUSED", "10.0.0.1:6379")), 1);
+    const timedOut = await waitUntil(async () => false, { timeoutMs: 20, what: "nothing" }).catch((e) => e);
+    assert.ok(timedOut instanceof WaitTimeoutError);
+    assert.equal(exitCodeFor(timedOut), 1);
+    const ac = new AbortController();
+    ac.abort();
+    const stopped = await waitUntil(async () => false, { timeoutMs: 1000, what: "nothing", signal: ac.signal }).catch((e) => e);
+    assert.equal(exitCodeFor(stopped), 130);
+});

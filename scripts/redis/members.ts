@@ -164,7 +164,11 @@ export async function openSession(
     opts: TargetOptions & { dryRun?: boolean; takeOverLease?: boolean; force?: boolean; takeover?: boolean },
     ctx: CommandContext, op: string, extra: NodeKey[] = [],
     /** Checks that must pass before anything changes (flushall's confirmation), given the first view. */
-    hooks: { beforeChanges?: (s: { target: Target; pool: NodePool; view: ClusterView }) => Promise<void> } = {},
+    hooks: {
+        beforeChanges?: (s: { target: Target; pool: NodePool; view: ClusterView }) => Promise<void>;
+        /** A command that changes nothing (a backup, metrics): no lease, no wait, open slots reported and left alone, as for a dry run. */
+        readOnly?: boolean;
+    } = {},
 ): Promise<Session> {
     const target = await resolveTarget(opts);
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
@@ -174,10 +178,10 @@ export async function openSession(
         // A failover under way (a master just died) settles first: the lease, the open-slot
         // repair and the command itself need the masters the cluster will agree on.
         // Repairs for a cluster that is down do not wait: they are how it comes back.
-        if (!opts.dryRun && leaseMode(op, opts) === "required") view = await settled(pool, target.topology, view, ctx, op, extra);
-        if (opts.dryRun) {
+        if (!opts.dryRun && !hooks.readOnly && leaseMode(op, opts) === "required") view = await settled(pool, target.topology, view, ctx, op, extra);
+        if (opts.dryRun || hooks.readOnly) {
             const open = new Set(view.openSlots().map((o) => o.slot));
-            if (open.size) ctx.out.warn(`${open.size} slot(s) are open (MIGRATING/IMPORTING) from an interrupted move; without --dry-run they are finished or rolled back first`);
+            if (open.size) ctx.out.warn(`${open.size} slot(s) are open (MIGRATING/IMPORTING) from an interrupted move; ${hooks.readOnly ? "the next changing command finishes or rolls them back" : "without --dry-run they are finished or rolled back first"}`);
             return { target, pool, view, fixes: [], signal: ctx.signal };
         }
         await hooks.beforeChanges?.({ target, pool, view });

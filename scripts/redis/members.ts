@@ -11,7 +11,7 @@ import { ClusterNodeInfo, slotOwners, SLOT_COUNT } from "./clusterNodes";
 import { ClusterView, waitUntil } from "./clusterView";
 import { fixOpenSlots, OpenSlotFix } from "./openSlots";
 import { acquireLease, Lease } from "./lease";
-import { RefusedError } from "../errors";
+import { RefusedError, StepError } from "../errors";
 import { NodeKey, NodePool } from "./pool";
 
 export const keyOfNode = (n: Pick<TopologyNode, "host" | "port">): NodeKey => `${n.host}:${n.port}`;
@@ -192,7 +192,13 @@ export async function openSession(
         pool.onClose(() => lease.release());
         const signal = AbortSignal.any([ctx.signal, lease.signal]);
         const session: Session = { target, pool, view, fixes: [], lease, signal };
-        session.fixes = await fixOpenSlots(pool, view, ctx, { op, resumeHint: `rerun \`${op}\`` });
+        try {
+            session.fixes = await fixOpenSlots(pool, view, ctx, { op, resumeHint: `rerun \`${op}\`` });
+        } catch (e) {
+            // An open slot whose node is dead must not block the repair that brings the cluster back.
+            if (!(leaseMode(op, opts) === "best-effort" && e instanceof StepError && e.info.step === "fix-open-slots")) throw e;
+            ctx.out.warn(`open slots left as they are for now (a later command finishes them): ${e.message.split("\n").slice(1, 2).join("").trim()}`);
+        }
         if (session.fixes.length) {
             session.view = await readCluster(pool, target.topology, extra);
             // A node that stopped importing takes the owner gossip tells it: wait for that.

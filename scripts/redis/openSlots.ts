@@ -81,7 +81,7 @@ export async function fixOpenSlots(pool: NodePool, view: ClusterView, ctx: Comma
     };
     const known = view.knownNodes();
     const need = (id: string, slot: number, role: string): NodeRef => refs.get(id) ?? refuse(slot,
-        `the ${role} ${id} (${known.get(id)?.key ?? "not known to any reachable node"}) is not reachable; it may hold keys of the slot already moved there, so the slot is neither finished nor rolled back. Bring that node back`);
+        `the ${role} ${id} (${known.get(id)?.key ?? "not known to any reachable node"}) is not reachable; it may hold keys of the slot already moved there, so the slot is neither finished nor rolled back. Bring that node back; if it is gone for good, \`forget\` it (that clears the slot on the other side; keys already moved to it are lost with it)`);
 
     // Decide per slot; count keys on the importing side in one pipeline per node.
     type Decision = { slot: number; a: NodeRef; b: NodeRef; kind: "close" | "decide" };

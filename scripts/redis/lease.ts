@@ -404,7 +404,6 @@ export async function acquireLease(pool: NodePool, seeds: NodeKey[], opts: Lease
     const record: LeaseRecord = { owner, command: opts.command, token, started: Number(reply[1]), expires: Number(reply[2]) };
     const lease = new Lease(store, record, opts);
     lease.startRenewing();
-    opts.out.event("lease", { command: opts.command, owner, expires: record.expires }, undefined);
     return lease;
 }
 

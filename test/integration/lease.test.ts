@@ -18,7 +18,7 @@ after(async () => fx?.stop());
 
 const nodesOf = async () => Promise.all(fx.all.map(async (s) => ((await fx.client(s).call("CLUSTER", "NODES")) as string).split("\n").map((l) => l.split(" ").slice(0, 3).join(" ") + " " + l.split(" ").slice(8).join(" ")).sort().join("\n")));
 
-test("a second run refuses while a lease is held, naming the holder, and changes nothing", { timeout: 30_000 }, async () => {
+test("a second run refuses while a lease is held, naming the holder, and changes nothing", { timeout: 90_000 }, async () => {
     const pool = new NodePool();
     const cap = capturedOutput();
     const seeds = fx.shards.map((s) => s[0].key);
@@ -55,7 +55,7 @@ test("a second run refuses while a lease is held, naming the holder, and changes
     assert.equal(await readLease(p2, fx.shards.map((s) => s[0].key)).finally(() => p2.close()), undefined, "released");
 });
 
-test("two concurrent scale runs: the second refuses naming the first, which completes with every key", { timeout: 60_000 }, async () => {
+test("two concurrent scale runs: the second refuses naming the first, which completes with every key", { timeout: 90_000 }, async () => {
     const data = fx.clusterClient();
     const keys = await loadKeys(data, 20000, "c");
     const want = new Map(keys.map((k) => [k, `v-${k}`]));

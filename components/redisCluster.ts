@@ -17,6 +17,9 @@ import { NodeRole } from "./nodeRole";
 import { RedisNodes } from "./redisNodes";
 import { LoadBalancer } from "./loadBalancer";
 import { Alarms } from "./alarms";
+import { Dashboard } from "./dashboard";
+import { MetricsPublisher } from "./metricsPublisher";
+import { MonitoredNode } from "./monitoring";
 import { childName, nodeResourceName, tags } from "./naming";
 
 export interface RedisClusterArgs {
@@ -45,6 +48,8 @@ export interface ClusterOutputs {
     privateSubnetIds: pulumi.Output<string[]>;
     nodeSecurityGroupId: pulumi.Output<string>;
     alarmTopicArn: pulumi.Output<string>;
+    /** The CloudWatch dashboard (one row per shard, the cluster row). */
+    dashboardName: pulumi.Output<string>;
 }
 
 /**
@@ -67,6 +72,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             region: env.region,
             interfaceEndpoints: cfg.interfaceEndpoints,
             logRetentionDays: cfg.logRetentionDays,
+            accountId: env.accountId,
         }, parent);
         const sgs = new SecurityGroups(childName(name, "sg"), {
             clusterName: cfg.clusterName,
@@ -86,7 +92,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             forceDestroy: cfg.backupBucketForceDestroy,
             protect: cfg.protectData,
         }, parent);
-        new SnapshotPolicy(childName(name, "snapshots"), {
+        const snapshots = new SnapshotPolicy(childName(name, "snapshots"), {
             clusterName: cfg.clusterName,
             intervalHours: cfg.snapshotIntervalHours,
             retentionCount: cfg.snapshotRetentionCount,
@@ -101,6 +107,14 @@ export class RedisCluster extends pulumi.ComponentResource {
             kmsKeyArn: key.arn,
             backupBucketArn: bucket.arn,
         }, parent);
+        key.restrictUse(childName(name, "kms-policy"), {
+            partition: env.partition,
+            region: env.region,
+            accountId: env.accountId,
+            nodeRoleArn: role.role.arn,
+            snapshotRoleArn: snapshots.roleArn,
+            administratorArns: cfg.keyAdministratorArns.length > 0 ? cfg.keyAdministratorArns : [env.deployerArn],
+        });
 
         // Cluster-wide settings (maxmemory share, policy, timeouts, min-replicas) live in one SSM
         // parameter the nodes read at every boot, not in their user data: changing one updates
@@ -118,6 +132,9 @@ export class RedisCluster extends pulumi.ComponentResource {
             tags: tags(cfg.clusterName, nodeSettingsName),
         }, parent);
 
+        // The collector the nodes' metrics hook fetches at boot: published before any node starts.
+        const publisher = new MetricsPublisher(childName(name, "metrics"), { bucketName: bucket.bucketName, kmsKeyArn: key.arn }, parent);
+
         const plans = planNodes(cfg);
         const nodes = new RedisNodes(childName(name, "nodes"), {
             config: cfg,
@@ -133,7 +150,13 @@ export class RedisCluster extends pulumi.ComponentResource {
             backupBucketName: bucket.bucketName,
             renderUserData: args.renderUserData,
             namePrefix: name,
-        }, { parent: this, dependsOn: [...secrets.parameters, nodeSettingsParam] });
+            // A first boot needs its paths and files to exist: the endpoints, the S3 route and the egress
+            // rules (network, sgs), the node and key policies (role, key), the parameters, the metrics
+            // collector the hook fetches (publisher). A component stands for all of its children; a
+            // dependsOn on RedisNodes itself would not reach the instances. The node policy is listed
+            // itself: it is a child of the role resource, which the expansion stops at.
+            bootDependsOn: [...secrets.parameters, nodeSettingsParam, publisher, network, sgs, role, role.policy, key],
+        }, parent);
 
         const lb = new LoadBalancer(childName(name, "lb"), {
             clusterName: cfg.clusterName,
@@ -145,6 +168,7 @@ export class RedisCluster extends pulumi.ComponentResource {
         }, parent);
 
         const alarmEmail = args.alarmEmail ?? cfg.alarmEmail;
+        const monitored: MonitoredNode[] = plans.map((p) => ({ name: p.name, shard: p.shard, resourceName: nodeResourceName(name, p.shard, p.replica) }));
         const alarms = new Alarms(childName(name, "alarms"), {
             clusterName: cfg.clusterName,
             region: env.region,
@@ -158,6 +182,13 @@ export class RedisCluster extends pulumi.ComponentResource {
             })),
             loadBalancerArnSuffix: lb.loadBalancer.arnSuffix,
             targetGroupArnSuffix: lb.targetGroup.arnSuffix,
+            redis: { settings: cfg, nodes: monitored },
+        }, parent);
+        const dashboard = new Dashboard(childName(name, "dashboard"), {
+            clusterName: cfg.clusterName,
+            region: env.region,
+            nodes: monitored,
+            alarmArns: [alarms.unhealthy.arn, ...alarms.redisAlarms.map((a) => a.arn)],
         }, parent);
 
         this.outputs = {
@@ -171,6 +202,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             privateSubnetIds: pulumi.all(network.subnetIds),
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,
             alarmTopicArn: alarms.topic.arn,
+            dashboardName: dashboard.dashboard.dashboardName,
         };
         this.registerOutputs({ ...this.outputs });
     }

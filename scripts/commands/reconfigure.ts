@@ -24,12 +24,14 @@ import { CommandContext, CommonOptions } from "../cli";
 import { ConfigError, parseStackYaml, StackConfig } from "../../components/config";
 import { DesiredNodeSettings, desiredNodeSettingsOf, validateDesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
 import type { Topology, TopologyNode } from "../../components/topology";
+import { acquireLease } from "../redis/lease";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { automationOutputs, openPool, resolveTarget, StackOutputsReader, Target } from "../inventory";
 import { fmtDuration } from "../output";
 import { parseInfo } from "../redis/clusterView";
 import { NodePool } from "../redis/pool";
 import { keyOf } from "../plan/topology";
+import { engineOf } from "../redis/engine";
 import {
     describeChanges, desiredConfig, diffNode, label, LiveNode, NodeStep, planReconfigure, ReconfigurePlan, RUNTIME_DIRECTIVES,
 } from "../plan/reconfigure";
@@ -128,7 +130,7 @@ export async function readLive(pool: NodePool, node: TopologyNode): Promise<Live
         return parseInfo(String(reply));
     });
     const [server, memory, replication] = infos;
-    const valkey = server.server_name === "valkey" || server.valkey_version !== undefined;
+    const engine = engineOf(server);
     const tlsPort = Number(config["tls-port"] ?? 0);
     return {
         key, name: node.name, shard: node.shard,
@@ -137,8 +139,8 @@ export async function readLive(pool: NodePool, node: TopologyNode): Promise<Live
         totalSystemMemory: Number(memory.total_system_memory),
         usedMemory: Number(memory.used_memory ?? 0),
         connectedReplicas: replication.connected_slaves !== undefined ? Number(replication.connected_slaves) : undefined,
-        engine: valkey ? "valkey" : "redis",
-        version: (valkey ? server.valkey_version : undefined) ?? server.redis_version ?? "?",
+        engine: engine.name,
+        version: engine.version,
         tls: tlsPort > 0,
         port: tlsPort > 0 ? tlsPort : Number(config.port),
     };
@@ -256,6 +258,11 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
             }
         };
         if (plan.steps.length) await gate(plan.steps[0]);
+        // One changing run at a time (docs/lease.md); released by pool.close().
+        if (plan.steps.some((st) => st.changes.length)) {
+            const lease = await acquireLease(pool, topology.nodes.map(keyOf), { command: OP, out: ctx.out, takeOver: opts.takeOverLease });
+            pool.onClose(() => lease.release());
+        }
         if (!ctx.out.json) ctx.out.info(`${OP}: settings from ${desired.source}; ${plan.steps.filter((s) => s.changes.length).length} of ${plan.steps.length} node(s) to change, replicas first`);
 
         for (const [i, step] of plan.steps.entries()) {

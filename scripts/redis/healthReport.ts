@@ -3,11 +3,13 @@
  * pure function into shards, cluster-wide facts, problems (unhealthy: exit 1)
  * and warnings. Live nodes are matched to topology entries by `host:port`.
  */
+import { RefusedError } from "../errors";
 import { Topology } from "../../components/topology";
 import { keyOf } from "../plan/topology";
 import { ClusterNodeInfo, countSlots, formatRanges, parseClusterNodes, slotOwners, SLOT_COUNT, toRanges } from "./clusterNodes";
 import { parseInfo } from "./clusterView";
-import { NodeKey, NodePool } from "./pool";
+import { NodeKey, nodeKey, NodePool } from "./pool";
+import { EngineInfo, engineLabel, engineOf } from "./engine";
 
 /** Everything read from one node. */
 export interface NodeSample {
@@ -18,12 +20,22 @@ export interface NodeSample {
     myself?: ClusterNodeInfo;
     /** CLUSTER INFO */
     clusterInfo: Record<string, string>;
-    /** INFO replication */
+    /** INFO replication fields (the same map as `info`, which holds every section). */
     replication: Record<string, string>;
-    /** INFO memory */
+    /** INFO memory fields (the same map as `info`). */
     memory: Record<string, string>;
-    /** INFO server redis_version */
+    /** Default INFO (server, clients, memory, persistence, stats, replication, cpu, cluster, keyspace) plus INFO errorstats, flattened. */
+    info?: Record<string, string>;
+    /** INFO errorstats answered with its section (Redis 6.2+). */
+    hasErrorstats?: boolean;
+    /** For a replica: INFO replication of its master (offsets, its replicas' lag), from the master's own sample or read for it. */
+    masterReplication?: Record<string, string>;
+    /** ms since the epoch when the node answered. */
+    at?: number;
+    /** INFO server redis_version (Valkey: its Redis compatibility level, 7.2.4 on Valkey 8). */
     version?: string;
+    /** INFO server: the engine and its own release (server_name, valkey_version). */
+    engine?: EngineInfo;
     dbsize?: number;
 }
 
@@ -43,6 +55,8 @@ export interface NodeStatus {
     id?: string;
     reachable: boolean;
     error?: string;
+    /** "valkey 8.0.2", "redis 6.2.14". */
+    engine?: string;
     role: "master" | "replica" | "unknown";
     /** Key of the master, for a replica. */
     masterKey?: string;
@@ -83,6 +97,8 @@ export interface StatusReport {
     warnings: string[];
     shards: ShardStatus[];
     cluster: {
+        /** Distinct engines and releases the reachable nodes run ("valkey 8.0.2"). */
+        engines: string[];
         nodes: number;
         reachable: number;
         stateOk: number;
@@ -99,29 +115,59 @@ export interface StatusReport {
     };
 }
 
+export interface CollectOptions {
+    /**
+     * For a replica whose master is not among the nodes read (the node-local
+     * collector reads only itself), read the master's INFO replication too, so
+     * the replica's lag in bytes and seconds is known. @default false
+     */
+    followMasters?: boolean;
+}
+
 /** Reads one sample per topology node, in parallel, then the masters' failure reports. */
-export async function collectStatus(pool: NodePool, topology: Topology): Promise<StatusInput> {
+export async function collectStatus(pool: NodePool, topology: Topology, opts: CollectOptions = {}): Promise<StatusInput> {
     const keys = topology.nodes.map(keyOf);
     const samples = await Promise.all(keys.map(async (key): Promise<NodeSample> => {
-        const empty: NodeSample = { key, reachable: false, nodes: [], clusterInfo: {}, replication: {}, memory: {} };
+        const empty: NodeSample = { key, reachable: false, nodes: [], clusterInfo: {}, replication: {}, memory: {}, info: {}, hasErrorstats: false, at: Date.now() };
         try {
             const c = await pool.get(key);
+            // One INFO per section list: Redis 6.2 takes a single section argument (7.0 takes several).
             const res = (await c.pipeline()
-                .call("CLUSTER", "NODES").call("CLUSTER", "INFO")
-                .call("INFO", "replication").call("INFO", "memory").call("INFO", "server").call("DBSIZE")
+                .call("CLUSTER", "NODES").call("CLUSTER", "INFO").call("INFO").call("INFO", "errorstats").call("DBSIZE")
                 .exec())!;
             const vals = res.map(([err, v]) => {
                 if (err) throw err;
                 return v as string;
             });
             const nodes = parseClusterNodes(vals[0]);
+            const info = { ...parseInfo(vals[2]), ...parseInfo(vals[3]) };
             return {
                 key, reachable: true, nodes, myself: nodes.find((n) => n.myself), clusterInfo: parseInfo(vals[1]),
-                replication: parseInfo(vals[2]), memory: parseInfo(vals[3]), version: parseInfo(vals[4]).redis_version, dbsize: Number(vals[5]),
+                replication: info, memory: info, info, hasErrorstats: /^# Errorstats/m.test(vals[3]),
+                version: info.redis_version, engine: engineOf(info), dbsize: Number(vals[4]), at: Date.now(),
             };
         } catch (e) {
+            if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
             pool.drop(key);
             return { ...empty, error: (e as Error).message };
+        }
+    }));
+    // A replica's lag in bytes needs its master's offset: from the master's sample, or read for it.
+    const byKey = new Map(samples.map((s) => [s.key, s]));
+    await Promise.all(samples.map(async (s) => {
+        const info = s.info ?? {};
+        if (!s.reachable || info.role !== "slave" || !info.master_host) return;
+        const masterKey = nodeKey(info.master_host, Number(info.master_port));
+        const m = byKey.get(masterKey);
+        if (m?.reachable) {
+            s.masterReplication = m.info;
+            return;
+        }
+        if (!opts.followMasters) return;
+        try {
+            s.masterReplication = parseInfo(String(await pool.call(masterKey, "INFO", "replication")));
+        } catch {
+            pool.drop(masterKey); // unreachable master: the replica's own link status says so
         }
     }));
     // Failure reports are kept by every node but only masters' reports count: ask the masters.
@@ -196,6 +242,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
         const st: NodeStatus = {
             key, name: t?.name, shard: t?.shard, zone: t?.az, id,
             reachable: !!s?.reachable, error: s?.error,
+            engine: s?.engine ? engineLabel(s.engine) : undefined,
             role,
             masterKey: role === "replica" && line?.masterId ? keyById.get(line.masterId) ?? line.masterId.slice(0, 8) : undefined,
             slots: line ? countSlots(line.slots) : 0,
@@ -351,6 +398,11 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     for (const st of statuses.values()) {
         if (st.failureReports && !st.flaggedBy.length) warnings.push(`${label(st.key)} has ${st.failureReports} failure report(s) from masters`);
     }
+    const engines = [...new Set([...statuses.values()].map((s) => s.engine).filter((e): e is string => e !== undefined))].sort();
+    if (engines.length > 1) {
+        const by = (e: string) => [...statuses.values()].filter((s) => s.engine === e).map((s) => label(s.key));
+        warnings.push(`nodes run different engines or releases (fine during a rolling upgrade, not for long): ${engines.map((e) => `${e} on ${by(e).join(", ")}`).join("; ")}`);
+    }
 
     return {
         healthy: problems.length === 0,
@@ -359,6 +411,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
         warnings,
         shards,
         cluster: {
+            engines,
             nodes: topology.nodes.length,
             reachable: topology.nodes.length - unreachable.length,
             stateOk: reachable.length - notOk.length,

@@ -27,6 +27,8 @@ export interface DrillClusterOptions {
     spare?: number;
     /** Stack config keys (redis-cluster:<key>) on top of the defaults, e.g. { clusterNodeTimeoutMs: 3000 }. */
     settings?: Record<string, number | string | boolean>;
+    /** The ACL passwords (e.g. another drill cluster's, so the tool can reach both). @default random */
+    passwords?: DrillCluster["passwords"];
 }
 
 export interface DrillCluster {
@@ -38,6 +40,7 @@ export interface DrillCluster {
     topologyFile: string;
     admin: { user: string; password: string };
     app: { user: string; password: string };
+    passwords: { adminPassword: string; appPassword: string; replicationPassword: string };
     /** An admin client to one server (closed by stop()). */
     client(s: TestServer): Redis;
     /** An application client (user app) over every shard's nodes (closed by stop()). */
@@ -59,7 +62,7 @@ export async function startDrillCluster(opts: DrillClusterOptions): Promise<Dril
     const settings = { shards: opts.shards, replicasPerShard: opts.replicas, zones: 3, ...opts.settings };
     const config = parseStackYaml(["config:", ...Object.entries(settings).map(([k, v]) => `  redis-cluster:${k}: ${v}`), ""].join("\n"), "drill");
     const engineVersion = redisServerVersion().join(".");
-    const passwords = { adminPassword: pw(), appPassword: pw(), replicationPassword: pw() };
+    const passwords = opts.passwords ?? { adminPassword: pw(), appPassword: pw(), replicationPassword: pw() };
     const admin = { user: ACL_USERS.admin, password: passwords.adminPassword };
     const app = { user: ACL_USERS.app, password: passwords.appPassword };
     const dir = mkdtempSync(join(tmpdir(), "rc-drill-"));
@@ -90,7 +93,7 @@ export async function startDrillCluster(opts: DrillClusterOptions): Promise<Dril
         throw e;
     });
     const dc: DrillCluster = {
-        config, dir, topologyFile, admin, app,
+        config, dir, topologyFile, admin, app, passwords,
         shards: Array.from({ length: opts.shards }, (_, i) => servers.slice(i * perShard, (i + 1) * perShard)),
         spare: servers.slice(opts.shards * perShard),
         client(s) {

@@ -101,7 +101,8 @@ const sec = (ms: number) => `${Math.ceil(ms / 1000)} s`;
 /** Reduces a collector snapshot to one sample. Pure. */
 export function sampleFromSnapshot(s: MetricsSnapshot, at = Date.parse(s.at)): AutoscaleSample {
     const value = (n: MetricsSnapshot["nodes"][number], name: string) => n.samples.find((x) => x.name === name)?.value;
-    const avg = (xs: Array<number | undefined>) => (xs.length && xs.every((x) => x !== undefined) ? (xs as number[]).reduce((a, b) => a + b, 0) / xs.length : undefined);
+    const round = (x: number) => Math.round(x * 100) / 100;
+    const avg = (xs: Array<number | undefined>) => (xs.length && xs.every((x) => x !== undefined) ? round((xs as number[]).reduce((a, b) => a + b, 0) / xs.length) : undefined);
     const masters = s.nodes.filter((n) => n.role === "master");
     const replicas = s.nodes.filter((n) => n.role === "replica");
     const unreachable = s.nodes.some((n) => !n.reachable);
@@ -233,6 +234,12 @@ export function decide(policy: AutoscalePolicy, history: AutoscaleHistory, shape
     if (!inCandidates.length) {
         const parts = tracked.map((t) => `${t.label} ${fmt(latest[t.m])} (target ${t.target} %, scale-in below ${(t.target * SCALE_IN_RATIO).toFixed(1)} %)`);
         if (shardsLow && shape.shards <= policy.minShards) return none(`${parts.join(", ")}: low, but the cluster has minShards (${policy.minShards})`, "min-shards");
+        const lowNow = tracked.every((t) => latest[t.m] !== undefined && (latest[t.m] as number) < t.target * SCALE_IN_RATIO);
+        if (lowNow && shape.shards > policy.minShards) {
+            const since = [...history.samples].reverse().findIndex((s) => !tracked.every((t) => s[t.m] !== undefined && (s[t.m] as number) < t.target * SCALE_IN_RATIO));
+            const lowFor = since < 0 ? now - history.samples[0].at : now - history.samples[history.samples.length - since].at;
+            return none(`${parts.join(", ")}: low for ${sec(lowFor)} of the ${policy.scaleInWindowSeconds} s scale-in window`, "window");
+        }
         return none(`${parts.join(", ")}${rt !== undefined ? `, replica CPU ${fmt(rv)} (target ${rt} %)` : ""}: within target`);
     }
     const c = inCandidates[0];

@@ -40,7 +40,12 @@ export interface MetricsHookInput {
     /** The node's fixed private IP: the collector reaches Redis (and its master) by the address the cluster knows. */
     privateIp: string;
     paths?: Partial<BootstrapPaths>;
+    /** Tests move the hook's own files under a temporary root. @default METRICS_DIR and the agent package's ctl */
+    metricsDir?: string;
+    agentCtl?: string;
 }
+
+const AGENT_CTL = "/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl";
 
 /** The agent's configuration: the EMF listener, nothing else. */
 export function agentConfig(): string {
@@ -71,9 +76,9 @@ export function metricsUnits(input: MetricsHookInput): { service: string; timer:
         "[Service]",
         "Type=oneshot",
         // REDISCLI_AUTH, REDIS_SHARD and REDIS_PORT: written by the hook at every boot.
-        `EnvironmentFile=${METRICS_DIR}/env`,
+        `EnvironmentFile=${input.metricsDir ?? METRICS_DIR}/env`,
         ...env.map(([k, v]) => `Environment=${k}=${v}`),
-        `ExecStart=/usr/bin/node ${METRICS_DIR}/collector.cjs`,
+        `ExecStart=/usr/bin/node ${input.metricsDir ?? METRICS_DIR}/collector.cjs`,
         `StateDirectory=${METRICS_UNIT}`,
         // One run must end before the next tick.
         "TimeoutStartSec=50",
@@ -103,8 +108,8 @@ export function metricsHook(input: MetricsHookInput): { name: string; script: st
 # Metrics publisher for ${input.node.name}, by components/bootstrap/metricsHook.ts.
 set -euo pipefail
 umask 077
-dir=${METRICS_DIR}
-agent_ctl=/opt/aws/amazon-cloudwatch-agent/bin/amazon-cloudwatch-agent-ctl
+dir=${input.metricsDir ?? METRICS_DIR}
+agent_ctl=${input.agentCtl ?? AGENT_CTL}
 pkgs=()
 command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 [[ -x $agent_ctl ]] || pkgs+=(amazon-cloudwatch-agent)

@@ -9,7 +9,7 @@ import { hostname, userInfo } from "node:os";
 import { randomBytes } from "node:crypto";
 import Redis from "ioredis";
 import type { Topology } from "../../components/topology";
-import { RefusedError } from "../errors";
+import { RefusedError, StepError } from "../errors";
 import type { Output } from "../output";
 import { NodeKey, NodePool } from "./pool";
 
@@ -216,7 +216,9 @@ class LeaseStore {
             const c = new Redis(this.pool.clientOptions(node));
             c.on("error", () => undefined);
             try {
-                await c.connect();
+                await c.connect().catch((e: Error) => {
+                    throw new LeaseUnavailable(`cannot connect to ${node}: ${e.message}`);
+                });
                 await c.watch(LEASE_KEY);
                 const [cur, t] = await Promise.all([c.hgetall(LEASE_KEY), c.time()]);
                 const d = decide(cur, Number(t[0]) * 1000 + Math.floor(Number(t[1]) / 1000));
@@ -388,7 +390,10 @@ export async function acquireLease(pool: NodePool, seeds: NodeKey[], opts: Lease
             }
         }
     } catch (e) {
-        if (!(e instanceof LeaseUnavailable)) throw e;
+        if (e instanceof RefusedError) throw e;
+        if (!(e instanceof LeaseUnavailable)) {
+            throw new StepError({ op: opts.command, step: "take-lease", cause: e, state: "nothing changed", resume: `fix the cause named above, then rerun \`${opts.command}\`` });
+        }
         if ((opts.mode ?? "required") === "required") {
             throw new RefusedError(`${opts.command}: cannot take the cluster lease (${e.message}); nothing was changed. ` +
                 `The master serving the lease's slot must answer; to repair a cluster that is down use failover --force/--takeover, forget or replicate, which go on without it.`);
@@ -399,7 +404,6 @@ export async function acquireLease(pool: NodePool, seeds: NodeKey[], opts: Lease
     const record: LeaseRecord = { owner, command: opts.command, token, started: Number(reply[1]), expires: Number(reply[2]) };
     const lease = new Lease(store, record, opts);
     lease.startRenewing();
-    opts.out.event("lease", { command: opts.command, owner, expires: record.expires }, undefined);
     return lease;
 }
 

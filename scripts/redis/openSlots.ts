@@ -150,6 +150,23 @@ export async function fixOpenSlots(pool: NodePool, view: ClusterView, ctx: Comma
 
     // 2. count keys on the importing side
     const open2 = decisions.filter((d) => d.kind === "decide");
+    // An importing node keeps the slot's old owner whatever gossip says (cluster.c,
+    // clusterUpdateSlotsConfigWith). When that owner died and its replica took over, B
+    // still names the dead node, reports cluster_state:fail and answers the MIGRATE of a
+    // forward move with CLUSTERDOWN (issue 9, defect 5). Telling B the current owner
+    // (SETSLOT NODE <owner> on B, which keeps B importing and its keys where they are;
+    // B owns nothing here, so nothing is assigned away from it) brings B back first.
+    const stale = open2.filter((d) => view.slotMapOf(d.b.key)[d.slot] !== d.a.id);
+    await Promise.all(groupBy(stale, (d) => d.b.key).map(async (ds) => {
+        const c = await pool.get(ds[0].b.key);
+        const p = c.pipeline();
+        for (const d of ds) p.call("CLUSTER", "SETSLOT", String(d.slot), "NODE", d.a.id);
+        const r = (await p.exec())!;
+        r.forEach(([err], i) => {
+            if (err) refuse(ds[i].slot, `${ds[i].b.key} refused to learn that ${ds[i].a.key} owns it now: ${err.message}`);
+        });
+    }));
+    if (stale.length) ctx.out.info(`${stale.length} importing slot(s) named an owner that is gone; told the importing node(s) the current owner`);
     const keysOnB = new Map<number, number>();
     await Promise.all(groupBy(open2, (d) => d.b.key).map(async (ds) => {
         const c = await pool.get(ds[0].b.key);

@@ -18,7 +18,7 @@ after(async () => fx?.stop());
 
 const nodesOf = async () => Promise.all(fx.all.map(async (s) => ((await fx.client(s).call("CLUSTER", "NODES")) as string).split("\n").map((l) => l.split(" ").slice(0, 3).join(" ") + " " + l.split(" ").slice(8).join(" ")).sort().join("\n")));
 
-test("a second run refuses while a lease is held, naming the holder, and changes nothing", { timeout: 30_000 }, async () => {
+test("a second run refuses while a lease is held, naming the holder, and changes nothing", { timeout: 90_000 }, async () => {
     const pool = new NodePool();
     const cap = capturedOutput();
     const seeds = fx.shards.map((s) => s[0].key);
@@ -55,7 +55,7 @@ test("a second run refuses while a lease is held, naming the holder, and changes
     assert.equal(await readLease(p2, fx.shards.map((s) => s[0].key)).finally(() => p2.close()), undefined, "released");
 });
 
-test("two concurrent scale runs: the second refuses naming the first, which completes with every key", { timeout: 60_000 }, async () => {
+test("two concurrent scale runs: the second refuses naming the first, which completes with every key", { timeout: 90_000 }, async () => {
     const data = fx.clusterClient();
     const keys = await loadKeys(data, 20000, "c");
     const want = new Map(keys.map((k) => [k, `v-${k}`]));
@@ -116,6 +116,44 @@ test("without scripting (an ACL without @scripting) the lease works by WATCH/MUL
         await assert.rejects(acquireLease(pool, seeds, { command: "scale", out: cap.out }), /leased to roll/);
         await lease.release();
         assert.equal(await fx.clusterClient().exists(LEASE_KEY), 0, "released");
+    } finally {
+        await pool.close();
+    }
+});
+
+test("the lease survives a move of its own slot: renewed through ASK while MIGRATING and MOVED after", { timeout: 30_000 }, async () => {
+    const pool = new NodePool();
+    const cap = capturedOutput();
+    const seeds = fx.shards.map((s) => s[0].key);
+    try {
+        const lease = await acquireLease(pool, seeds, { command: "roll", out: cap.out });
+        const slot = String(await fx.client(fx.shards[0][0]).call("CLUSTER", "KEYSLOT", LEASE_KEY));
+        const masters = fx.shards.map((sh) => sh[0]);
+        const holders = await Promise.all(masters.map(async (s) => Number(await fx.client(s).call("CLUSTER", "COUNTKEYSINSLOT", slot))));
+        const a = masters[holders.indexOf(1)];
+        const b = masters.find((s) => s !== a)!;
+        const [A, B] = [fx.client(a), fx.client(b)];
+        const [aId, bId] = [(await A.call("CLUSTER", "MYID")) as string, (await B.call("CLUSTER", "MYID")) as string];
+        await B.call("CLUSTER", "SETSLOT", slot, "IMPORTING", aId);
+        await A.call("CLUSTER", "SETSLOT", slot, "MIGRATING", bId);
+        await A.call("MIGRATE", b.host, String(b.port), LEASE_KEY, "0", "5000");
+        const e1 = lease.record!.expires;
+        await new Promise((r) => setTimeout(r, 5));
+        await lease.renew(); // on A: the key is gone, the slot MIGRATING: ASK, then ASKING + the script on B
+        assert.ok(lease.record!.expires > e1, "renewed on the importing side");
+        const other = new NodePool();
+        await assert.rejects(acquireLease(other, seeds, { command: "scale", out: cap.out }).finally(() => other.close()), /leased to roll/, "another run still sees it");
+        await B.call("CLUSTER", "SETSLOT", slot, "NODE", bId);
+        await A.call("CLUSTER", "SETSLOT", slot, "NODE", bId);
+        const e2 = lease.record!.expires;
+        await new Promise((r) => setTimeout(r, 5));
+        await lease.renew(); // MOVED to B
+        assert.ok(lease.record!.expires > e2, "renewed on the new owner");
+        assert.equal(lease.lost, undefined);
+        assert.equal(Number(await B.call("CLUSTER", "COUNTKEYSINSLOT", slot)), 1);
+        await lease.release();
+        assert.equal(Number(await B.call("CLUSTER", "COUNTKEYSINSLOT", slot)), 0, "released on the new owner");
+        assert.doesNotMatch(cap.stderr(), /could not renew/);
     } finally {
         await pool.close();
     }

@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startCluster, ClusterFixture, runCli, spawnCli } from "../helpers/cluster";
@@ -25,7 +25,8 @@ import { renderPrometheus } from "../../scripts/plan/metricsFormat";
 import { run as metricsCommand } from "../../scripts/commands/metrics";
 import { run as statusCommand } from "../../scripts/commands/status";
 import { EmfDocument } from "../../scripts/plan/metricsFormat";
-import { bundleCollector } from "../../components/bootstrap/metricsHook";
+import { bundleCollector, COLLECTOR_KEY, metricsHook } from "../../components/bootstrap/metricsHook";
+import { pathsUnder } from "../helpers/bootstrapNode";
 import { emfRuleViolations, validateEmf } from "../helpers/emf";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
@@ -98,7 +99,7 @@ test("healthy: every state metric 1, replicas in sync, counters become deltas on
 });
 
 /** Runs the bundled node publisher once, as the node's timer does, with a TCP listener standing in for the agent's EMF socket. */
-async function runNodePublisher(bundle: string, env: Record<string, string>): Promise<{ code: number | null; stderr: string; lines: string[] }> {
+async function runNodePublisher(bundle: string, env: Record<string, string | undefined>): Promise<{ code: number | null; stderr: string; lines: string[] }> {
     const received: string[] = [];
     const agent = createServer((sock) => {
         let buf = "";
@@ -108,7 +109,7 @@ async function runNodePublisher(bundle: string, env: Record<string, string>): Pr
     await new Promise<void>((r) => agent.listen(0, "127.0.0.1", r));
     const port = (agent.address() as AddressInfo).port;
     try {
-        const child = spawn(process.execPath, [bundle], { env: { PATH: process.env.PATH ?? "", METRICS_AGENT: `tcp:127.0.0.1:${port}`, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+        const child = spawn(process.execPath, [bundle], { env: { PATH: process.env.PATH ?? "", ...env, METRICS_AGENT: `tcp:127.0.0.1:${port}` }, stdio: ["ignore", "ignore", "pipe"] });
         let stderr = "";
         child.stderr!.on("data", (d) => (stderr += d));
         const code = await new Promise<number | null>((r) => child.once("exit", r));
@@ -119,20 +120,82 @@ async function runNodePublisher(bundle: string, env: Record<string, string>): Pr
     }
 }
 
-test("the node publisher (the esbuild bundle the stack ships) sends valid EMF for its node; deltas from its state file on the second run", async () => {
-    const bundle = join(dir, "collector.cjs");
+/**
+ * Runs the metrics hook as the bootstrap would, under a temporary root: `aws` on PATH
+ * answers `s3 cp` of the bundle and `ssm get-parameter` from files (as the bootstrap
+ * test's fake does), `systemctl` and the agent's ctl record their calls; `node` is the
+ * real one, so nothing is installed. Returns where things went.
+ */
+function runHook(root: string, bundle: string, privateIp: string, port: number): { hook: string; units: string; calls: string[]; metricsDir: string } {
+    const bin = join(root, "bin");
+    const units = join(root, "etc/systemd/system");
+    const metricsDir = join(root, "opt/redis-cluster-metrics");
+    const calls = join(root, "calls.log");
+    for (const d of [bin, units]) mkdirSync(d, { recursive: true });
+    const fake = (name: string, body: string) => {
+        writeFileSync(join(bin, name), `#!/bin/bash\necho "${name} $*" >> ${calls}\n${body}\n`);
+        chmodSync(join(bin, name), 0o755);
+    };
+    fake("aws", [
+        // s3 cp … s3://<bucket>/<key> <dest>: only the bundle's key exists.
+        `if [[ $1 == s3 && $2 == cp && \${*: -2:1} == s3://bkt/${COLLECTOR_KEY} ]]; then exec cp ${bundle} "\${*: -1}"; fi`,
+        `if [[ $1 == ssm && $2 == get-parameter ]]; then echo ${fx.auth!.password}; exit 0; fi`,
+        "exit 1",
+    ].join("\n"));
+    fake("systemctl", "exit 0");
+    fake("dnf", "exit 1");
+    fake("agent-ctl", "exit 0");
+    const { script } = metricsHook({ config: { clusterName: "m", tls: false }, node: { name: "m-s0-r1" }, privateIp, paths: pathsUnder(root), metricsDir, agentCtl: join(bin, "agent-ctl") });
+    const hook = join(root, "60-metrics");
+    writeFileSync(hook, script);
+    chmodSync(hook, 0o755);
+    const r = spawnSync(hook, [], {
+        encoding: "utf8",
+        env: { PATH: `${bin}:${process.env.PATH}`, REDIS_SHARD: "0", REDIS_PORT: String(port), BACKUP_BUCKET: "bkt", AWS_REGION: "us-east-1" },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    return { hook, units, calls: readFileSync(calls, "utf8").trim().split("\n"), metricsDir };
+}
+
+/** The environment the collector unit gives its ExecStart: Environment= lines, then the EnvironmentFile. */
+function unitEnvironment(service: string): Record<string, string> {
+    const env: Record<string, string> = {};
+    for (const m of service.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)) env[m[1]] = m[2];
+    const file = /^EnvironmentFile=(.+)$/m.exec(service)![1];
+    for (const line of readFileSync(file, "utf8").trim().split("\n")) {
+        const i = line.indexOf("=");
+        env[line.slice(0, i)] = line.slice(i + 1);
+    }
+    return env;
+}
+
+test("the node side for real: the hook installs the stack's esbuild bundle and its timer; the unit's command sends valid EMF; deltas from its state file", async () => {
+    const root = mkdtempSync(join(dir, "node-"));
+    const bundle = join(dir, "bundle.cjs");
     writeFileSync(bundle, bundleCollector());
     const replica = fx.shards[0][1];
-    const env = {
-        REDIS_CLUSTER_NAME: "m", REDIS_NODE_NAME: "m-s0-r1", REDIS_SHARD: "0", REDIS_HOST: replica.host, REDIS_PORT: String(replica.port),
-        REDISCLI_AUTH: fx.auth!.password, REDIS_DATA_DIR: dir, METRICS_NAMESPACE: "RedisCluster", METRICS_LOG_GROUP: "/redis-cluster/m/nodes",
-        METRICS_STATE_FILE: join(dir, "state", "state.json"),
-    };
-    const first = await runNodePublisher(bundle, env);
+    const h = runHook(root, bundle, replica.host, replica.port);
+    assert.deepEqual(h.calls.filter((c) => !c.startsWith("aws ")), [
+        `agent-ctl -a fetch-config -m ec2 -s -c file:${h.metricsDir}/agent.json`,
+        "systemctl daemon-reload",
+        "systemctl enable -q --now redis-cluster-metrics.timer",
+    ]);
+    assert.equal(statSync(join(h.metricsDir, "env")).mode & 0o777, 0o600, "the password file is root-only");
+    const service = readFileSync(join(h.units, "redis-cluster-metrics.service"), "utf8");
+    assert.ok(existsSync(join(h.units, "redis-cluster-metrics.timer")));
+    const exec = /^ExecStart=\/usr\/bin\/node (.+)$/m.exec(service)![1];
+    assert.equal(readFileSync(exec, "utf8"), readFileSync(bundle, "utf8"));
+
+    // The unit's command with the unit's environment; only the agent's address and the state dir
+    // (systemd's StateDirectory=) are moved to the test's.
+    const env: Record<string, string> = { ...unitEnvironment(service), METRICS_STATE_FILE: join(root, "state", "state.json") };
+    assert.equal(env.REDIS_DATA_DIR, join(root, "var/lib/redis-cluster"));
+    mkdirSync(env.REDIS_DATA_DIR, { recursive: true });
+    const first = await runNodePublisher(exec, env);
     assert.equal(first.code, 0, first.stderr);
     assert.equal(first.lines.length, 1);
     await new Promise((r) => setTimeout(r, 200));
-    const second = await runNodePublisher(bundle, env);
+    const second = await runNodePublisher(exec, env);
     assert.equal(second.code, 0, second.stderr);
     const doc = JSON.parse(second.lines[0]) as EmfDocument;
     assert.deepEqual(validateEmf(doc), []);
@@ -216,6 +279,15 @@ test("the CLI: metrics --format prometheus prints the snapshot; status --watch e
     const snap = await runCli(["metrics", "--topology", fx.topologyFile, "--format", "prometheus"]);
     assert.equal(snap.code, 0, snap.stderr);
     assert.equal((snap.stdout.match(/^redis_cluster_state_ok\{.*\} 1$/gm) ?? []).length, 6);
+    const [json, emf] = await Promise.all([
+        runCli(["metrics", "--topology", fx.topologyFile, "--format", "json"]),
+        runCli(["metrics", "--topology", fx.topologyFile, "--format", "emf"]),
+    ]);
+    const doc = JSON.parse(json.stdout) as MetricsSnapshot;
+    assert.deepEqual(doc.nodes.map((n) => n.name).sort(), topology.nodes.map((n) => n.name).sort());
+    const docs = emf.stdout.trim().split("\n").map((l) => JSON.parse(l) as EmfDocument);
+    assert.equal(docs.length, 6);
+    for (const d of docs) assert.deepEqual([...validateEmf(d), ...emfRuleViolations(d)], []);
     const w = spawnCli(["status", "--topology", fx.topologyFile, "--watch", "1"]);
     let out = "";
     w.proc.stdout!.on("data", (d) => (out += d));

@@ -22,7 +22,7 @@ import type { Topology } from "../../components/topology";
 let fx: ClusterFixture | undefined;
 after(async () => fx?.stop());
 
-const KEYS = 30000;
+const KEYS = 20000;
 
 /** DBSIZE summed over the masters and over the replicas. */
 async function keySums(f: ClusterFixture): Promise<{ masters: number; replicas: number }> {

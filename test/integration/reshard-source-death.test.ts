@@ -49,8 +49,9 @@ test("one rerun recovers a move whose source master died and was replaced by its
 
     // Right after the kill: the failover has not happened yet. The rerun waits for it.
     const rerun = await runCli(["rebalance", "--topology", fx.topologyFile, "--take-over-lease"]);
-    t.diagnostic(rerun.stderr.split("\n").filter((l) => /open slot|waiting|settled|lease/.test(l)).join(" | "));
+    t.diagnostic(rerun.stderr.split("\n").filter((l) => /open slot|waiting|settled|lease|owner that is gone/.test(l)).join(" | "));
     assert.equal(rerun.code, 0, rerun.stderr);
+    assert.match(rerun.stderr, /importing slot\(s\) named an owner that is gone; told the importing node\(s\) the current owner/);
     const survivors = fx.all.filter((s) => s !== victim);
     for (const s of survivors) {
         const me: ReturnType<typeof parseClusterNodes>[number] = parseClusterNodes((await fx.client(s).call("CLUSTER", "NODES")) as string).find((n) => n.myself)!;

@@ -6,6 +6,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { agentConfig, metricsHook, metricsUnits, COLLECTOR_KEY } from "../../components/bootstrap/metricsHook";
 import { parseListen } from "../../scripts/commands/metrics";
 
@@ -31,6 +34,18 @@ test("the agent only listens for EMF; the unit runs the bundle every 60 s with t
     assert.match(service, /^Environment=METRICS_LOG_GROUP=\/redis-cluster\/c\/nodes$/m);
     assert.match(service, /^StateDirectory=redis-cluster-metrics$/m);
     assert.match(timer, /^OnUnitActiveSec=60$/m);
+    // systemd itself accepts both units (syntax, directives, the ExecStart binary).
+    if (spawnSync("sh", ["-c", "command -v systemd-analyze"]).status !== 0) throw new Error("systemd-analyze is missing: apt-get install systemd");
+    const dir = mkdtempSync(join(tmpdir(), "rct-units-"));
+    try {
+        writeFileSync(join(dir, "redis-cluster-metrics.service"), service);
+        writeFileSync(join(dir, "redis-cluster-metrics.timer"), timer);
+        const v = spawnSync("systemd-analyze", ["verify", join(dir, "redis-cluster-metrics.timer"), join(dir, "redis-cluster-metrics.service")], { encoding: "utf8" });
+        assert.equal(v.status, 0, v.stderr);
+        assert.equal(v.stderr.trim(), "", v.stderr);
+    } finally {
+        rmSync(dir, { recursive: true, force: true });
+    }
 });
 
 test("--serve addresses", () => {

@@ -39,11 +39,16 @@ export function logOutput(out: Output, prefix: string, json = false): Output {
     };
 }
 
+/**
+ * The AWS environment of the loop. The nodes come from the target options (--stack:
+ * the stack's outputs, read afresh each time, so the nodes `pulumi up` just created
+ * are seen), the policy and the declared shape from the workspace.
+ */
 export function stackEnv(opts: AutoscaleOptions, ctx: CommandContext, ws: StackWorkspace): AutoscaleEnv {
     const targetOpts = { ...opts, json: false, quiet: opts.quiet };
     return {
-        where: `stack ${opts.stack}`,
-        historyFile: resolve(opts.stateFile ?? join(resolve(__dirname, "..", ".."), ".autoscale", `${opts.stack}.json`)),
+        where: `stack ${ws.stack}`,
+        historyFile: resolve(opts.stateFile ?? join(resolve(__dirname, "..", ".."), ".autoscale", `${ws.stack}.json`)),
         async readConfig() {
             const config = await ws.readConfig();
             return { config, shape: { shards: config.shards, replicas: config.replicasPerShard } };

@@ -15,7 +15,6 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import { dirname } from "node:path";
 import type { Topology } from "../../components/topology";
 import { StackConfig } from "../../components/config";
-import { RefusedError } from "../errors";
 import { Output } from "../output";
 import {
     AutoscaleHistory, AutoscalePolicy, ClusterFacts, decide, Decision, parseHistory, recordSample, sampleFromSnapshot, Shape,
@@ -185,15 +184,14 @@ export async function autoscaleLoop(env: AutoscaleEnv, opts: AutoscaleRunOptions
     for (;;) {
         let interval = opts.intervalSeconds ?? 60;
         try {
-            const rec = await autoscaleRound(env, opts, out);
+            await autoscaleRound(env, opts, out);
             if (opts.once) return 0;
             interval = opts.intervalSeconds ?? (await env.readConfig()).config.autoscale.intervalSeconds;
-            void rec;
         } catch (e) {
             if (opts.once) throw e;
-            // A continuous run survives a bad round (a node down, pulumi up failed): the next one decides again.
+            // A continuous run survives a bad round (a node down, pulumi up failed, another run's lease):
+            // the action is in the history, so the cool-down holds the next rounds back.
             out.warn(`autoscale round failed: ${(e as Error).message}`);
-            if (e instanceof RefusedError && /nothing was changed/.test(e.message)) { /* e.g. another run's lease */ }
         }
         if (opts.signal?.aborted) return 0;
         await new Promise<void>((res) => {

@@ -8,6 +8,7 @@
  * value and what would be valid.
  */
 
+import { AutoscalePolicy, parseAutoscale } from "./autoscaleConfig";
 import { placementProblems } from "./plan/placement";
 import { isXenInstanceType } from "./plan/ami";
 
@@ -115,6 +116,8 @@ export interface StackConfig {
     alarmBackupMaxAgeHours: number;
     /** LastVerifiedRestoreAgeSeconds above this many days: no `backup verify` succeeded lately. @default 7 */
     backupVerifyMaxAgeDays: number;
+    /** Automatic scaling policy (components/autoscaleConfig.ts); off unless `enabled`. */
+    autoscale: AutoscalePolicy;
 }
 
 /** A raw value as found in pulumi.Config or in a stack YAML file. */
@@ -332,10 +335,18 @@ export function parseStackConfig(
     const alarmBackupMaxAgeHours = int("alarmBackupMaxAgeHours", 26, 1, 8760);
     const backupVerifyMaxAgeDays = int("backupVerifyMaxAgeDays", 7, 1, 365);
 
+    const autoscale = parseAutoscale(raw("autoscale"), { shards, replicasPerShard, minReplicasToWrite, ns: CONFIG_NAMESPACE }, problems);
+
     // Fixed node addresses must fit the subnets; only judged when the shape keys are valid on their own.
     const shapeKeys = ["shards", "replicasPerShard", "zones", "vpcCidr"].map(key);
     if (parsedVpc && !problems.some((p) => shapeKeys.some((k) => p.startsWith(`${k} `)))) {
         problems.push(...placementProblems({ shards, replicasPerShard, zones, vpcCidr }, CONFIG_NAMESPACE));
+        // The largest shape the autoscaler may reach must fit too, or its `pulumi up` would fail half-way.
+        if (autoscale.enabled && !problems.some((p) => p.startsWith(`${CONFIG_NAMESPACE}:autoscale.`))) {
+            for (const p of placementProblems({ shards: autoscale.maxShards, replicasPerShard: autoscale.maxReplicas, zones, vpcCidr }, CONFIG_NAMESPACE)) {
+                problems.push(`${CONFIG_NAMESPACE}:autoscale.maxShards/maxReplicas (${autoscale.maxShards}/${autoscale.maxReplicas}) do not fit: ${p}`);
+            }
+        }
     }
 
     if (problems.length > 0) throw new ConfigError(problems);
@@ -348,7 +359,7 @@ export function parseStackConfig(
         cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays,
         keyAdministratorArns,
         alarmMemoryWarningPercent, alarmMemoryCriticalPercent, alarmEngineCpuPercent, alarmReplicationLagSeconds,
-        alarmDataVolumePercent, alarmBackupMaxAgeHours, backupVerifyMaxAgeDays,
+        alarmDataVolumePercent, alarmBackupMaxAgeHours, backupVerifyMaxAgeDays, autoscale,
     };
 }
 
@@ -362,7 +373,7 @@ export const KNOWN_KEYS = [
     "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays",
     "keyAdministratorArns",
     "alarmMemoryWarningPercent", "alarmMemoryCriticalPercent", "alarmEngineCpuPercent", "alarmReplicationLagSeconds",
-    "alarmDataVolumePercent", "alarmBackupMaxAgeHours", "backupVerifyMaxAgeDays",
+    "alarmDataVolumePercent", "alarmBackupMaxAgeHours", "backupVerifyMaxAgeDays", "autoscale",
 ] as const;
 
 /**

@@ -23,6 +23,8 @@ export interface ReshardChaosOptions {
 
 interface Round {
     direction: "out" | "in";
+    /** The kill was aimed inside the slot moves. */
+    inMoves: boolean;
     killAfterMs: number;
     /** False when the run finished before the kill. */
     killed: boolean;
@@ -42,7 +44,7 @@ export async function reshardChaos(o: ReshardChaosOptions = {}): Promise<DrillRe
     const kills = o.kills ?? (o.quick ? 2 : 10);
     const keyCount = o.keys ?? (o.quick ? 5000 : 50000);
     // Small batches and one stream make a run long enough to kill in the middle of.
-    const scaleArgs = ["--yes", "--parallel", "1", "--batch", "50", "--quiet"];
+    const scaleArgs = ["--yes", "--parallel", "1", "--batch", "50"];
     const report = new Report("reshard-chaos", { shards: "3 <-> 4", replicasPerShard: 1, keys: keyCount, kills, killedRun: scaleArgs.join(" "), quick: !!o.quick }, log);
     log(`reshard-chaos: 3 shards x (1 + 1) <-> 4, ${keyCount} keys, ${kills} killed scale runs`);
     // A short node timeout in the quick run: joining new nodes waits on gossip that it paces.
@@ -55,20 +57,35 @@ export async function reshardChaos(o: ReshardChaosOptions = {}): Promise<DrillRe
         let shards: TestServer[][] = dc.shards.map((s) => [...s]);
         let spare = [...dc.spare];
         let lastRunMs = o.quick ? 1500 : 6000;
+        // How long the slot moves of a run took ("moved … in X s"), for kills aimed inside them.
+        let moveMs = o.quick ? 1500 : 4000;
         let killed = 0;
         for (let round = 0; killed < kills && round < kills * 3; round++) {
             const direction: Round["direction"] = shards.length === 3 ? "out" : "in";
             const target = direction === "out" ? [...shards, spare] : shards.slice(0, 3);
             dc.writeTopology(target);
-            const killAfterMs = Math.round(50 + Math.random() * lastRunMs * 0.9);
+            // Every other kill is aimed at the slot moves (a random moment after the run prints its move
+            // plan); the others at any moment from the start (joining, planning, the lease, the moves).
+            const inMoves = round % 2 === 1;
             const t0 = Date.now();
             const run = spawnCli(["scale", "--topology", dc.topologyFile, ...scaleArgs]);
-            const finished = await Promise.race([run.done.then(() => true), sleep(killAfterMs).then(() => false)]);
+            let killAfterMs = Math.round(50 + Math.random() * lastRunMs * 0.9);
+            let finished: boolean;
+            if (inMoves) {
+                const planned = await timeUntil(async () => run.proc.exitCode !== null || /move \d+ slot\(s\)/.test(run.stderrSoFar()), 120000, 10);
+                const delay = Math.round(Math.random() * moveMs * 0.9);
+                finished = run.proc.exitCode !== null || planned === undefined || await Promise.race([run.done.then(() => true), sleep(delay).then(() => false)]);
+                killAfterMs = Date.now() - t0;
+            } else {
+                finished = await Promise.race([run.done.then(() => true), sleep(killAfterMs).then(() => false)]);
+            }
             if (!finished) run.proc.kill("SIGKILL");
             const first = await run.done;
             const wasKilled = first.signal === "SIGKILL";
             if (wasKilled) killed++;
             else lastRunMs = Date.now() - t0;
+            const moved = /moved \d+ slot\(s\) and \d+ key\(s\) in ([\d.]+) s/.exec(first.stderr);
+            if (moved) moveMs = Number(moved[1]) * 1000;
             const members = target.flat();
             const openSlotsLeft = (await Promise.all(members.map((s) => openSlotsOf(dc.client(s)).catch(() => 0)))).reduce((a, b) => a + b, 0);
             const t1 = Date.now();
@@ -94,9 +111,9 @@ export async function reshardChaos(o: ReshardChaosOptions = {}): Promise<DrillRe
                 }
             }
             const status = await dc.cli("status");
-            const r: Round = { direction, killAfterMs, killed: wasKilled, openSlotsLeft, rerunExit: rerun.code, rerunMs, lost, checkProblems: check.problems.length + open, replicaMismatch, masterKeys, statusExit: status.code };
+            const r: Round = { direction, inMoves, killAfterMs, killed: wasKilled, openSlotsLeft, rerunExit: rerun.code, rerunMs, lost, checkProblems: check.problems.length + open, replicaMismatch, masterKeys, statusExit: status.code };
             rounds.push(r);
-            log(`  round ${round + 1}: scale ${direction} ${wasKilled ? `killed after ${killAfterMs} ms (${openSlotsLeft} MIGRATING/IMPORTING mark(s) left), rerun exit ${rerun.code} in ${rerunMs} ms` : `finished before the kill (exit ${first.code})`}; lost ${lost}, open ${open}, check problems ${check.problems.length}, master keys ${masterKeys}, status exit ${status.code}${replicaMismatch.length ? `, replicas behind: ${replicaMismatch.join("; ")}` : ""}`);
+            log(`  round ${round + 1}: scale ${direction} ${wasKilled ? `killed after ${killAfterMs} ms${inMoves ? " (aimed at the moves)" : ""} (${openSlotsLeft} MIGRATING/IMPORTING mark(s) left), rerun exit ${rerun.code} in ${rerunMs} ms` : `finished before the kill (exit ${first.code})`}; lost ${lost}, open ${open}, check problems ${check.problems.length}, master keys ${masterKeys}, status exit ${status.code}${replicaMismatch.length ? `, replicas behind: ${replicaMismatch.join("; ")}` : ""}`);
             if (rerun.code !== 0) log(`    rerun stderr: ${rerun.stderr.trim().split("\n").slice(-6).join("\n    ")}`);
             if (status.code !== 0) log(`    status: ${status.stdout.trim().split("\n").slice(-4).join(" | ")} ${status.stderr.trim().split("\n").slice(-3).join(" | ")}`);
             if (check.problems.length) log(`    redis-cli --cluster check: ${check.problems.slice(0, 5).join(" | ")}`);
@@ -115,6 +132,8 @@ export async function reshardChaos(o: ReshardChaosOptions = {}): Promise<DrillRe
         report.figure("scaleRunsKilled", killedRounds.length);
         report.figure("runsFinishedBeforeTheKill", rounds.length - killedRounds.length);
         report.figure("killedAfterMs", killedRounds.map((r) => r.killAfterMs));
+        report.figure("killsAimedAtTheMoves", killedRounds.filter((r) => r.inMoves).length);
+        report.figure("killsLeavingOpenSlots", killedRounds.filter((r) => r.openSlotsLeft > 0).length);
         // Summed over nodes: a slot being moved counts twice (MIGRATING on its source, IMPORTING on its target).
         report.figure("openSlotMarksLeftByKills", killedRounds.map((r) => r.openSlotsLeft));
         report.figure("rerunExitCodes", killedRounds.map((r) => r.rerunExit));

@@ -39,7 +39,7 @@ export interface BackupStore {
 export interface StoreOptions {
     /** S3-compatible endpoint (MinIO, s3rver, Ceph ...): path-style addressing, no KMS header. */
     s3Endpoint?: string;
-    /** KMS key for server-side encryption on AWS. @default the bucket's default encryption (aws:kms with the cluster key) */
+    /** KMS key (id or ARN) for server-side encryption. @default the bucket's default encryption (the stack sets aws:kms with the cluster key) */
     kmsKeyId?: string;
     /** @default AWS_REGION, AWS_DEFAULT_REGION, else us-east-1 */
     region?: string;
@@ -217,8 +217,9 @@ export class S3Store implements BackupStore {
     async write(key: string, body: Readable | Buffer | string): Promise<void> {
         const { Upload } = await import("@aws-sdk/lib-storage");
         const s3 = await this.client();
-        // On AWS, ask for KMS explicitly: a bucket whose default encryption was changed still gets KMS.
-        const sse = this.opts.s3Endpoint && !this.opts.kmsKeyId ? {} : { ServerSideEncryption: "aws:kms" as const, ...(this.opts.kmsKeyId ? { SSEKMSKeyId: this.opts.kmsKeyId } : {}) };
+        // Without a key id, the bucket's default encryption applies (the stack's: aws:kms with the cluster key);
+        // `aws:kms` alone would pick the account's aws/s3 key instead.
+        const sse = this.opts.kmsKeyId ? { ServerSideEncryption: "aws:kms" as const, SSEKMSKeyId: this.opts.kmsKeyId } : {};
         const upload = new Upload({
             client: s3,
             params: { Bucket: this.bucket, Key: this.fullKey(key), Body: body, ...sse },

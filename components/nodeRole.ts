@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { ssmPrefix } from "./bootstrap/contract";
-import { assumeRolePolicy, BACKUP_PREFIX, childName, METRICS_NAMESPACE, nodeLogGroupName, tags } from "./naming";
+import { backupS3Prefix } from "./bootstrap/backupHook";
+import { assumeRolePolicy, childName, METRICS_NAMESPACE, nodeLogGroupName, tags } from "./naming";
 
 export interface NodeRoleArgs {
     clusterName: string;
@@ -17,8 +18,9 @@ export interface NodeRoleArgs {
  * - read the cluster's own SSM parameters (and decrypt them with the cluster key);
  * - Session Manager (AmazonSSMManagedInstanceCore), instead of SSH;
  * - put metrics in the agent's and the cluster's CloudWatch namespaces, write the node log group;
- * - put, get and list backups under `backups/` in the cluster's bucket, never delete
- *   (versioning keeps what an overwrite replaced).
+ * - put, get and list backups under `backups/<clusterName>/` in the cluster's bucket (the
+ *   node backup script, backupHook.ts), never delete (versioning keeps what an overwrite
+ *   replaced); AbortMultipartUpload lets the aws CLI clean up a failed multipart upload.
  */
 export class NodeRole extends pulumi.ComponentResource {
     readonly role: aws.iam.Role;
@@ -62,13 +64,13 @@ export class NodeRole extends pulumi.ComponentResource {
                         Effect: "Allow",
                         Action: "s3:ListBucket",
                         Resource: args.backupBucketArn,
-                        Condition: { StringLike: { "s3:prefix": [`${BACKUP_PREFIX}*`] } },
+                        Condition: { StringLike: { "s3:prefix": [`${backupS3Prefix(args.clusterName)}*`] } },
                     },
                     {
                         Sid: "ReadWriteBackups",
                         Effect: "Allow",
-                        Action: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:AbortMultipartUpload"],
-                        Resource: pulumi.interpolate`${args.backupBucketArn}/${BACKUP_PREFIX}*`,
+                        Action: ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+                        Resource: pulumi.interpolate`${args.backupBucketArn}/${backupS3Prefix(args.clusterName)}*`,
                     },
                     {
                         Sid: "NodeLogs",

@@ -216,8 +216,11 @@ if (( done_count < shard_count )); then
   exit 0
 fi
 entries='' total_keys=0 total_bytes=0 created=''
+manifests=$(mktemp -d)
+trap 'cleanup; rm -rf "$manifests"' EXIT
+aws_ s3 cp --only-show-errors --recursive --exclude '*' --include 'shard-*.json' "$DEST/" "$manifests/" || die "cannot read the shard manifests in $DEST/ to write backup.json"
 for (( s = 0; s < shard_count; s++ )); do
-  m=$(aws_ s3 cp --only-show-errors "$DEST/shard-$s.json" -) || die "cannot read $DEST/shard-$s.json to write backup.json"
+  m=$(cat "$manifests/shard-$s.json" 2>/dev/null) || die "$DEST/shard-$s.json is missing: cannot write backup.json"
   k=$(sed -n 's/^  "keys": \([0-9]*\),$/\1/p' <<<"$m")
   b=$(sed -n 's/^  "bytes": \([0-9]*\),$/\1/p' <<<"$m")
   h=$(sed -n 's/^  "sha256": "\([0-9a-f]*\)",$/\1/p' <<<"$m")

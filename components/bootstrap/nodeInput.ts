@@ -7,6 +7,8 @@
 import type { StackConfig } from "../config";
 import type { NodePlan } from "../plan/placement";
 import type { UserDataInput } from "./contract";
+import { backupHook } from "./backupHook";
+import { ENGINE_FACTS } from "./engine";
 
 export interface DeployedValues {
     /** Availability zone name of plan.zoneIndex. */
@@ -15,6 +17,8 @@ export interface DeployedValues {
     dataVolumeId: string;
     region: string;
     backupBucket?: string;
+    /** KMS key the node's backup uploads are encrypted with (the cluster key). */
+    backupKmsKeyArn?: string;
     /** Hook scripts (backup timer, metrics publisher ...). @default [] */
     hooks?: UserDataInput["hooks"];
 }
@@ -28,6 +32,10 @@ export function userDataInputFor(config: StackConfig, plan: NodePlan, deployed: 
         dataVolumeId: deployed.dataVolumeId,
         region: deployed.region,
         backupBucket: deployed.backupBucket,
-        hooks: deployed.hooks ?? [],
+        // The backup hook always: with backupSchedule off it removes the timer and keeps on-demand backups.
+        hooks: [
+            backupHook({ schedule: config.backupSchedule, engineService: ENGINE_FACTS[config.engine].service, bucket: deployed.backupBucket ?? "", kmsKeyArn: deployed.backupKmsKeyArn }),
+            ...(deployed.hooks ?? []),
+        ],
     };
 }

@@ -1,5 +1,5 @@
 /**
- * The node backup script (components/bootstrap/backup.sh) as systemd runs it on every
+ * The node backup script (components/bootstrap/backup.sh, as the hook installs it) as systemd runs it on every
  * node at the slot, against a real 3-shard cluster (1 replica each), s3rver on loopback
  * and Debian's aws CLI with --endpoint-url.
  */
@@ -9,14 +9,15 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { backupScript } from "../../components/bootstrap/backupHook";
 import { ADMIN_PASSWORD, ClusterFixture, loadKeys, startCluster } from "../helpers/cluster";
 import { killServer, TestServer } from "../helpers/redisServers";
 import { AWS_CLI, S3Fixture, startS3 } from "../helpers/s3";
 import { openStore } from "../../scripts/backup/store";
 import { parseBackupManifest, parseShardManifest } from "../../scripts/backup/manifest";
 
-const SCRIPT = resolve(__dirname, "..", "..", "components", "bootstrap", "backup.sh");
+let SCRIPT: string;
 let fx: ClusterFixture;
 let s3: S3Fixture;
 let tmp: string;
@@ -24,6 +25,9 @@ let tmp: string;
 before(async () => {
     if (!existsSync(AWS_CLI)) throw new Error(`${AWS_CLI} is missing: apt-get install -y awscli`);
     tmp = mkdtempSync(join(tmpdir(), "rct-nodebackup-"));
+    // What the hook installs on a node: backup.sh without its comments.
+    SCRIPT = join(tmp, "redis-cluster-backup");
+    writeFileSync(SCRIPT, backupScript(), { mode: 0o700 });
     [fx, s3] = await Promise.all([startCluster({ masters: 3, replicasPerMaster: 1, acl: true, clusterName: "nb" }), startS3()]);
     await loadKeys(fx.clusterClient(), 3000);
 });

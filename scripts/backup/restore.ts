@@ -388,7 +388,8 @@ export async function restoreBackup(pool: NodePool, view: ClusterView, store: Ba
             for await (const r of readRdb(input, { source: `shard ${m.shard} (${where})`, maxValueBytes })) {
                 engine.check();
                 if (r.kind === "db" && r.index !== 0) throw new RdbUnsupportedError(`shard ${m.shard} (${where})`, r.offset, `database ${r.index}: a cluster has only database 0`);
-                if (r.kind === "function") functions.push(r.payload);
+                // Every master holds the cluster's libraries, so every shard's RDB has them: restore each once.
+                if (r.kind === "function" && !functions.some((f) => f.equals(r.payload))) functions.push(Buffer.from(r.payload));
                 if (r.kind === "end") {
                     c.emptySkipped = r.emptyKeysSkipped;
                     c.checksumOk = r.checksumOk !== false;

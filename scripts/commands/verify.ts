@@ -15,7 +15,7 @@ import { Writable } from "node:stream";
 import type { CommandContext, CommonOptions } from "../cli";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { createOutput, fmtDuration } from "../output";
-import { openPool, resolveTarget } from "../inventory";
+import { openPool, resolveTarget, StackOutputsReader } from "../inventory";
 import { readCluster } from "../redis/members";
 import { down, up } from "../local";
 import { loadBackup } from "../backup/catalog";
@@ -36,9 +36,9 @@ export interface VerifyOptions extends CommonOptions {
 
 const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 
-export async function run(opts: VerifyOptions, ctx: CommandContext): Promise<number> {
+export async function run(opts: VerifyOptions, ctx: CommandContext, deps: { readStackOutputs?: StackOutputsReader } = {}): Promise<number> {
     const t0 = Date.now();
-    const src = await sourceOf(opts);
+    const src = await sourceOf(opts, deps.readStackOutputs);
     let store;
     try {
         store = openStore(src.from, storeOptions(opts));

@@ -5,19 +5,17 @@
  */
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { backupScript } from "../../components/bootstrap/backupHook";
-import { ADMIN_PASSWORD, ClusterFixture, loadKeys, startCluster } from "../helpers/cluster";
+import { NodeRun, runNodeBackup } from "../helpers/nodeBackup";
+import { ClusterFixture, loadKeys, startCluster } from "../helpers/cluster";
 import { killServer, TestServer } from "../helpers/redisServers";
 import { AWS_CLI, S3Fixture, startS3 } from "../helpers/s3";
 import { openStore } from "../../scripts/backup/store";
 import { parseBackupManifest, parseShardManifest } from "../../scripts/backup/manifest";
 
-let SCRIPT: string;
 let fx: ClusterFixture;
 let s3: S3Fixture;
 let tmp: string;
@@ -25,9 +23,6 @@ let tmp: string;
 before(async () => {
     if (!existsSync(AWS_CLI)) throw new Error(`${AWS_CLI} is missing: apt-get install -y awscli`);
     tmp = mkdtempSync(join(tmpdir(), "rct-nodebackup-"));
-    // What the hook installs on a node: backup.sh without its comments.
-    SCRIPT = join(tmp, "redis-cluster-backup");
-    writeFileSync(SCRIPT, backupScript(), { mode: 0o700 });
     [fx, s3] = await Promise.all([startCluster({ masters: 3, replicasPerMaster: 1, acl: true, clusterName: "nb" }), startS3()]);
     await loadKeys(fx.clusterClient(), 3000);
 });
@@ -36,21 +31,8 @@ after(async () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
 });
 
-function runScript(s: TestServer, shard: number, replica: number, id: string, env: Record<string, string> = {}): Promise<{ code: number | null; log: string }> {
-    const proc = spawn("bash", [SCRIPT, "--id", id], {
-        stdio: ["ignore", "ignore", "pipe"],
-        env: {
-            PATH: process.env.PATH!, ...s3.env,
-            CLUSTER_NAME: fx.clusterName, NODE_NAME: `${fx.clusterName}-s${shard}-r${replica}`, SHARD: String(shard), PORT: String(s.port), TLS: "0",
-            CLI_BIN: "redis-cli", BACKUP_HOST: s.host, BACKUP_ROOT: `s3://${s3.bucket}/backups`, BACKUP_S3_ENDPOINT: s3.endpoint,
-            BACKUP_ADMIN_PASSWORD: ADMIN_PASSWORD, BACKUP_AWS: AWS_CLI, BACKUP_LOCK_FILE: join(tmp, `lock-${s.port}`),
-            BACKUP_RETRY_BASE_SEC: "0", BACKUP_ATTEMPTS: "2",
-            ...env,
-        },
-    });
-    let log = "";
-    proc.stderr!.on("data", (d) => (log += d));
-    return new Promise((r) => proc.on("exit", (code) => r({ code, log })));
+function runScript(s: TestServer, shard: number, replica: number, id: string, env: Record<string, string> = {}): Promise<NodeRun> {
+    return runNodeBackup(s, { clusterName: fx.clusterName, shard, replica }, s3, id, { BACKUP_LOCK_FILE: join(tmp, `lock-${s.port}`), ...env });
 }
 
 /** Every node runs the script for the same slot, as their timers do. */

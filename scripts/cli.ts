@@ -184,7 +184,7 @@ export function buildProgram(): Command {
         .option("--replace", "overwrite keys that exist (default: report them and keep them)")
         .option("--yes", "restore into a cluster that holds keys without asking")
         .addOption(new Option("--memory-mb <n>", "most RDB and in-flight RESTORE bytes held in memory at once").argParser(intArg("--memory-mb")).default(256))
-        .addOption(new Option("--pipeline <n>", "RESTOREs in flight per master").argParser(intArg("--pipeline")).default(512))
+        .addOption(new Option("--pipeline <n>", "RESTOREs in flight per master").argParser(intArg("--pipeline")).default(4096))
         .action(action(() => Promise.resolve(require("./commands/restore") as typeof import("./commands/restore"))));
 
     return program;

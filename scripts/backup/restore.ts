@@ -23,6 +23,7 @@ import { ClusterView, parseInfo } from "../redis/clusterView";
 import { slotOwners } from "../redis/clusterNodes";
 import { keySlot } from "../redis/keySlot";
 import { NodeKey, NodePool } from "../redis/pool";
+import { Arg, RespPipe } from "../redis/respPipe";
 import { LoadedBackup } from "./catalog";
 import { backupPaths, ShardManifest } from "./manifest";
 import { BackupStore } from "./store";
@@ -152,7 +153,7 @@ export class RestoreEngine {
     }
 
     get batch(): number {
-        return this.opts.batch ?? 256;
+        return this.opts.batch ?? 1024;
     }
 
     get maxInFlight(): number {
@@ -163,8 +164,22 @@ export class RestoreEngine {
         return this.opts.replace;
     }
 
-    get client() {
-        return this.pool;
+    private pipes = new Map<NodeKey, Promise<RespPipe>>();
+
+    /** The bulk connection to a node (RESTORE batches), opened on first use. */
+    pipe(key: NodeKey): Promise<RespPipe> {
+        let p = this.pipes.get(key);
+        if (!p) {
+            p = RespPipe.open(key, this.pool.clientOptions(key));
+            p.catch(() => this.pipes.delete(key));
+            this.pipes.set(key, p);
+        }
+        return p;
+    }
+
+    async close(): Promise<void> {
+        for (const p of this.pipes.values()) (await p.catch(() => undefined))?.close();
+        this.pipes.clear();
     }
 
     async send(item: Item): Promise<void> {
@@ -268,22 +283,21 @@ class Lane {
     }
 
     private async exec(items: Item[]): Promise<void> {
-        const c = await this.engine.client.get(this.node);
-        const p = c.pipeline();
+        const cmds: Arg[][] = [];
         for (const it of items) {
-            if (it.asking) p.call("ASKING");
-            p.call("RESTORE", it.key, String(it.expireAt), it.payload, "ABSTTL", ...(this.engine.replace ? ["REPLACE"] : []));
+            if (it.asking) cmds.push(["ASKING"]);
+            cmds.push(this.engine.replace ? ["RESTORE", it.key, String(it.expireAt), it.payload, "ABSTTL", "REPLACE"] : ["RESTORE", it.key, String(it.expireAt), it.payload, "ABSTTL"]);
         }
-        let res;
+        let res: (Error | null)[];
         try {
-            res = (await p.exec())!;
+            res = await (await this.engine.pipe(this.node)).send(cmds);
         } catch (e) {
             throw new StepError({ op: "restore", step: "restore-keys", node: this.node, cause: e, state: "keys sent before this batch are restored", resume: "run `restore` again with --replace" });
         }
         let i = 0;
         for (const it of items) {
             if (it.asking) i++;
-            const [err] = res[i++];
+            const err = res[i++];
             const wasAsking = it.asking;
             it.asking = undefined;
             if (!err) {
@@ -442,6 +456,7 @@ export async function restoreBackup(pool: NodePool, view: ClusterView, store: Ba
         throw e;
     } finally {
         clearInterval(ticker);
+        await engine.close();
     }
 
     let fnRestored = 0;

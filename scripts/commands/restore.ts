@@ -15,6 +15,9 @@ import { ownerKeys, restoreBackup, RestoreResult } from "../backup/restore";
 import { storeOptions } from "./backup";
 import { ask } from "./flushall";
 
+/** RESTOREs per write to a master (one buffer, one syscall). */
+const RESTORE_BATCH = 1024;
+
 export interface RestoreCommandOptions extends CommonOptions {
     from: string;
     cluster?: string;
@@ -77,7 +80,8 @@ export async function run(opts: RestoreCommandOptions, ctx: CommandContext): Pro
         const r = await restoreBackup(pool, view, store, loaded, {
             replace: !!opts.replace,
             memoryBytes: (opts.memoryMb ?? 256) * 1024 * 1024,
-            batchesInFlight: Math.max(1, Math.ceil((opts.pipeline ?? 512) / 256)),
+            batch: RESTORE_BATCH,
+            batchesInFlight: Math.max(1, Math.ceil((opts.pipeline ?? 4096) / RESTORE_BATCH)),
             out: ctx.out,
             signal: ctx.signal,
         });

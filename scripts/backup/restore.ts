@@ -453,7 +453,8 @@ export async function restoreBackup(pool: NodePool, view: ClusterView, store: Ba
     } catch (e) {
         engine.fail(e as Error);
         await engine.drain().catch(() => undefined);
-        throw e;
+        if (e instanceof StepError || e instanceof RefusedError) throw e;
+        throw new StepError({ op: "restore", step: "restore-keys", cause: e, state: "the keys sent so far are restored", resume: "fix the cause, then run `restore` again with --replace" });
     } finally {
         clearInterval(ticker);
         await engine.close();

@@ -9,6 +9,7 @@ import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import { StepError } from "../errors";
 import { BackupRoot, parseBackupRoot } from "./manifest";
 
 export interface StoredObject {
@@ -146,6 +147,14 @@ export class DirectoryStore implements BackupStore {
     }
 }
 
+/** An S3 failure as an error for people: what, where, and what to check. */
+function s3Error(op: string, where: string, e: unknown): StepError {
+    return new StepError({
+        op: "s3", step: op, node: where, cause: e,
+        resume: "check the AWS credentials (AWS_PROFILE, AWS_REGION), the bucket and prefix, and --s3-endpoint for an S3-compatible store; then run the command again",
+    });
+}
+
 export class S3Store implements BackupStore {
     private clientP?: Promise<import("@aws-sdk/client-s3").S3Client>;
     constructor(readonly bucket: string, readonly prefix: string, readonly opts: StoreOptions = {}) {}
@@ -179,7 +188,12 @@ export class S3Store implements BackupStore {
         const out: StoredObject[] = [];
         let token: string | undefined;
         do {
-            const r = await s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: full, ContinuationToken: token }));
+            let r;
+            try {
+                r = await s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: full, ContinuationToken: token }));
+            } catch (e) {
+                throw s3Error("list", `s3://${this.bucket}/${full}`, e);
+            }
             for (const o of r.Contents ?? []) {
                 const rel = this.prefix ? o.Key!.slice(this.prefix.length + 1) : o.Key!;
                 out.push({ key: rel, size: o.Size ?? 0 });
@@ -197,7 +211,7 @@ export class S3Store implements BackupStore {
             return r.Body as Readable;
         } catch (e) {
             if ((e as { name?: string }).name === "NoSuchKey") throw new NotFoundError(this.where(key));
-            throw new Error(`${this.where(key)}: ${(e as Error).message}`);
+            throw s3Error("get", this.where(key), e);
         }
     }
 
@@ -231,7 +245,7 @@ export class S3Store implements BackupStore {
         try {
             await upload.done();
         } catch (e) {
-            throw new Error(`upload to ${this.where(key)} failed: ${(e as Error).message}`);
+            throw s3Error("upload", this.where(key), new Error(`upload to ${this.where(key)} failed: ${(e as Error).message}`));
         }
     }
 
@@ -244,7 +258,7 @@ export class S3Store implements BackupStore {
         } catch (e) {
             const name = (e as { name?: string }).name;
             if (name === "NotFound" || name === "NoSuchKey") return undefined;
-            throw new Error(`${this.where(key)}: ${(e as Error).message}`);
+            throw s3Error("head", this.where(key), e);
         }
     }
 }

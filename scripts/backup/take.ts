@@ -116,6 +116,19 @@ export async function takeBackup(pool: NodePool, view: ClusterView, topology: To
         const step = (name: string, cause: unknown, node: string): never => {
             throw new StepError({ op: "backup", step: name, node, cause, state: `no manifest for shard ${s.shard} in ${store.location}/${paths.dir} (the backup is incomplete)`, resume: "run `backup` again (a new backup id)" });
         };
+        try {
+            return await backUpShard(s, step);
+        } catch (e) {
+            if (e instanceof StepError || e instanceof UsageError) throw e;
+            return step("backup-shard", e, names.get(s.masterKey) ?? s.masterKey);
+        }
+    }));
+    const backup = buildBackupManifest(manifests, shards.length, new Date());
+    await store.write(paths.backup, JSON.stringify(backup, null, 2) + "\n");
+    opts.out.info(`backup ${opts.backupId}: ${shards.length} shards, ${backup.totalKeys} keys, ${fmtBytes(backup.totalBytes)} in ${fmtDuration(Date.now() - t0)}`);
+    return backup;
+
+    async function backUpShard(s: ShardSource, step: (name: string, cause: unknown, node: string) => never): Promise<ShardManifest> {
         const choice = chooseBackupNode(s.masterKey, String(await pool.call(s.masterKey, "INFO", "replication")), opts.maxLagSec ?? 10);
         const node = choice.key;
         const nodeName = names.get(node) ?? node;
@@ -173,9 +186,5 @@ export async function takeBackup(pool: NodePool, view: ClusterView, topology: To
         } finally {
             await fh.close();
         }
-    }));
-    const backup = buildBackupManifest(manifests, shards.length, new Date());
-    await store.write(paths.backup, JSON.stringify(backup, null, 2) + "\n");
-    opts.out.info(`backup ${opts.backupId}: ${shards.length} shards, ${backup.totalKeys} keys, ${fmtBytes(backup.totalBytes)} in ${fmtDuration(Date.now() - t0)}`);
-    return backup;
+    }
 }

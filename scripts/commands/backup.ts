@@ -109,6 +109,8 @@ async function viaNodes(opts: BackupOptions, ctx: CommandContext, deps: BackupDe
             const line = r.output.trim().split("\n").filter((l) => /backing up|nothing to do|done|ERROR/.test(l)).pop() ?? r.status;
             ctx.out.event("node-done", { node: r.name, ok: r.ok, status: r.status }, `[${done}/${nodes.length}] ${r.name}: ${r.ok ? "" : `${r.status}: `}${line.replace(/^.*redis-backup\[[^\]]*\]: /, "")}`);
         },
+    }).catch((e) => {
+        throw new StepError({ op: "backup", step: "ssm-send-command", cause: e, state: "no node was asked to back up, or some were and keep going on their own", resume: "check the AWS credentials and region (--region) and that the nodes are SSM-managed, then run `backup` again" });
     });
     const failed = results.filter((r) => !r.ok);
     const paths = backupPaths(clusterName, backupId);

@@ -4,6 +4,8 @@
  *
  *   npm run bench:restore -- [--keys 1000000] [--value-bytes 64] [--skip-redis-cli]
  *
+ * BENCH_CPU_PROF=DIR writes a V8 CPU profile of our restore to DIR.
+ *
  * A 3-master cluster (no replicas) gets the keys (pipelined SETs to each slot's owner) and
  * is backed up with `npm run cluster -- backup --topology … --to DIR` (timed; the size is
  * the backup's). Then:
@@ -93,11 +95,11 @@ async function main(): Promise<void> {
         const cli = join(ROOT, "scripts/cli.ts");
         const b = await run(process.execPath, ["--import", "tsx", cli, "backup", "--topology", src.topologyFile, "--to", store, "--json", "-q"]);
         if (b.code !== 0) throw new Error(`backup failed:\n${b.out}`);
-        const lines = b.out.split("\n");
-        const backup = JSON.parse(lines.slice(lines.lastIndexOf("{")).join("\n"));
+        const backup = JSON.parse(b.out.trim().split("\n").filter((l) => l.startsWith("{")).pop()!);
         console.error(`backup: ${(b.ms / 1000).toFixed(2)} s, ${backup.totalBytes} bytes in ${backup.shards} RDB files`);
 
-        const ours = await run(process.execPath, ["--import", "tsx", cli, "restore", "--from", store, "--topology", dst.topologyFile, "-q"]);
+        const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+        const ours = await run(process.execPath, [...prof, "--import", "tsx", cli, "restore", "--from", store, "--topology", dst.topologyFile, "-q"]);
         if (ours.code !== 0) throw new Error(`restore failed:\n${ours.out}`);
         const oursKeys = await dbsize(dst);
         console.error(`ours: ${(ours.ms / 1000).toFixed(2)} s, ${oursKeys} keys on the target, peak RSS ${(ours.peakRssKiB / 1024).toFixed(0)} MiB`);

@@ -117,6 +117,18 @@ if [[ $chosen != "$my_addr" ]]; then
   exit 0
 fi
 log "backing up shard $SHARD as $role $my_addr to $DEST/shard-$SHARD.rdb"
+# A replica first catches up with what its master had when the backup started (lag up to
+# BACKUP_MAX_LAG_SEC is "in sync" but can be seconds of writes).
+if [[ $role == replica ]]; then
+  want=$(field master_repl_offset "$repl")
+  catchup_end=$(( $(date +%s) + MAX_LAG + 5 ))
+  while :; do
+    mine=$(rc "$HOST" "$PORT" INFO replication) || die "INFO replication failed"
+    (( $(field slave_repl_offset "$mine") >= want )) && break
+    if (( $(date +%s) >= catchup_end )); then log "WARNING: replica at offset $(field slave_repl_offset "$mine"), master was at $want: backing up what it has"; break; fi
+    sleep 0.1
+  done
+fi
 
 # --- BGSAVE, and make sure the dump we upload is the one it wrote
 started_at=$(now_iso)

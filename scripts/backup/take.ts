@@ -129,8 +129,16 @@ export async function takeBackup(pool: NodePool, view: ClusterView, topology: To
     return backup;
 
     async function backUpShard(s: ShardSource, step: (name: string, cause: unknown, node: string) => never): Promise<ShardManifest> {
-        const choice = chooseBackupNode(s.masterKey, String(await pool.call(s.masterKey, "INFO", "replication")), opts.maxLagSec ?? 10);
+        const masterRepl = String(await pool.call(s.masterKey, "INFO", "replication"));
+        const choice = chooseBackupNode(s.masterKey, masterRepl, opts.maxLagSec ?? 10);
         const node = choice.key;
+        if (choice.role === "replica") {
+            // "In sync" allows seconds of lag: catch up with what the master had when the backup started.
+            const want = Number(parseInfo(masterRepl).master_repl_offset);
+            await waitUntil(async () => Number(parseInfo(String(await pool.call(node, "INFO", "replication"))).slave_repl_offset) >= want,
+                { timeoutMs: ((opts.maxLagSec ?? 10) + 5) * 1000, what: `${node} to catch up with its master`, signal: opts.signal })
+                .catch((e) => opts.out.warn(`shard ${s.shard}: ${(e as Error).message}; backing up what it has`));
+        }
         const nodeName = names.get(node) ?? node;
         opts.out.event("shard-start", { shard: s.shard, node: nodeName, role: choice.role }, `shard ${s.shard}: ${nodeName} (${choice.role}: ${choice.reason})`);
         const startedAt = new Date().toISOString();

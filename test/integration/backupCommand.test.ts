@@ -27,10 +27,9 @@ function io(json = false) {
     return { ...c, ctx: { out: c.out, signal: new AbortController().signal } };
 }
 
-/** The result document of a --json run: after the NDJSON events, the last multi-line object. */
+/** The result document of a --json run: the last line, after the NDJSON progress events. */
 function resultDoc(stdout: string): any {
-    const lines = stdout.split("\n");
-    return JSON.parse(lines.slice(lines.lastIndexOf("{")).join("\n"));
+    return JSON.parse(stdout.trim().split("\n").pop()!);
 }
 
 before(async () => {

@@ -24,10 +24,9 @@ let expected: Map<string, Want>;
 const BIG_STRING = 50 * 1024 * 1024;
 const BIG_HASH = 200_000;
 
-/** The result document of a --json run: after the NDJSON progress events, the last multi-line object. */
+/** The result document of a --json run: the last line, after the NDJSON progress events. */
 function resultDoc(stdout: string): any {
-    const lines = stdout.split("\n");
-    return JSON.parse(lines.slice(lines.lastIndexOf("{")).join("\n"));
+    return JSON.parse(stdout.trim().split("\n").pop()!);
 }
 
 async function masters(fx: ClusterFixture) {

@@ -47,7 +47,11 @@ test("backups: the node role may put, get and list only under backups/<clusterNa
     assert.match(bucketArn, /^arn:aws:s3:::/);
     const cluster = r.outputs.topology.clusterName;
     const s3 = policy.Statement.filter((s: any) => [s.Action].flat().some((a: string) => a.startsWith("s3:")));
-    assert.deepEqual(s3.map((s: any) => s.Sid).sort(), ["ListBackups", "ReadWriteBackups"]);
+    assert.deepEqual(s3.map((s: any) => s.Sid).sort(), ["ListBackups", "ReadMetricsCollector", "ReadWriteBackups"]);
+    // The only other S3 permission: reading the metrics collector bundle, one object, outside backups/.
+    const collector = s3.find((s: any) => s.Sid === "ReadMetricsCollector");
+    assert.equal(collector.Action, "s3:GetObject");
+    assert.match(collector.Resource, new RegExp(`^${bucketArn.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}/tools/[^*]+$`));
     const rw = s3.find((s: any) => s.Sid === "ReadWriteBackups");
     assert.deepEqual([rw.Action].flat().sort(), ["s3:AbortMultipartUpload", "s3:GetObject", "s3:PutObject"]);
     assert.equal(rw.Resource, `${bucketArn}/backups/${cluster}/*`);

@@ -24,6 +24,7 @@ import { slotOwners } from "../redis/clusterNodes";
 import { keySlot } from "../redis/keySlot";
 import { NodeKey, NodePool } from "../redis/pool";
 import { Arg, RespPipe } from "../redis/respPipe";
+import { LEASE_KEY } from "../redis/lease";
 import { LoadedBackup } from "./catalog";
 import { backupPaths, ShardManifest } from "./manifest";
 import { BackupStore } from "./store";
@@ -52,6 +53,8 @@ export interface ShardCounts {
     conflicts: number;
     /** of the restored, how many were rebuilt element by element */
     elementWise: number;
+    /** the tool's own lease key (a backup taken while a command ran holds it): never restored */
+    toolKeys: number;
     /** keys sent with an expiry (they may lapse on the target before anyone counts them) */
     withTtl: number;
     /** empty collections the reader dropped, as Redis does on load */
@@ -112,6 +115,8 @@ interface Item {
     asking?: NodeKey;
     tries: number;
 }
+
+const LEASE_KEY_BYTES = Buffer.from(LEASE_KEY);
 
 /** A plain copy: read once per key, and a module namespace getter per lookup shows in profiles. */
 const MIN_VERSION: Record<number, number> = { ...RDB_TYPE_MIN_VERSION };
@@ -369,7 +374,7 @@ export async function restoreBackup(pool: NodePool, view: ClusterView, store: Ba
     const memory = opts.memoryBytes ?? 256 * 1024 * 1024;
     const paths = backupPaths(loaded.backup.clusterName, loaded.backup.backupId);
     const totalBytes = loaded.shards.reduce((a, s) => a + s.bytes, 0);
-    const counts: ShardCounts[] = loaded.shards.map((m) => ({ shard: m.shard, keysExpected: m.keys, keysRead: 0, restored: 0, expired: 0, conflicts: 0, elementWise: 0, withTtl: 0, emptySkipped: 0, bytes: 0, checksumOk: false }));
+    const counts: ShardCounts[] = loaded.shards.map((m) => ({ shard: m.shard, keysExpected: m.keys, keysRead: 0, restored: 0, expired: 0, conflicts: 0, elementWise: 0, toolKeys: 0, withTtl: 0, emptySkipped: 0, bytes: 0, checksumOk: false }));
     const functions: Buffer[] = [];
     // Fewer readers than shards when memory is small: each holds up to maxValueBytes.
     const readers = Math.max(1, Math.min(loaded.shards.length, 4));
@@ -414,6 +419,12 @@ export async function restoreBackup(pool: NodePool, view: ClusterView, store: Ba
                 }
                 if (r.kind !== "key") continue;
                 c.keysRead++;
+                // Another run's lease in the source would block every command on the target until it expired.
+                if (r.key.equals(LEASE_KEY_BYTES)) {
+                    c.toolKeys++;
+                    if (r.elements) for await (const _ of r.elements()) { /* skipped */ }
+                    continue;
+                }
                 if (r.expireAtMs !== null && r.expireAtMs <= now()) {
                     c.expired++;
                     if (r.elements) for await (const _ of r.elements()) { /* skipped */ }
@@ -482,7 +493,7 @@ export async function restoreBackup(pool: NodePool, view: ClusterView, store: Ba
     const problems: string[] = [];
     for (const c of counts) {
         if (c.keysRead + c.emptySkipped !== c.keysExpected) problems.push(`shard ${c.shard}: read ${c.keysRead} keys, the manifest says ${c.keysExpected}`);
-        if (c.restored + c.expired + c.conflicts !== c.keysRead) problems.push(`shard ${c.shard}: ${c.keysRead} read but ${c.restored} restored + ${c.expired} expired + ${c.conflicts} kept`);
+        if (c.restored + c.expired + c.conflicts + c.toolKeys !== c.keysRead) problems.push(`shard ${c.shard}: ${c.keysRead} read but ${c.restored} restored + ${c.expired} expired + ${c.conflicts} kept + ${c.toolKeys} lease`);
     }
     return { shards: counts, functions: fnRestored, conflictSamples: engine.conflictSamples, durationMs: Date.now() - t0, ok: problems.length === 0, problems };
 }

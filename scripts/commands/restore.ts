@@ -54,7 +54,8 @@ export async function run(opts: RestoreCommandOptions, ctx: CommandContext): Pro
     } catch (e) {
         throw new UsageError(`--from: ${(e as Error).message}`);
     }
-    const { target, pool, view } = await openSession(opts, ctx, "restore");
+    const session = await openSession(opts, ctx, "restore");
+    const { target, pool, view } = session;
     try {
         const name = target.topology.clusterName;
         let cluster = opts.cluster;
@@ -69,7 +70,8 @@ export async function run(opts: RestoreCommandOptions, ctx: CommandContext): Pro
         const lost = view.unreachable().filter((v) => masters.includes(v.key));
         if (lost.length) throw new RefusedError(`restore: master(s) ${lost.map((v) => v.key).join(", ")} cannot be reached; nothing was restored`);
         const sizes = await Promise.all(masters.map(async (k) => Number(await pool.call(k, "DBSIZE"))));
-        const existing = sizes.reduce((a, b) => a + b, 0);
+        // This run's own lease (docs/lease.md) is a key too: not the user's data.
+        const existing = sizes.reduce((a, b) => a + b, 0) - (session.lease ? 1 : 0);
         if (existing > 0 && !opts.yes) {
             const typed = await ask(`Cluster "${name}" (${target.source}) holds ${existing} key(s). Restoring ${label} ${opts.replace ? "OVERWRITES keys of the same name" : "keeps keys that exist (--replace to overwrite)"}.\nType the cluster name to go on: `);
             if (typed === undefined) throw new RefusedError(`restore refused: "${name}" holds ${existing} key(s); confirm with --yes (no terminal to ask on); nothing was restored`);
@@ -83,7 +85,8 @@ export async function run(opts: RestoreCommandOptions, ctx: CommandContext): Pro
             batch: RESTORE_BATCH,
             batchesInFlight: Math.max(1, Math.ceil((opts.pipeline ?? 4096) / RESTORE_BATCH)),
             out: ctx.out,
-            signal: ctx.signal,
+            // Ctrl-C, or another run took the lease over: stop at the next batch.
+            signal: session.signal,
         });
         ctx.out.result({ backupId: loaded.backup.backupId, cluster, target: name, ...r }, renderRestore(r, label));
         return r.ok ? 0 : 1;

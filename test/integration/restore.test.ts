@@ -191,7 +191,11 @@ test("restore: killed mid-way, rerun with --replace, ends with every key", async
     await run.done;
     const partial = (await Promise.all((await masters(three)).map((m) => m.dbsize()))).reduce((a, b) => a + b, 0);
     assert.ok(partial < expected.size, `killed after ${partial} of ${expected.size} keys`);
-    const again = await spawnCli(["restore", "--from", store, "--topology", three.topologyFile, "--replace", "--yes", "-q"]).done;
+    // The killed run's lease stays behind (docs/lease.md): the rerun takes it over, as the refusal says.
+    const refused = await spawnCli(["restore", "--from", store, "--topology", three.topologyFile, "--replace", "--yes", "-q"]).done;
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /no longer runs .*--take-over-lease/s);
+    const again = await spawnCli(["restore", "--from", store, "--topology", three.topologyFile, "--replace", "--yes", "--take-over-lease", "-q"]).done;
     assert.equal(again.code, 0, again.stderr);
     await assertRestored(three);
     void c;

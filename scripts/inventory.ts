@@ -157,7 +157,9 @@ export async function resolveTarget(
 
     let tls: TlsSettings | undefined;
     if (topology.tls) {
-        const ca = opts.tlsCa ?? (stateDir && existsSync(join(stateDir, "ca.pem")) ? join(stateDir, "ca.pem") : undefined);
+        // Local mode keeps its CA in <state>/tls/ca.crt (scripts/local/tls.ts).
+        const localCa = stateDir ? [join(stateDir, "tls", "ca.crt"), join(stateDir, "ca.pem")].find((p) => existsSync(p)) : undefined;
+        const ca = opts.tlsCa ?? localCa;
         tls = { caFile: ca, caPem: ca ? undefined : stackCaPem };
     }
     const natMap = opts.natMap ? parseNatMap(opts.natMap) : undefined;

@@ -49,13 +49,14 @@ import { exitCodeFor, isExpected, RefusedError, UsageError, StepError } from "./
 import { run as runScale } from "./commands/scale";
 import { ClusterView } from "./redis/clusterView";
 import { createOutput, fmtDuration, Output } from "./output";
-import { NodePool } from "./redis/pool";
+import { NodePool, TlsSettings } from "./redis/pool";
 import { formCluster } from "./redis/form";
 import { waitUntil } from "./redis/clusterView";
 import { collectStatus, evaluateStatus } from "./redis/healthReport";
 import { renderStatus } from "./commands/status";
 import { keyOf } from "./plan/topology";
 import { findServer, ServerBinary, which } from "./redis/serverBinary";
+import { clusterTlsFiles, ensureLocalTls, nodeTlsFiles } from "./local/tls";
 
 export const REPO_ROOT = resolve(__dirname, "..");
 /**
@@ -122,6 +123,11 @@ interface LocalCredentials {
 export function stackDir(opts: Pick<LocalOptions, "stack" | "stateDir">): string {
     if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(opts.stack)) throw new UsageError(`--stack must be a stack name such as dev (letters, digits, . _ -), got ${JSON.stringify(opts.stack)}`);
     return resolve(opts.stateDir ?? join(REPO_ROOT, ".local"), opts.stack);
+}
+
+/** How the tool reaches a local cluster's nodes: over TLS, verified with the local CA, when the topology says tls. */
+function localPoolTls(dir: string, topology: Topology): TlsSettings | undefined {
+    return topology.tls ? { caFile: clusterTlsFiles(dir).caCert } : undefined;
 }
 
 /** The node's files inside the stack dir. */
@@ -196,9 +202,7 @@ export function loadLocalConfig(opts: Pick<LocalOptions, "stack" | "config">): {
         throw new UsageError(`no stack config ${file}: local mode reads the stack's Pulumi.<stack>.yaml (the committed ones: Pulumi.dev.yaml, ...); pass --stack NAME or --config FILE`);
     }
     const config = readStackConfigFile(file, opts.stack);
-    const notes: string[] = [];
-    if (config.tls) notes.push("tls is on in the stack config; local mode runs without TLS (on AWS the nodes use it)");
-    return { config: { ...config, tls: false }, file, notes };
+    return { config, file, notes: [] };
 }
 
 /** Topology of the local cluster: names and zones exactly as the stack plans them, loopback addresses. */
@@ -211,7 +215,7 @@ export function localTopology(config: StackConfig, ports: number[], opts: { plac
             nodes.push({ name: `${config.clusterName}-s${shard}-r${r}`, shard, az: `local-${String.fromCharCode(97 + zone)}`, host: "127.0.0.1", port: opts.placeholderPorts ? 0 : ports[i++] });
         }
     }
-    return { clusterName: config.clusterName, port: nodes[0].port, tls: false, nodes };
+    return { clusterName: config.clusterName, port: nodes[0].port, tls: config.tls, nodes };
 }
 
 /**
@@ -347,6 +351,10 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
         } catch (e) {
             throw new UsageError(`${dir} holds a local cluster whose files cannot be read (${(e as Error).message}); remove it with: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""}`);
         }
+        if (topology.tls !== loaded.config.tls) {
+            throw new UsageError(`the local cluster in ${dir} runs ${topology.tls ? "with" : "without"} TLS, but ${file} now has tls: ${loaded.config.tls}; TLS is fixed at creation (as on AWS, where it replaces the nodes). ` +
+                `Start over: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""} && npm run local`);
+        }
         const running = shapeOf(topology);
         const names = localTopology({ ...loaded.config, shards: running.shards, replicasPerShard: running.replicas }, [], { placeholderPorts: true }).nodes.map((n) => n.name).join(",");
         if (names !== topology.nodes.map((n) => n.name).join(",")) {
@@ -366,7 +374,7 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
     const rerendered = renderNodeFiles(dir, topology, config, creds, bin);
     writeFileSync(join(dir, SETTINGS_FILE), JSON.stringify(localNodeSettings(config, file), null, 2) + "\n");
 
-    const pool = new NodePool({ credentials: { user: creds.user, password: creds.password }, connectTimeoutMs: 1000 });
+    const pool = new NodePool({ credentials: { user: creds.user, password: creds.password }, tls: localPoolTls(dir, topology), connectTimeoutMs: 1000 });
     try {
         // Start what is not running (all of them on a fresh start).
         const started: string[] = [];
@@ -405,7 +413,7 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
         }
         const report = evaluateStatus(await collectStatus(pool, { ...topology }));
         const alreadyRunning = already && started.length === 0 && !scaled;
-        const connect = `redis-cli -c -p ${topology.nodes[0].port} --user ${creds.user} --askpass`;
+        const connect = `redis-cli -c -p ${topology.nodes[0].port}${topology.tls ? ` --tls --cacert ${rel(clusterTlsFiles(dir).caCert)}` : ""} --user ${creds.user} --askpass`;
         // Nodes running since before a settings change keep their values until reconfigure applies them.
         const pending = fresh ? [] : rerendered.filter((name) => !started.includes(name) && topology.nodes.some((n) => n.name === name));
         const reconfigureHint = `npm run cluster -- reconfigure --topology ${rel(topologyFile)}`;
@@ -439,8 +447,8 @@ export function localNodeSettings(config: StackConfig, file: string): DesiredNod
     return {
         version: 1,
         settings: nodeSettingsOf(config),
-        // Local mode runs without TLS, on ports of its own choosing, with whatever redis-server is installed.
-        fixed: { tls: false },
+        // Local mode runs on ports of its own choosing, with whatever redis-server is installed.
+        fixed: { tls: config.tls },
         nodeMemoryBytes: LOCAL_NODE_MEMORY_BYTES,
         source: rel(file),
     };
@@ -455,13 +463,15 @@ export function localNodeSettings(config: StackConfig, file: string): DesiredNod
 function renderNodeFiles(dir: string, topology: Topology, config: StackConfig, creds: LocalCredentials, bin: ServerBinary): string[] {
     const acl = renderAclFile({ adminPassword: creds.password, appPassword: creds.app.password, replicationPassword: creds.replication.password, engineVersion: bin.version });
     const changed: string[] = [];
+    for (const n of topology.nodes) mkdirSync(nodePaths(dir, n.name).nodeDir, { recursive: true, mode: 0o700 });
+    if (config.tls) ensureLocalTls(dir, config.clusterName, topology.nodes.map((n) => nodePaths(dir, n.name).nodeDir));
     for (const n of topology.nodes) {
         const p = nodePaths(dir, n.name);
-        mkdirSync(p.nodeDir, { recursive: true, mode: 0o700 });
         const conf = renderRedisConf({
             config, announceIp: n.host, bindAddresses: [n.host], port: n.port, dataDir: p.nodeDir, aclFile: p.acl,
             maxmemoryBytes: maxmemoryBytesFor(LOCAL_NODE_MEMORY_BYTES, config.maxmemoryPercent), replicationPassword: creds.replication.password,
             logFile: p.log, daemonize: true, pidFile: p.pid, engineVersion: bin.version,
+            tls: config.tls ? nodeTlsFiles(p.nodeDir) : undefined,
         });
         const same = (path: string, text: string) => existsSync(path) && readFileSync(path, "utf8") === text;
         if (!same(p.acl, acl)) writeSecret(p.acl, acl);
@@ -609,7 +619,7 @@ export async function down(opts: LocalOptions, out: Output): Promise<{ stopped: 
     }
     const { readdirSync } = await import("node:fs");
     const names = topology?.nodes.map((n) => n.name) ?? readdirSync(dir).filter((d) => existsSync(join(dir, d, "redis.conf")));
-    const pool = new NodePool({ credentials: creds ? { user: creds.user, password: creds.password } : undefined, connectTimeoutMs: 500 });
+    const pool = new NodePool({ credentials: creds ? { user: creds.user, password: creds.password } : undefined, tls: topology ? localPoolTls(dir, topology) : undefined, connectTimeoutMs: 500 });
     let stopped = 0;
     try {
         await Promise.all(names.map(async (name) => {

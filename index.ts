@@ -14,7 +14,7 @@ export = async () => {
     try {
         const { config, alarmEmail } = loadConfig();
         const env = await lookupEnvironment(config);
-        const cluster = new RedisCluster(config.clusterName, { config, env, alarmEmail });
+        const cluster = new RedisCluster(config.clusterName, { ...config, alarmEmail, environment: env });
         return cluster.outputs;
     } catch (e) {
         // A config mistake is the user's to fix: show the message, not a stack trace.

@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import { ConfigError, CONFIG_NAMESPACE, StackConfig } from "./config";
 import { al2023AmiNamePattern, architectureOf } from "./plan/ami";
+import { ExistingVpc, lookupExistingVpc } from "./existingVpc";
 
 /** What the program learns from the AWS account and region before creating anything. */
 export interface Environment {
@@ -12,6 +13,8 @@ export interface Environment {
     amiId: string;
     /** true when the AMI came from config.amiId. */
     amiPinned: boolean;
+    /** With config.vpcId: the existing VPC and its subnets (zone i = subnets[i]); the stack then creates no network. */
+    existingVpc?: ExistingVpc;
 }
 
 /** Checks the zone count against what the region offers; throws a ConfigError naming the key. */
@@ -39,7 +42,9 @@ export async function lookupEnvironment(cfg: StackConfig): Promise<Environment> 
         // Only regular zones: Local Zones and Wavelength Zones are opt-in and lack most instance types.
         aws.getAvailabilityZones({ state: "available", filters: [{ name: "opt-in-status", values: ["opt-in-not-required"] }] }),
     ]);
-    const availabilityZones = chooseZones(azs.names, cfg.zones, region.region);
+    // In an existing VPC the zones are those of its subnets, in the order given.
+    const existingVpc = cfg.vpcId !== undefined ? await lookupExistingVpc(cfg, region.region) : undefined;
+    const availabilityZones = existingVpc ? existingVpc.subnets.map((s) => s.availabilityZone) : chooseZones(azs.names, cfg.zones, region.region);
     let amiId = cfg.amiId;
     if (amiId === undefined) {
         const arch = architectureOf(cfg.instanceType);
@@ -61,5 +66,6 @@ export async function lookupEnvironment(cfg: StackConfig): Promise<Environment> 
         availabilityZones,
         amiId,
         amiPinned: cfg.amiId !== undefined,
+        ...(existingVpc ? { existingVpc } : {}),
     };
 }

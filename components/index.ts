@@ -1,5 +1,14 @@
-export { RedisCluster } from "./redisCluster";
-export type { RedisClusterArgs, ClusterOutputs } from "./redisCluster";
+/**
+ * The package's entry point (`import { RedisCluster } from "pulumi-redis-cluster"`): the
+ * RedisCluster component and its parts, their argument types, and the config, placement and
+ * environment helpers they share with the stack program (index.ts at the repository root).
+ */
+export { RedisCluster, clusterConfigOf } from "./redisCluster";
+export type { RedisClusterArgs, RedisClusterSettings, ClusterOutputs, NetworkMode } from "./redisCluster";
+export type { Topology, TopologyNode } from "./topology";
+export { lookupExistingVpc, existingVpcProblems, neededInterfaceEndpoints } from "./existingVpc";
+export type { ExistingVpc } from "./existingVpc";
+export { networkModeProblems, previousNetwork } from "./networkMode";
 export { Network, INTERFACE_ENDPOINT_SERVICES } from "./network";
 export type { NetworkArgs } from "./network";
 export { SecurityGroups } from "./securityGroups";

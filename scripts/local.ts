@@ -372,6 +372,8 @@ function renderNodeFiles(dir: string, topology: Topology, config: StackConfig, c
             config, announceIp: n.host, bindAddresses: [n.host], port: n.port, dataDir: p.nodeDir, aclFile: p.acl,
             maxmemoryBytes: maxmemoryBytesFor(LOCAL_NODE_MEMORY_BYTES, config.maxmemoryPercent), replicationPassword: creds.replication.password,
             logFile: p.log, daemonize: true, pidFile: p.pid, engineVersion: bin.version,
+            // Local node names follow the stack's `<cluster>-s<shard>-r<replica>`.
+            node: { name: n.name, shard: n.shard, replica: Number(/-r(\d+)$/.exec(n.name)?.[1] ?? 0) },
         });
         const same = (path: string, text: string) => existsSync(path) && readFileSync(path, "utf8") === text;
         if (!same(p.acl, acl)) writeSecret(p.acl, acl);

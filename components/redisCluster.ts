@@ -172,6 +172,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             expirationDays: cfg.backupExpirationDays,
             forceDestroy: cfg.backupBucketForceDestroy,
             protect: cfg.protectData,
+            accountId: env.accountId,
         }, parent);
         new SnapshotPolicy(childName(name, "snapshots"), {
             clusterName: cfg.clusterName,
@@ -228,6 +229,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             subnetIds: network.subnetIds,
             securityGroupId: sgs.loadBalancerSecurityGroup.id,
             port: cfg.port,
+            deletionProtection: cfg.protectData,
             targets: plans.map((p) => ({ resourceName: nodeResourceName(name, p.shard, p.replica), privateIp: p.privateIp })),
         }, parent);
 

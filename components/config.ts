@@ -46,8 +46,8 @@ export interface StackConfig {
     vpcCidr: string;
     /**
      * An existing VPC to deploy into instead of creating one; needs `subnetIds`. The stack then
-     * creates no VPC, subnets, route tables, endpoints or flow logs (see docs/infrastructure.md,
-     * "Deploy into an existing VPC", for the endpoints the nodes need). Fixed at creation.
+     * creates no VPC, subnets, route tables, endpoints or flow logs (README, "Deploy into an
+     * existing VPC", lists what the nodes then need; existingVpc.ts checks it). Fixed at creation.
      * @default undefined (the stack creates its own VPC)
      */
     vpcId?: string;

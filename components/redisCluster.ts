@@ -99,10 +99,10 @@ export class RedisCluster extends pulumi.ComponentResource {
     readonly backupBucketName: pulumi.Output<string>;
 
     constructor(name: string, args: RedisClusterArgs = {}, opts?: pulumi.ComponentResourceOptions) {
-        super("rediscluster:index:RedisCluster", name, {}, opts);
         const { environment, alarmEmail, renderUserData, ...settings } = args;
-        // Throws a ConfigError listing every problem before anything is declared.
+        // Throws a ConfigError listing every problem before anything, this component included, is declared.
         const cfg = clusterConfigOf(name, { ...settings, alarmEmail });
+        super("rediscluster:index:RedisCluster", name, {}, opts);
         this.config = cfg;
         const build = (env: Environment) => this.build(name, cfg, env, alarmEmail ?? cfg.alarmEmail, renderUserData);
         if (environment) {

@@ -84,12 +84,16 @@ pulumi.runtime.setMocks({
         "app:appSecurityGroupId": "sg-0123456789abcdef0",
     });
     const program = require("./index");
+    // The stack config's rules, with its messages, for bad arguments too.
+    const { RedisCluster } = require("pulumi-redis-cluster");
+    let badArgs = "";
+    try { new RedisCluster("bad", { shards: 2, vpcId: "vpc-0a1b2c3d4e5f60718" }); } catch (e) { badArgs = (e as Error).message; }
     const value = (o: any) => new Promise((r) => pulumi.output(o).apply((v) => { r(v); return v; }));
     const redis: any = await value(program.redis);
     const sg = await value(program.redisSecurityGroupId);
     let n = -1;
     while (n !== resources.length) { n = resources.length; await new Promise((r) => setTimeout(r, 50)); }
-    process.stdout.write(JSON.stringify({ resources, redis, sg }));
+    process.stdout.write(JSON.stringify({ resources, redis, sg, badArgs }));
 });
 `;
 
@@ -135,6 +139,7 @@ test("npm pack -> a separate TypeScript Pulumi program installs it offline, type
         assert.equal(out.redis.networkMode, "existing");
         assert.equal(out.redis.adminCredentials.user, "admin");
         assert.equal(out.sg, out.redis.nodeSecurityGroupId);
+        assert.match(out.badArgs, /^Invalid stack config:\n - redis-cluster:shards must be an integer from 3 to 500 .*\(got 2\)\n - redis-cluster:vpcId needs redis-cluster:subnetIds/);
         assert.ok(of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").some((r: { inputs: any }) => r.inputs.referencedSecurityGroupId === "sg-0123456789abcdef0"));
     } finally {
         rmSync(dir, { recursive: true, force: true });

@@ -144,6 +144,8 @@ export function ensurePrerequisites(purpose: Purpose, sys: SystemProbe = realSys
         if (apt || !sys.which("dnf") && !sys.which("brew")) lines.push(`  ${aptCommand(missing, !root)}`);
         if (sys.which("dnf") && missing.every((p) => p.dnf)) lines.push(`  sudo dnf install -y ${[...new Set(missing.map((p) => p.dnf![0]))].join(" ")}`);
         if (sys.which("brew") && missing.every((p) => p.apt.startsWith("redis"))) lines.push("  brew install redis");
+        // No package manager we know the names for: the Debian command still names the packages.
+        if (lines.length === 3) lines.push(`  ${aptCommand(missing, !root)}   (Debian/Ubuntu package names)`);
         throw new UsageError(lines.join("\n"));
     }
     const still = missingPrerequisites(purpose, sys, list);

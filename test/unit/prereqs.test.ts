@@ -95,3 +95,8 @@ test("installed but still not found: says which command is missing", () => {
     const { sys } = machine({ uid: 0, onPath: ["apt-get", "redis-server", "redis-cli"] });
     assert.throws(() => ensurePrerequisites("test", sys), /still not found/);
 });
+
+test("dnf machine missing a Debian-only package: still names the packages", () => {
+    const { sys } = machine({ uid: 1000, onPath: ["dnf", "redis6-server", "redis6-cli", "mkfs.ext4", "ip", "openssl"], paths: EVERY_PATH });
+    assert.throws(() => ensurePrerequisites("test", sys), /\n {2}sudo apt-get update && sudo apt-get install -y --no-install-recommends shellcheck {3}\(Debian\/Ubuntu package names\)$/);
+});

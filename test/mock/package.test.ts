@@ -93,7 +93,8 @@ pulumi.runtime.setMocks({
     const sg = await value(program.redisSecurityGroupId);
     let n = -1;
     while (n !== resources.length) { n = resources.length; await new Promise((r) => setTimeout(r, 50)); }
-    process.stdout.write(JSON.stringify({ resources, redis, sg, badArgs }));
+    const parts = Object.keys(require("pulumi-redis-cluster/parts")).sort();
+    process.stdout.write(JSON.stringify({ resources, redis, sg, badArgs, parts }));
 });
 `;
 
@@ -139,6 +140,7 @@ test("npm pack -> a separate TypeScript Pulumi program installs it offline, type
         assert.equal(out.redis.networkMode, "existing");
         assert.equal(out.redis.adminCredentials.user, "admin");
         assert.equal(out.sg, out.redis.nodeSecurityGroupId);
+        for (const part of ["Network", "SecurityGroups", "RedisNodes", "LoadBalancer", "BackupBucket"]) assert.ok(out.parts.includes(part), `parts lacks ${part}`);
         assert.match(out.badArgs, /^Invalid stack config:\n - redis-cluster:shards must be an integer from 3 to 500 .*\(got 2\)\n - redis-cluster:vpcId needs redis-cluster:subnetIds/);
         assert.ok(of("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule").some((r: { inputs: any }) => r.inputs.referencedSecurityGroupId === "sg-0123456789abcdef0"));
     } finally {

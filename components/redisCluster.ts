@@ -17,6 +17,9 @@ import { NodeRole } from "./nodeRole";
 import { RedisNodes } from "./redisNodes";
 import { LoadBalancer } from "./loadBalancer";
 import { Alarms } from "./alarms";
+import { Dashboard } from "./dashboard";
+import { MetricsPublisher } from "./metricsPublisher";
+import { MonitoredNode } from "./monitoring";
 import { childName, nodeResourceName, tags } from "./naming";
 
 /** The settings of a cluster: every stack config key, each optional with the stack's default. */
@@ -62,6 +65,8 @@ export interface ClusterOutputs {
     /** Allow your application's security group from here, or list it in `clientSecurityGroupIds`. */
     nodeSecurityGroupId: pulumi.Output<string>;
     alarmTopicArn: pulumi.Output<string>;
+    /** The CloudWatch dashboard (one row per shard, the cluster row). */
+    dashboardName: pulumi.Output<string>;
 }
 
 /**
@@ -125,6 +130,7 @@ export class RedisCluster extends pulumi.ComponentResource {
                 privateSubnetIds: later("privateSubnetIds"),
                 nodeSecurityGroupId: later("nodeSecurityGroupId"),
                 alarmTopicArn: later("alarmTopicArn"),
+                dashboardName: later("dashboardName"),
             };
         }
         this.topology = this.outputs.topology;
@@ -206,6 +212,9 @@ export class RedisCluster extends pulumi.ComponentResource {
             tags: tags(cfg.clusterName, nodeSettingsName),
         }, parent);
 
+        // The collector the nodes' metrics hook fetches at boot: published before any node starts.
+        const publisher = new MetricsPublisher(childName(name, "metrics"), { bucketName: bucket.bucketName, kmsKeyArn: key.arn }, parent);
+
         const plans = planNodes(cfg, existing?.subnets);
         const nodes = new RedisNodes(childName(name, "nodes"), {
             config: cfg,
@@ -221,7 +230,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             backupBucketName: bucket.bucketName,
             renderUserData,
             namePrefix: name,
-        }, { parent: this, dependsOn: [...secrets.parameters, nodeSettingsParam] });
+        }, { parent: this, dependsOn: [...secrets.parameters, nodeSettingsParam, publisher] });
 
         const lb = new LoadBalancer(childName(name, "lb"), {
             clusterName: cfg.clusterName,
@@ -233,6 +242,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             targets: plans.map((p) => ({ resourceName: nodeResourceName(name, p.shard, p.replica), privateIp: p.privateIp })),
         }, parent);
 
+        const monitored: MonitoredNode[] = plans.map((p) => ({ name: p.name, shard: p.shard, resourceName: nodeResourceName(name, p.shard, p.replica) }));
         const alarms = new Alarms(childName(name, "alarms"), {
             clusterName: cfg.clusterName,
             region: env.region,
@@ -246,6 +256,13 @@ export class RedisCluster extends pulumi.ComponentResource {
             })),
             loadBalancerArnSuffix: lb.loadBalancer.arnSuffix,
             targetGroupArnSuffix: lb.targetGroup.arnSuffix,
+            redis: { settings: cfg, nodes: monitored },
+        }, parent);
+        const dashboard = new Dashboard(childName(name, "dashboard"), {
+            clusterName: cfg.clusterName,
+            region: env.region,
+            nodes: monitored,
+            alarmArns: [alarms.unhealthy.arn, ...alarms.redisAlarms.map((a) => a.arn)],
         }, parent);
         return {
             topology: nodes.topologyNodes.apply((ns): Topology => ({ clusterName: cfg.clusterName, port: cfg.port, tls: cfg.tls, nodes: ns })),
@@ -259,6 +276,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             privateSubnetIds: pulumi.all(network.subnetIds),
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,
             alarmTopicArn: alarms.topic.arn,
+            dashboardName: dashboard.dashboard.dashboardName,
         };
     }
 }

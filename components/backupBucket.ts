@@ -157,7 +157,7 @@ export class BackupBucket extends pulumi.ComponentResource {
                     },
                 ],
             }),
-        }, { parent: this, dependsOn: [logPublicAccess] });
+        }, { ...parent, dependsOn: [logPublicAccess] });
         const logDays = args.accessLogExpirationDays ?? args.expirationDays;
         new aws.s3.BucketLifecycleConfiguration(childName(name, "access-logs-lifecycle"), {
             bucket: logBucket,
@@ -177,7 +177,7 @@ export class BackupBucket extends pulumi.ComponentResource {
             targetPrefix: ACCESS_LOG_PREFIX,
             // Date-partitioned keys, ready for Athena.
             targetObjectKeyFormat: { partitionedPrefix: { partitionDateSource: "EventTime" } },
-        }, { parent: this, dependsOn: [logPolicy] });
+        }, { ...parent, dependsOn: [logPolicy] });
 
         this.bucketName = this.bucket.bucket;
         this.arn = this.bucket.arn;

@@ -68,6 +68,9 @@ pulumi.runtime.setMocks({
             case "aws:index/getPartition:getPartition": return { partition: "aws" };
             case "aws:index/getAvailabilityZones:getAvailabilityZones": return { names: ["us-east-1a", "us-east-1b", "us-east-1c"] };
             case "aws:ec2/getAmi:getAmi": return { id: "ami-0123456789abcdef0" };
+            case "aws:ec2/getInstanceType:getInstanceType": return { instanceType: a.inputs.instanceType, ebsNvmeSupport: "required", hypervisor: "nitro" };
+            case "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": return { locations: ["us-east-1a", "us-east-1b", "us-east-1c"] };
+            case "aws:ec2/getVpcEndpointService:getVpcEndpointService": return { service: a.inputs.service, availabilityZones: ["us-east-1a", "us-east-1b", "us-east-1c"] };
             case "aws:ec2/getVpc:getVpc": return { id: VPC, cidrBlock: "10.8.0.0/16", enableDnsSupport: true, enableDnsHostnames: true };
             case "aws:ec2/getSubnet:getSubnet": return { id: a.inputs.id, vpcId: VPC, availabilityZone: SUBNETS[a.inputs.id][0], cidrBlock: SUBNETS[a.inputs.id][1] };
             case "aws:ec2/getPrefixList:getPrefixList": return { id: "pl-63a5400a" };

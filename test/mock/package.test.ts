@@ -107,7 +107,7 @@ test("npm pack -> a separate TypeScript Pulumi program installs it offline, type
         const pack = JSON.parse(run("npm", ["pack", "--json", "--pack-destination", dir], ROOT))[0];
         const tarball = join(dir, pack.filename);
         const files: string[] = pack.files.map((f: { path: string }) => f.path);
-        for (const f of ["dist/components/index.js", "dist/components/index.d.ts", "dist/components/bootstrap/bootstrap.sh", "package.json"]) {
+        for (const f of ["dist/components/index.js", "dist/components/index.d.ts", "dist/components/bootstrap/bootstrap.sh", "dist/components/bootstrap/backup.sh", "package.json"]) {
             assert.ok(files.includes(f), `${f} not in the package`);
         }
         assert.ok(!files.some((f) => f.startsWith("test/") || f.startsWith("node_modules/")), "tests or node_modules packed");

@@ -55,8 +55,9 @@ import { waitUntil } from "./redis/clusterView";
 import { collectStatus, evaluateStatus } from "./redis/healthReport";
 import { renderStatus } from "./commands/status";
 import { keyOf } from "./plan/topology";
-import { findServer, ServerBinary, which } from "./redis/serverBinary";
+import { findServer, ServerBinary } from "./redis/serverBinary";
 import { clusterTlsFiles, ensureLocalTls, nodeTlsFiles } from "./local/tls";
+import { ensurePrerequisites, realSystem } from "./prereqs";
 
 export const REPO_ROOT = resolve(__dirname, "..");
 /**
@@ -139,34 +140,14 @@ function nodePaths(dir: string, name: string) {
 // ---------------------------------------------------------------- redis-server
 
 /**
- * redis-server, installed with the system package manager when missing and we
- * are root; otherwise the exact command to run. Needs 6.2 or newer (ACL rules,
- * the renderers' version gates).
+ * redis-server, installed through the project's one prerequisites list
+ * (scripts/prereqs.ts: apt-get or dnf when root, otherwise the exact command).
+ * Needs 6.2 or newer (ACL rules, the renderers' version gates).
  */
 export function ensureRedisServer(out: Output): ServerBinary {
-    let found = findServer();
-    if (!found) {
-        const root = typeof process.getuid === "function" && process.getuid() === 0;
-        if (root && which("apt-get")) {
-            out.info("redis-server is not installed: installing it with apt-get (redis-server, redis-tools)");
-            const r = spawnSync("sh", ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null && (systemctl stop redis-server >/dev/null 2>&1 || true)"], { stdio: ["ignore", "inherit", "inherit"] });
-            if (r.status !== 0) throw new UsageError("apt-get could not install redis-server; install it yourself: apt-get install -y redis-server redis-tools");
-        } else if (root && which("dnf")) {
-            out.info("redis-server is not installed: installing it with dnf");
-            const r = spawnSync("sh", ["-c", "dnf install -y -q redis6 || dnf install -y -q redis || dnf install -y -q valkey"], { stdio: ["ignore", "inherit", "inherit"] });
-            if (r.status !== 0) throw new UsageError("dnf could not install redis6, redis or valkey; install one of them yourself");
-        } else {
-            throw new UsageError(
-                "redis-server is not installed, and local mode runs the cluster with it. Install it, then run npm run local again:\n" +
-                    "  Debian/Ubuntu:        sudo apt-get install -y redis-server redis-tools\n" +
-                    "  Amazon Linux 2023:    sudo dnf install -y redis6\n" +
-                    "  Fedora/RHEL:          sudo dnf install -y redis\n" +
-                    "  macOS (Homebrew):     brew install redis",
-            );
-        }
-        found = findServer();
-        if (!found) throw new UsageError("redis-server is still not on PATH after installing it; open a new shell or add its directory to PATH");
-    }
+    ensurePrerequisites("local", { ...realSystem, info: (line) => out.info(line) });
+    const found = findServer();
+    if (!found) throw new UsageError("redis-server is still not on PATH after installing it; open a new shell or add its directory to PATH");
     const [maj, min] = found.version.split(".").map(Number);
     if (maj < 6 || (maj === 6 && min < 2)) {
         throw new UsageError(`${found.server} is version ${found.version}; local mode needs Redis 6.2 or newer (or Valkey). Upgrade it (e.g. from the Redis APT repository or brew upgrade redis)`);
@@ -472,6 +453,7 @@ function renderNodeFiles(dir: string, topology: Topology, config: StackConfig, c
             maxmemoryBytes: maxmemoryBytesFor(LOCAL_NODE_MEMORY_BYTES, config.maxmemoryPercent), replicationPassword: creds.replication.password,
             logFile: p.log, daemonize: true, pidFile: p.pid, engineVersion: bin.version,
             tls: config.tls ? nodeTlsFiles(p.nodeDir) : undefined,
+            node: { name: n.name, shard: n.shard, replica: parseNodeName(n.name)?.replica ?? 0 },
         });
         const same = (path: string, text: string) => existsSync(path) && readFileSync(path, "utf8") === text;
         if (!same(p.acl, acl)) writeSecret(p.acl, acl);

@@ -26,16 +26,22 @@ test("one rerun recovers a move whose source master died and was replaced by its
     const sources = [fx.shards[1][0], fx.shards[2][0]];
     let victim: typeof sources[number] | undefined;
     const deadline = Date.now() + 60_000;
+    const self = async (s: typeof sources[number]) => parseClusterNodes((await fx!.client(s).call("CLUSTER", "NODES")) as string).find((n) => n.myself)!;
+    // Both sides open: the source migrating and the target (shard 0) importing. Checked again
+    // once the tool is frozen, since it may have closed the batch between the two reads.
+    const bothOpen = async (s: typeof sources[number]) => (await self(s)).migrating.size > 0 && (await self(fx!.shards[0][0])).importing.size > 0;
     while (!victim && Date.now() < deadline && run.proc.exitCode === null) {
         for (const s of sources) {
-            const me = parseClusterNodes((await fx.client(s).call("CLUSTER", "NODES")) as string).find((n) => n.myself)!;
-            if (me.migrating.size > 0) {
-                run.proc.kill("SIGSTOP"); // freeze the tool with the slots open, then kill the source under it
-                s.proc.kill("SIGKILL");
-                run.proc.kill("SIGKILL");
-                victim = s;
-                break;
+            if (!(await bothOpen(s))) continue;
+            run.proc.kill("SIGSTOP"); // freeze the tool with the slots open, then kill the source under it
+            if (!(await bothOpen(s))) {
+                run.proc.kill("SIGCONT");
+                continue;
             }
+            s.proc.kill("SIGKILL");
+            run.proc.kill("SIGKILL");
+            victim = s;
+            break;
         }
         await new Promise((r) => setTimeout(r, 5));
     }

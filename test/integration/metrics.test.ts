@@ -199,6 +199,7 @@ test("the node side for real: the hook installs the stack's esbuild bundle and i
     assert.equal(env.BACKUP_BUCKET, "bkt");
     assert.equal(env.AWS_REGION, "us-east-1");
     const nodeS3 = await startS3("bkt");
+    Object.assign(process.env, nodeS3.env); // this process seeds the bucket
     const now = Math.floor(Date.now() / 1000) * 1000;
     try {
         await seedBackups(openStore("s3://bkt/backups", { s3Endpoint: nodeS3.endpoint }), now);

@@ -105,6 +105,9 @@ export function buildProgram(): Command {
     targetOptions(program.command("status"))
         .description("health per shard and cluster-wide; exit 0 only when healthy")
         .addOption(new Option("--watch [seconds]", "refresh a per-shard table (role, ops/s, memory %, lag, link, fail reports) until Ctrl-C").argParser(intArg("--watch")))
+        .option("--backups-from <dir|s3://bucket/prefix>", "with --watch: show the backup ages from these backups (with --stack: default s3://<backupBucketName>/backups)")
+        .option("--s3-endpoint <url>", "S3-compatible endpoint of --backups-from: path-style addressing")
+        .option("--region <region>", "AWS region of the backup bucket (default: AWS_REGION)")
         .action(action(() => Promise.resolve(require("./commands/status") as typeof import("./commands/status"))));
 
     targetOptions(program.command("metrics"))

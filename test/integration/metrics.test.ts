@@ -297,12 +297,15 @@ test("prometheus: promtool accepts the text; a real Prometheus server scrapes `m
 test("status --watch: refreshes a per-shard table and stops cleanly on Ctrl-C", async () => {
     const ac = new AbortController();
     const { out, stdout } = capturedOutput();
-    const watching = statusCommand({ topology: fx.topologyFile, watch: 1, connectTimeout: 500 }, { out, signal: ac.signal });
+    const bdir = mkdtempSync(join(dir, "watch-backups-"));
+    await seedBackups(openStore(bdir), Math.floor(Date.now() / 1000) * 1000);
+    const watching = statusCommand({ topology: fx.topologyFile, watch: 1, connectTimeout: 500, backupsFrom: bdir }, { out, signal: ac.signal });
     await waitUntil(async () => (stdout().match(/^m  \d{4}-/gm) ?? []).length >= 2, { timeoutMs: 8000, what: "two frames" });
     ac.abort(); // what the CLI's SIGINT handler does
     assert.equal(await watching, 0);
     const frame = stdout().split("\n\n\n")[0];
     assert.match(frame, /6\/6 reachable, state ok on 6, 16384\/16384 slots, HEALTHY/);
+    assert.match(frame, /^backups: last complete 23h 55m ago, last verified restore 2d 0h ago$/m);
     assert.match(frame, /^SHARD\s+ROLE\s+NAME\s+ADDRESS\s+OPS\/S\s+MEM%\s+LAG\s+LINK\s+FAIL-REPORTS$/m);
     for (let sh = 0; sh < 3; sh++) {
         assert.match(frame, new RegExp(`^${sh}\\s+master\\s+m-s${sh}-r0\\s+\\S+\\s+\\d+\\s+-\\s+-\\s+1 repl\\s+0$`, "m"));

@@ -18,9 +18,33 @@ import { BackupFacts } from "../plan/metrics";
 export interface BackupFactsRead {
     facts: BackupFacts;
     warnings: string[];
+    /** The store could not be read (as opposed to: it holds nothing). */
+    failed?: boolean;
 }
 
-export async function readBackupFacts(store: BackupStore, clusterName: string): Promise<BackupFactsRead> {
+/**
+ * Gives up after `timeoutMs` (default 10 s): an S3 endpoint that does not answer must not
+ * hold the node's run past its 50 s budget (every node metric would go missing, and
+ * missing ClusterStateOk pages) nor a Prometheus scrape.
+ */
+export async function readBackupFacts(store: BackupStore, clusterName: string, opts: { timeoutMs?: number } = {}): Promise<BackupFactsRead> {
+    const timeoutMs = opts.timeoutMs ?? 10_000;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<BackupFactsRead>((resolve) => {
+        timer = setTimeout(() => resolve({
+            facts: {}, failed: true,
+            warnings: [`cannot read the backups in ${store.location}/${clusterName}: no answer within ${timeoutMs} ms; the backup age metrics are not published`],
+        }), timeoutMs);
+        timer.unref();
+    });
+    try {
+        return await Promise.race([readFacts(store, clusterName), timedOut]);
+    } finally {
+        clearTimeout(timer);
+    }
+}
+
+async function readFacts(store: BackupStore, clusterName: string): Promise<BackupFactsRead> {
     const where = `${store.location}/${clusterName}`;
     const warnings: string[] = [];
     const facts: BackupFacts = {};
@@ -43,6 +67,7 @@ export async function readBackupFacts(store: BackupStore, clusterName: string): 
         else if (list.length) warnings.push(`${where}: no successful \`backup verify\` (verified.json with ok): LastVerifiedRestoreAgeSeconds not published`);
     } catch (e) {
         warnings.push(`cannot read the backups in ${where}: ${(e as Error).message.split("\n")[0]}; the backup age metrics are not published`);
+        return { facts: {}, warnings, failed: true };
     }
     return { facts, warnings };
 }

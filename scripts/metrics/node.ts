@@ -98,7 +98,11 @@ export function backupRootFromEnv(e: NodeJS.ProcessEnv = process.env): string | 
     return undefined;
 }
 
-/** The cached facts when fresh, else a new read (warnings on stderr: the journal). A failed read keeps nothing. */
+/**
+ * The cached facts when fresh, else a new read (warnings on stderr: the journal). When
+ * the store cannot be read, the previous facts stay (the ages are computed against now,
+ * so they keep growing and the alarm still fires) and the next run tries again.
+ */
 async function nodeBackupFacts(clusterName: string, cached: NodeState["backup"], now: number): Promise<NodeState["backup"]> {
     if (cached && now - cached.readAt >= 0 && now - cached.readAt < BACKUP_FACTS_EVERY_MS) return cached;
     const root = backupRootFromEnv();
@@ -110,9 +114,11 @@ async function nodeBackupFacts(clusterName: string, cached: NodeState["backup"],
         process.stderr.write(`backup facts: ${(e as Error).message}\n`);
         return undefined;
     }
-    const { facts, warnings } = await readBackupFacts(store, clusterName);
-    for (const w of warnings) process.stderr.write(`${w}\n`);
-    return { readAt: now, facts };
+    const { facts, warnings, failed } = await readBackupFacts(store, clusterName);
+    for (const w of warnings) {
+        process.stderr.write(`${failed && cached ? `${w.replace(/; the backup age metrics are not published$/, "")}; publishing the ages from the read of ${new Date(cached.readAt).toISOString()}` : w}\n`);
+    }
+    return failed ? cached : { readAt: now, facts };
 }
 
 export async function publishOnce(deps: PublishDeps = {}): Promise<{ lines: number; nodeReachable: boolean }> {

@@ -231,6 +231,15 @@ test("the node side for real: the hook installs the stack's esbuild bundle and i
     assert.equal(second.stderr, "", "no S3 read, hence no warning, with s3rver stopped");
     const facts2 = second.lines.map((l) => JSON.parse(l) as EmfDocument).find((d) => d.NodeName === undefined)!;
     assertAges(facts2.LastBackupAgeSeconds as number, facts2.LastVerifiedRestoreAgeSeconds as number, now);
+    // 16 minutes later the node reads again; the store is gone: the previous facts stay (ages against now), with a warning.
+    const st = JSON.parse(readFileSync(env.METRICS_STATE_FILE, "utf8")) as { backup: { readAt: number } };
+    st.backup.readAt -= 16 * 60_000;
+    writeFileSync(env.METRICS_STATE_FILE, JSON.stringify(st));
+    const third = await runNodePublisher(exec, env);
+    assert.equal(third.code, 0, third.stderr);
+    assert.match(third.stderr, /cannot read the backups in s3:\/\/bkt\/backups\/m: .*; publishing the ages from the read of \d{4}-/);
+    const facts3 = third.lines.map((l) => JSON.parse(l) as EmfDocument).find((d) => d.NodeName === undefined)!;
+    assertAges(facts3.LastBackupAgeSeconds as number, facts3.LastVerifiedRestoreAgeSeconds as number, now);
     assert.equal(second.code, 0, second.stderr);
     const doc = second.lines.map((l) => JSON.parse(l) as EmfDocument).find((d) => d.NodeName !== undefined)!;
     assert.deepEqual(validateEmf(doc), []);
@@ -519,4 +528,26 @@ test("a killed master after failover: its replica is master without replicas, sl
     assert.equal(v(snapshot, "m-s2-r1", "MasterLinkHealthStatus"), undefined, "now a master");
     assert.equal(v(snapshot, "m-s2-r0", "ClusterStateOk"), 0, "the dead master is reported down");
     assert.ok(existsSync(fx.topologyFile));
+});
+
+test("a backup store that never answers (an endpoint that accepts and stays silent) costs the read its timeout, not the run", async () => {
+    const { readBackupFacts } = await import("../../scripts/metrics/backupFacts");
+    const socks: import("node:net").Socket[] = [];
+    const silent = createServer((sock) => void socks.push(sock));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+        const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+        // Credentials, so that the client gets as far as the request.
+        Object.assign(process.env, { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1", AWS_CONFIG_FILE: "/dev/null", AWS_SHARED_CREDENTIALS_FILE: "/dev/null", AWS_EC2_METADATA_DISABLED: "true" });
+        const t0 = Date.now();
+        const r = await readBackupFacts(openStore("s3://hung/backups", { s3Endpoint: endpoint }), "m", { timeoutMs: 500 });
+        assert.ok(Date.now() - t0 < 3000, `${Date.now() - t0} ms`);
+        assert.ok(socks.length >= 1, "the S3 client did connect");
+        assert.equal(r.failed, true);
+        assert.deepEqual(r.facts, {});
+        assert.match(r.warnings[0], /cannot read the backups in s3:\/\/hung\/backups\/m: no answer within 500 ms/);
+    } finally {
+        for (const s of socks) s.destroy();
+        silent.close();
+    }
 });

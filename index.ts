@@ -9,12 +9,15 @@ import { ConfigError } from "./components/config";
 import { loadConfig } from "./components/loadConfig";
 import { lookupEnvironment } from "./components/environment";
 import { RedisCluster } from "./components/redisCluster";
+import { networkModeProblems, previousNetwork } from "./components/networkMode";
 
 export = async () => {
     try {
         const { config, alarmEmail } = loadConfig();
         const env = await lookupEnvironment(config);
-        const cluster = new RedisCluster(config.clusterName, { config, env, alarmEmail });
+        const refused = networkModeProblems(await previousNetwork(), config);
+        if (refused.length > 0) throw new ConfigError(refused);
+        const cluster = new RedisCluster(config.clusterName, { ...config, alarmEmail, environment: env });
         return cluster.outputs;
     } catch (e) {
         // A config mistake is the user's to fix: show the message, not a stack trace.

@@ -51,8 +51,21 @@ export interface StackConfig {
     instanceType: string;
     /** Pinned AMI id. When unset, the newest Amazon Linux 2023 AMI is looked up once per deployment; pin it for production. @default undefined */
     amiId?: string;
-    /** VPC CIDR; split into one private subnet per zone. @default "10.42.0.0/16" */
+    /** VPC CIDR; split into one private subnet per zone. Only when the stack creates its VPC (no `vpcId`). @default "10.42.0.0/16" */
     vpcCidr: string;
+    /**
+     * An existing VPC to deploy into instead of creating one; needs `subnetIds`. The stack then
+     * creates no VPC, subnets, route tables, endpoints or flow logs (README, "Deploy into an
+     * existing VPC", lists what the nodes then need; existingVpc.ts checks it). Fixed at creation.
+     * @default undefined (the stack creates its own VPC)
+     */
+    vpcId?: string;
+    /**
+     * With `vpcId`: private subnets of that VPC, one per zone used, at least 1 + replicasPerShard
+     * (each node of a shard in its own zone). Zone i of the placement is subnetIds[i]; `zones`
+     * is their count. @default []
+     */
+    subnetIds: string[];
     /** CIDRs allowed to reach the Redis port. @default [] */
     clientCidrs: string[];
     /** Security groups allowed to reach the Redis port. @default [] */
@@ -139,6 +152,8 @@ export class ConfigError extends Error {
 }
 
 export const LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+/** The VPC CIDR the stack creates when none is configured. */
+export const DEFAULT_VPC_CIDR = "10.42.0.0/16";
 export const SNAPSHOT_INTERVALS = [1, 2, 3, 4, 6, 8, 12, 24];
 
 /** Whether a value is a `secure:` entry of a stack YAML that could not be decrypted here. */
@@ -243,7 +258,10 @@ export function parseStackConfig(
     }
     const shards = int("shards", 3, 3, 500, " (Redis Cluster needs at least 3 masters to keep a majority through one failure)");
     const replicasPerShard = int("replicasPerShard", 1, 0, 5);
-    const zones = int("zones", 3, 1, 6);
+    const vpcId = str("vpcId", undefined);
+    const subnetIds = list("subnetIds");
+    // In an existing VPC the subnets are the zones.
+    const zones = int("zones", vpcId !== undefined && subnetIds.length > 0 ? subnetIds.length : 3, 1, 6);
     const port = int("port", 6379, 1024, 55535, " (the cluster bus uses port + 10000, which must stay ≤ 65535)");
     const tls = bool("tls", false);
     const instanceType = str("instanceType", "r7g.large")!;
@@ -256,7 +274,7 @@ export function parseStackConfig(
     if (amiId !== undefined && !/^ami-[0-9a-f]{8,17}$/.test(amiId)) {
         problems.push(`${key("amiId")} must be an AMI id such as ami-0123456789abcdef0 (got ${show(amiId)})`);
     }
-    const vpcCidr = str("vpcCidr", "10.42.0.0/16")!;
+    const vpcCidr = str("vpcCidr", DEFAULT_VPC_CIDR)!;
     const parsedVpc = parseCidr(vpcCidr);
     if (!parsedVpc) {
         problems.push(`${key("vpcCidr")} must be an IPv4 CIDR such as 10.42.0.0/16 (got ${show(vpcCidr)})`);
@@ -346,11 +364,14 @@ export function parseStackConfig(
     const alarmBackupMaxAgeHours = int("alarmBackupMaxAgeHours", 26, 1, 8760);
     const backupVerifyMaxAgeDays = int("backupVerifyMaxAgeDays", 7, 1, 365);
 
+    // The default vpcCidr passes through (a validated config fed back in carries it); any other is a mistake.
+    problems.push(...vpcKeyProblems({ vpcId, subnetIds, zones, replicasPerShard, vpcCidrSet: raw("vpcCidr") !== undefined && vpcCidr !== DEFAULT_VPC_CIDR }));
     const autoscale = parseAutoscale(raw("autoscale"), { shards, replicasPerShard, minReplicasToWrite, ns: CONFIG_NAMESPACE }, problems);
 
     // Fixed node addresses must fit the subnets; only judged when the shape keys are valid on their own.
+    // In an existing VPC the subnets' CIDRs are only known from AWS: lookupEnvironment judges them.
     const shapeKeys = ["shards", "replicasPerShard", "zones", "vpcCidr"].map(key);
-    if (parsedVpc && !problems.some((p) => shapeKeys.some((k) => p.startsWith(`${k} `)))) {
+    if (vpcId === undefined && parsedVpc && !problems.some((p) => shapeKeys.some((k) => p.startsWith(`${k} `)))) {
         problems.push(...placementProblems({ shards, replicasPerShard, zones, vpcCidr }, CONFIG_NAMESPACE));
         // The largest shape the autoscaler may reach must fit too, or its `pulumi up` would fail half-way.
         if (autoscale.enabled && !problems.some((p) => p.startsWith(`${CONFIG_NAMESPACE}:autoscale.`))) {
@@ -362,7 +383,7 @@ export function parseStackConfig(
 
     if (problems.length > 0) throw new ConfigError(problems);
     return {
-        clusterName, shards, replicasPerShard, zones, port, tls, instanceType, amiId, vpcCidr,
+        clusterName, shards, replicasPerShard, zones, port, tls, instanceType, amiId, vpcCidr, vpcId, subnetIds,
         clientCidrs, clientSecurityGroupIds, engine, dataVolumeSizeGiB, dataVolumeIops,
         dataVolumeThroughputMiBps, maxmemoryPercent, maxmemoryPolicy, clusterNodeTimeoutMs,
         clusterReplicaValidityFactor, minReplicasToWrite, minReplicasMaxLagSec, backupSchedule, backupTransitionDays,
@@ -374,10 +395,45 @@ export function parseStackConfig(
     };
 }
 
+/**
+ * What can be said about `vpcId`/`subnetIds` without asking AWS: both or neither, id formats,
+ * one subnet per zone and enough of them for every node of a shard to sit in its own zone.
+ * The rest (the subnets belong to the VPC, distinct zones, room for the fixed addresses, a
+ * way to S3/SSM/CloudWatch) needs the account: see environment.ts.
+ */
+export function vpcKeyProblems(v: { vpcId?: string; subnetIds: string[]; zones: number; replicasPerShard: number; vpcCidrSet: boolean }): string[] {
+    const key = (k: string) => `${CONFIG_NAMESPACE}:${k}`;
+    const problems: string[] = [];
+    if (v.vpcId === undefined) {
+        if (v.subnetIds.length > 0) problems.push(`${key("subnetIds")} is set but ${key("vpcId")} is not: set ${key("vpcId")} to the VPC those subnets belong to, or remove ${key("subnetIds")} to let the stack create its own VPC`);
+        return problems;
+    }
+    if (!/^vpc-[0-9a-f]{8,17}$/.test(v.vpcId)) problems.push(`${key("vpcId")} must be a VPC id such as vpc-0123456789abcdef0 (got ${JSON.stringify(v.vpcId)})`);
+    if (v.vpcCidrSet) problems.push(`${key("vpcCidr")} only applies when the stack creates its VPC; with ${key("vpcId")} the subnets' own CIDRs are used: remove ${key("vpcCidr")}`);
+    if (v.subnetIds.length === 0) {
+        problems.push(`${key("vpcId")} needs ${key("subnetIds")}: the private subnets of ${v.vpcId} to place nodes in, one per availability zone, e.g. ["subnet-0aaa…", "subnet-0bbb…", "subnet-0ccc…"]`);
+        return problems;
+    }
+    for (const s of v.subnetIds) {
+        if (!/^subnet-[0-9a-f]{8,17}$/.test(s)) problems.push(`${key("subnetIds")} entry must be a subnet id such as subnet-0123456789abcdef0 (got ${JSON.stringify(s)})`);
+    }
+    for (const s of new Set(v.subnetIds.filter((s, i) => v.subnetIds.indexOf(s) !== i))) {
+        problems.push(`${key("subnetIds")} lists ${JSON.stringify(s)} more than once`);
+    }
+    if (v.zones !== v.subnetIds.length) {
+        problems.push(`${key("zones")} is ${v.zones} but ${key("subnetIds")} lists ${v.subnetIds.length} subnets: in an existing VPC each subnet is one zone; remove ${key("zones")} (it follows the subnets)`);
+    }
+    if (v.subnetIds.length < 1 + v.replicasPerShard) {
+        problems.push(`${key("subnetIds")} lists ${v.subnetIds.length} subnet${v.subnetIds.length === 1 ? "" : "s"}, but ${key("replicasPerShard")} ${v.replicasPerShard} needs ${1 + v.replicasPerShard} (a master and each of its replicas in its own zone, so a shard survives losing a zone): add subnets in other zones or lower ${key("replicasPerShard")}`);
+    }
+    if (v.subnetIds.length > 6) problems.push(`${key("subnetIds")} lists ${v.subnetIds.length} subnets; at most 6 zones are used`);
+    return problems;
+}
+
 /** Every key parseStackConfig reads; anything else under the namespace is reported as unknown. */
 export const KNOWN_KEYS = [
     "clusterName", "shards", "replicasPerShard", "zones", "port", "tls", "instanceType", "amiId", "vpcCidr",
-    "clientCidrs", "clientSecurityGroupIds", "engine", "dataVolumeSizeGiB", "dataVolumeIops",
+    "vpcId", "subnetIds", "clientCidrs", "clientSecurityGroupIds", "engine", "dataVolumeSizeGiB", "dataVolumeIops",
     "dataVolumeThroughputMiBps", "maxmemoryPercent", "maxmemoryPolicy", "clusterNodeTimeoutMs",
     "clusterReplicaValidityFactor", "minReplicasToWrite", "minReplicasMaxLagSec", "backupSchedule", "backupTransitionDays",
     "backupExpirationDays", "snapshotRetentionCount", "snapshotIntervalHours", "alarmEmail",

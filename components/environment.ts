@@ -3,6 +3,7 @@ import * as aws from "@pulumi/aws";
 import { ConfigError, CONFIG_NAMESPACE, StackConfig } from "./config";
 import { al2023AmiNamePattern, architectureOf, engineAmiProblems } from "./plan/ami";
 import { INTERFACE_ENDPOINT_SERVICES } from "./network";
+import { ExistingVpc, lookupExistingVpc } from "./existingVpc";
 
 /** What the program learns from the AWS account and region before creating anything. */
 export interface Environment {
@@ -14,6 +15,8 @@ export interface Environment {
     amiId: string;
     /** true when the AMI came from config.amiId. */
     amiPinned: boolean;
+    /** With config.vpcId: the existing VPC and its subnets (zone i = subnets[i]); the stack then creates no network. */
+    existingVpc?: ExistingVpc;
     /**
      * The IAM role or user running `pulumi up` (an assumed role's role ARN, not its
      * session): the default key administrator (`keyAdministratorArns`).
@@ -94,7 +97,9 @@ export async function lookupEnvironment(cfg: StackConfig): Promise<Environment> 
     if (cfg.engine === "redis") {
         problems.push(`${CONFIG_NAMESPACE}:engine is redis, but Amazon Linux 2023 has no redis package (it ships valkey, and redis6 for Redis 6.2); set it to valkey (or redis6). "redis" is for local mode only`);
     }
-    const availabilityZones = chooseZones(azs.names, cfg.zones, region.region, {
+    // In an existing VPC the zones are those of its subnets, in the order given.
+    const existingVpc = cfg.vpcId !== undefined ? await lookupExistingVpc(cfg, region.region) : undefined;
+    const availabilityZones = existingVpc ? existingVpc.subnets.map((s) => s.availabilityZone) : chooseZones(azs.names, cfg.zones, region.region, {
         instanceType: cfg.instanceType,
         offeredIn: offerings.locations,
         endpointServices: Object.fromEntries(services.map((s, i) => [s, endpointServices[i].availabilityZones])),
@@ -134,6 +139,7 @@ export async function lookupEnvironment(cfg: StackConfig): Promise<Environment> 
         availabilityZones,
         amiId,
         amiPinned: cfg.amiId !== undefined,
+        ...(existingVpc ? { existingVpc } : {}),
         deployerArn,
     };
 }

@@ -1,27 +1,19 @@
-export { RedisCluster } from "./redisCluster";
-export type { RedisClusterArgs, ClusterOutputs } from "./redisCluster";
-export { Network, INTERFACE_ENDPOINT_SERVICES } from "./network";
-export type { NetworkArgs } from "./network";
-export { SecurityGroups } from "./securityGroups";
-export type { SecurityGroupsArgs } from "./securityGroups";
-export { EncryptionKey } from "./encryptionKey";
-export type { EncryptionKeyArgs } from "./encryptionKey";
-export { Secrets } from "./secrets";
-export type { SecretsArgs } from "./secrets";
-export { BackupBucket } from "./backupBucket";
-export type { BackupBucketArgs } from "./backupBucket";
-export { SnapshotPolicy } from "./snapshotPolicy";
-export type { SnapshotPolicyArgs } from "./snapshotPolicy";
-export { NodeRole } from "./nodeRole";
-export type { NodeRoleArgs } from "./nodeRole";
-export { RedisNode } from "./redisNode";
-export type { RedisNodeArgs } from "./redisNode";
-export { RedisNodes } from "./redisNodes";
-export type { RedisNodesArgs } from "./redisNodes";
-export { LoadBalancer } from "./loadBalancer";
-export type { LoadBalancerArgs } from "./loadBalancer";
-export { Alarms } from "./alarms";
-export type { AlarmsArgs } from "./alarms";
+/**
+ * The package's entry point (`import { RedisCluster } from "pulumi-redis-cluster"`): the
+ * RedisCluster component, its argument and output types, and the config, placement and
+ * environment helpers it shares with the stack program (index.ts at the repository root).
+ *
+ * The building blocks it is made of (Network, SecurityGroups, RedisNodes, …) are in
+ * `pulumi-redis-cluster/parts` (./parts.ts): their declarations name @pulumi/aws types, and
+ * keeping them out of this entry keeps a program that only needs the cluster from
+ * type-checking all of @pulumi/aws on their account.
+ */
+export { RedisCluster, clusterConfigOf } from "./redisCluster";
+export type { RedisClusterArgs, RedisClusterSettings, ClusterOutputs, NetworkMode } from "./redisCluster";
+export type { Topology, TopologyNode } from "./topology";
+export { lookupExistingVpc, existingVpcProblems, neededInterfaceEndpoints } from "./existingVpc";
+export type { ExistingVpc } from "./existingVpc";
+export { networkModeProblems, previousNetwork } from "./networkMode";
 export { lookupEnvironment, chooseZones } from "./environment";
 export type { Environment } from "./environment";
 export { loadConfig } from "./loadConfig";

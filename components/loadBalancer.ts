@@ -8,6 +8,12 @@ export interface LoadBalancerArgs {
     subnetIds: pulumi.Input<string>[];
     securityGroupId: pulumi.Input<string>;
     port: number;
+    /**
+     * Refuse deletion of the load balancer in AWS (AWS Security Hub control ELB.6), with the data
+     * it fronts (`protectData`). `pulumi destroy` then fails on it until this is set to false and
+     * applied. @default false
+     */
+    deletionProtection?: boolean;
     /** Every node: its resource name (for the attachment's name) and fixed private IP. */
     targets: { resourceName: string; privateIp: string }[];
 }
@@ -43,6 +49,7 @@ export class LoadBalancer extends pulumi.ComponentResource {
             // An NLB gets security groups only at creation; they let the node group admit "the load balancer".
             securityGroups: [args.securityGroupId],
             enableCrossZoneLoadBalancing: true,
+            enableDeletionProtection: args.deletionProtection ?? false,
             tags: tags(args.clusterName, childName(args.clusterName, "nlb")),
         }, { parent: this, deleteBeforeReplace: true });
 

@@ -1,11 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import type { StackConfig } from "./config";
+import { CONFIG_NAMESPACE, parseStackConfig, RawValue, StackConfig } from "./config";
 import type { UserDataInput } from "./bootstrap/contract";
 import { ACL_USERS, ssmParameterNames } from "./bootstrap/contract";
 import { DesiredNodeSettings, desiredNodeSettingsOf, nodeSettingsOf, renderNodeSettings } from "./bootstrap/nodeSettings";
 import type { Topology } from "./topology";
-import type { Environment } from "./environment";
+import { Environment, lookupEnvironment } from "./environment";
 import { planNodes } from "./plan/placement";
 import { EncryptionKey } from "./encryptionKey";
 import { Network } from "./network";
@@ -22,16 +22,31 @@ import { MetricsPublisher } from "./metricsPublisher";
 import { MonitoredNode } from "./monitoring";
 import { childName, nodeResourceName, tags } from "./naming";
 
-export interface RedisClusterArgs {
-    config: StackConfig;
-    env: Environment;
-    /** Alarm e-mail as a (possibly secret) input; overrides config.alarmEmail. */
+/** The settings of a cluster: every stack config key, each optional with the stack's default. */
+export type RedisClusterSettings = Partial<Omit<StackConfig, "alarmEmail">>;
+
+/**
+ * Arguments of `new RedisCluster(name, args)`: the same keys, defaults and validation as the
+ * stack config (`redis-cluster:<key>`, docs/infrastructure.md), as typed values, e.g.
+ * `{ shards: 3, replicasPerShard: 1, vpcId, subnetIds, clientSecurityGroupIds: [app.id] }`.
+ * `clusterName` defaults to `<name>-<stack>`.
+ */
+export interface RedisClusterArgs extends RedisClusterSettings {
+    /** E-mail subscribed to the alarm topic; may be a secret. @default none */
     alarmEmail?: pulumi.Input<string>;
+    /**
+     * Region, account, zones, AMI and (with `vpcId`) the existing VPC, as `lookupEnvironment`
+     * finds them. @default looked up from the provider's account and region
+     */
+    environment?: Environment;
     /** User-data renderer. @default renderUserData from ./bootstrap/userData */
     renderUserData?: (input: UserDataInput) => string;
 }
 
-/** The stack outputs the operations tool reads. */
+/** Whether the stack created its network or was given one; a running cluster keeps its mode. */
+export type NetworkMode = "created" | "existing";
+
+/** The outputs the operations tool reads (as stack outputs, or nested under one output name). */
 export interface ClusterOutputs {
     topology: pulumi.Output<Topology>;
     loadBalancerDnsName: pulumi.Output<string>;
@@ -44,8 +59,10 @@ export interface ClusterOutputs {
      * running nodes one at a time.
      */
     nodeSettings: pulumi.Output<DesiredNodeSettings>;
+    networkMode: pulumi.Output<NetworkMode>;
     vpcId: pulumi.Output<string>;
     privateSubnetIds: pulumi.Output<string[]>;
+    /** Allow your application's security group from here, or list it in `clientSecurityGroupIds`. */
     nodeSecurityGroupId: pulumi.Output<string>;
     alarmTopicArn: pulumi.Output<string>;
     /** The CloudWatch dashboard (one row per shard, the cluster row). */
@@ -53,31 +70,102 @@ export interface ClusterOutputs {
 }
 
 /**
- * A self-managed Redis Cluster: network, security groups, KMS key, secrets,
- * backup bucket and snapshot schedule, nodes, internal load balancer, alarms.
+ * Validates component arguments with the stack config's rules (one source of defaults and
+ * messages): each argument is read as the value of `redis-cluster:<key>`.
+ */
+export function clusterConfigOf(name: string, settings: RedisClusterSettings & { alarmEmail?: unknown }, stack = pulumi.getStack()): StackConfig {
+    const plain = settings as Record<string, unknown>;
+    return parseStackConfig((k): RawValue => {
+        // A secret or computed e-mail is checked where it is plain; the component passes it on as is.
+        if (k === "alarmEmail" && typeof plain.alarmEmail !== "string") return undefined;
+        return plain[k] as RawValue;
+    }, { project: name, stack });
+}
+
+/**
+ * A self-managed Redis Cluster: network (or an existing VPC's subnets), security groups, KMS
+ * key, secrets, backup bucket and snapshot schedule, nodes, internal load balancer, alarms.
+ *
+ * ```ts
+ * const cache = new RedisCluster("cache", { shards: 3, vpcId, subnetIds, clientSecurityGroupIds: [appSg.id] });
+ * export const redis = cache.outputs;     // npm run cluster -- status --stack dev --output redis
+ * ```
  */
 export class RedisCluster extends pulumi.ComponentResource {
+    /** The validated settings, defaults filled in. */
+    readonly config: StackConfig;
+    /** Everything the operations tool reads; export it whole (`export const redis = cluster.outputs`). */
     readonly outputs: ClusterOutputs;
+    readonly topology: pulumi.Output<Topology>;
+    /** The discovery endpoint: point a cluster client at `<this>:<port>`. */
+    readonly loadBalancerDnsName: pulumi.Output<string>;
+    readonly nodeSecurityGroupId: pulumi.Output<string>;
+    readonly adminCredentials: pulumi.Output<{ user: string; password: string }>;
+    readonly backupBucketName: pulumi.Output<string>;
 
-    constructor(name: string, args: RedisClusterArgs, opts?: pulumi.ComponentResourceOptions) {
+    constructor(name: string, args: RedisClusterArgs = {}, opts?: pulumi.ComponentResourceOptions) {
+        const { environment, alarmEmail, renderUserData, ...settings } = args;
+        // Throws a ConfigError listing every problem before anything, this component included, is declared.
+        const cfg = clusterConfigOf(name, { ...settings, alarmEmail });
         super("rediscluster:index:RedisCluster", name, {}, opts);
-        const { config: cfg, env } = args;
-        const parent = { parent: this };
+        this.config = cfg;
+        const build = (env: Environment) => this.build(name, cfg, env, alarmEmail ?? cfg.alarmEmail, renderUserData);
+        if (environment) {
+            this.outputs = build(environment);
+        } else {
+            // The lookups are invokes: children are declared once they answer. The program keeps
+            // running until they are, as with any resource created after an await.
+            const built = lookupEnvironment(cfg).then(build);
+            const later = <K extends keyof ClusterOutputs>(k: K) =>
+                pulumi.output(built.then((o) => o[k] as pulumi.Output<unknown>)) as unknown as NonNullable<ClusterOutputs[K]>;
+            this.outputs = {
+                topology: later("topology"),
+                loadBalancerDnsName: later("loadBalancerDnsName"),
+                backupBucketName: later("backupBucketName"),
+                adminCredentials: pulumi.secret(later("adminCredentials")),
+                ...(cfg.tls ? { tlsCaCertificate: later("tlsCaCertificate") } : {}),
+                nodeSettings: later("nodeSettings"),
+                networkMode: later("networkMode"),
+                vpcId: later("vpcId"),
+                privateSubnetIds: later("privateSubnetIds"),
+                nodeSecurityGroupId: later("nodeSecurityGroupId"),
+                alarmTopicArn: later("alarmTopicArn"),
+                dashboardName: later("dashboardName"),
+            };
+        }
+        this.topology = this.outputs.topology;
+        this.loadBalancerDnsName = this.outputs.loadBalancerDnsName;
+        this.nodeSecurityGroupId = this.outputs.nodeSecurityGroupId;
+        this.adminCredentials = this.outputs.adminCredentials;
+        this.backupBucketName = this.outputs.backupBucketName;
+        this.registerOutputs({ ...this.outputs });
+    }
 
+    private build(name: string, cfg: StackConfig, env: Environment, alarmEmail: pulumi.Input<string> | undefined, renderUserData?: (input: UserDataInput) => string): ClusterOutputs {
+        const parent = { parent: this };
+        const existing = env.existingVpc;
         const key = new EncryptionKey(childName(name, "kms"), { clusterName: cfg.clusterName, protect: cfg.protectData }, parent);
-        const network = new Network(childName(name, "net"), {
-            clusterName: cfg.clusterName,
-            vpcCidr: cfg.vpcCidr,
-            availabilityZones: env.availabilityZones,
-            region: env.region,
-            interfaceEndpoints: cfg.interfaceEndpoints,
-            logRetentionDays: cfg.logRetentionDays,
-            accountId: env.accountId,
-        }, parent);
+        // In an existing VPC nothing of the network is created: its subnets, routes and endpoints
+        // are the account owner's (what they must provide: existingVpc.ts).
+        const network = existing
+            ? {
+                vpcId: pulumi.output(existing.vpcId),
+                subnetIds: existing.subnets.map((s) => pulumi.output(s.id)),
+                s3PrefixListId: pulumi.output(existing.s3PrefixListId),
+            }
+            : new Network(childName(name, "net"), {
+                clusterName: cfg.clusterName,
+                vpcCidr: cfg.vpcCidr,
+                availabilityZones: env.availabilityZones,
+                region: env.region,
+                interfaceEndpoints: cfg.interfaceEndpoints,
+                logRetentionDays: cfg.logRetentionDays,
+                accountId: env.accountId,
+            }, parent);
         const sgs = new SecurityGroups(childName(name, "sg"), {
             clusterName: cfg.clusterName,
             vpcId: network.vpcId,
-            vpcCidr: cfg.vpcCidr,
+            vpcCidr: existing ? existing.cidrBlock : cfg.vpcCidr,
             port: cfg.port,
             clientCidrs: cfg.clientCidrs,
             clientSecurityGroupIds: cfg.clientSecurityGroupIds,
@@ -91,6 +179,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             expirationDays: cfg.backupExpirationDays,
             forceDestroy: cfg.backupBucketForceDestroy,
             protect: cfg.protectData,
+            accountId: env.accountId,
         }, parent);
         const snapshots = new SnapshotPolicy(childName(name, "snapshots"), {
             clusterName: cfg.clusterName,
@@ -135,7 +224,7 @@ export class RedisCluster extends pulumi.ComponentResource {
         // The collector the nodes' metrics hook fetches at boot: published before any node starts.
         const publisher = new MetricsPublisher(childName(name, "metrics"), { bucketName: bucket.bucketName, kmsKeyArn: key.arn }, parent);
 
-        const plans = planNodes(cfg);
+        const plans = planNodes(cfg, existing?.subnets);
         const nodes = new RedisNodes(childName(name, "nodes"), {
             config: cfg,
             nodes: plans,
@@ -148,14 +237,15 @@ export class RedisCluster extends pulumi.ComponentResource {
             amiPinned: env.amiPinned,
             region: env.region,
             backupBucketName: bucket.bucketName,
-            renderUserData: args.renderUserData,
+            renderUserData,
             namePrefix: name,
             // A first boot needs its paths and files to exist: the endpoints, the S3 route and the egress
             // rules (network, sgs), the node and key policies (role, key), the parameters, the metrics
             // collector the hook fetches (publisher). A component stands for all of its children; a
             // dependsOn on RedisNodes itself would not reach the instances. The node policy is listed
             // itself: it is a child of the role resource, which the expansion stops at.
-            bootDependsOn: [...secrets.parameters, nodeSettingsParam, publisher, network, sgs, role, role.policy, key],
+            // In an existing VPC the network is not ours: nothing of it to wait for.
+            bootDependsOn: [...secrets.parameters, nodeSettingsParam, publisher, ...(network instanceof Network ? [network] : []), sgs, role, role.policy, key],
         }, parent);
 
         const lb = new LoadBalancer(childName(name, "lb"), {
@@ -164,10 +254,10 @@ export class RedisCluster extends pulumi.ComponentResource {
             subnetIds: network.subnetIds,
             securityGroupId: sgs.loadBalancerSecurityGroup.id,
             port: cfg.port,
+            deletionProtection: cfg.protectData,
             targets: plans.map((p) => ({ resourceName: nodeResourceName(name, p.shard, p.replica), privateIp: p.privateIp })),
         }, parent);
 
-        const alarmEmail = args.alarmEmail ?? cfg.alarmEmail;
         const monitored: MonitoredNode[] = plans.map((p) => ({ name: p.name, shard: p.shard, resourceName: nodeResourceName(name, p.shard, p.replica) }));
         const alarms = new Alarms(childName(name, "alarms"), {
             clusterName: cfg.clusterName,
@@ -190,20 +280,19 @@ export class RedisCluster extends pulumi.ComponentResource {
             nodes: monitored,
             alarmArns: [alarms.unhealthy.arn, ...alarms.redisAlarms.map((a) => a.arn)],
         }, parent);
-
-        this.outputs = {
+        return {
             topology: nodes.topologyNodes.apply((ns): Topology => ({ clusterName: cfg.clusterName, port: cfg.port, tls: cfg.tls, nodes: ns })),
             loadBalancerDnsName: lb.dnsName,
             backupBucketName: bucket.bucketName,
             adminCredentials: pulumi.secret(secrets.adminPassword.apply((password) => ({ user: ACL_USERS.admin, password }))),
             ...(secrets.caCertPem ? { tlsCaCertificate: secrets.caCertPem } : {}),
             nodeSettings: pulumi.output(desiredNodeSettingsOf(cfg, { parameterName: nodeSettingsName })),
+            networkMode: pulumi.output<NetworkMode>(existing ? "existing" : "created"),
             vpcId: network.vpcId,
             privateSubnetIds: pulumi.all(network.subnetIds),
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,
             alarmTopicArn: alarms.topic.arn,
             dashboardName: dashboard.dashboard.dashboardName,
         };
-        this.registerOutputs({ ...this.outputs });
     }
 }

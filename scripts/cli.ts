@@ -33,6 +33,8 @@ function targetOptions(cmd: Command): Command {
     return cmd
         .option("--topology <file>", "topology JSON in the stack-output shape (local: .local/<stack>/topology.json)")
         .option("--stack <name>", "read the topology and admin credentials from this Pulumi stack's outputs")
+        .option("--output <name>", "with --stack: the output holding the cluster's outputs, when your program nests them (export const redis = cluster.outputs)")
+        .option("--project-dir <dir>", "with --stack: the directory of the Pulumi project that owns the stack (default: this repository)")
         .option("--user <name>", "ACL user (default: from the stack outputs or the local credentials file)")
         .option("--password <password>", "ACL password (prefer the REDISCLI_AUTH environment variable)")
         .option("--tls-ca <file>", "CA certificate (PEM) to verify nodes when the topology has tls: true")

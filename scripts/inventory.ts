@@ -17,6 +17,13 @@ export interface TargetOptions {
     topology?: string;
     /** Pulumi stack name to read outputs from. */
     stack?: string;
+    /**
+     * With `stack`: the output that holds the cluster's outputs, when a program exports them
+     * nested (`export const redis = cluster.outputs`). @default the stack's top-level outputs
+     */
+    output?: string;
+    /** With `stack`: the directory of the Pulumi project that owns it. @default this repository */
+    projectDir?: string;
     user?: string;
     password?: string;
     /** CA file for TLS. */
@@ -53,6 +60,28 @@ export const automationOutputs = (workDir = resolve(__dirname, "..")): StackOutp
     const outs = await s.outputs();
     return Object.fromEntries(Object.entries(outs).map(([k, v]) => [k, v.value]));
 };
+
+/**
+ * The cluster's outputs inside a stack's outputs: the top level (this repository's program), or
+ * the object under `--output NAME` (a program that holds a RedisCluster among other things).
+ */
+export function clusterOutputsOf(outs: Record<string, unknown>, opts: Pick<TargetOptions, "stack" | "output">): Record<string, unknown> {
+    const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+    if (opts.output !== undefined) {
+        const nested = outs[opts.output];
+        if (!isObj(nested)) {
+            throw new UsageError(`stack "${opts.stack}" has no output "${opts.output}" holding the cluster's outputs (its outputs: ${Object.keys(outs).join(", ") || "none"})`);
+        }
+        return nested;
+    }
+    if (outs.topology === undefined) {
+        const holders = Object.keys(outs).filter((k) => isObj(outs[k]) && isObj((outs[k] as Record<string, unknown>).topology));
+        if (holders.length > 0) {
+            throw new UsageError(`stack "${opts.stack}" has no "topology" output, but its output ${holders.map((h) => `"${h}"`).join(", ")} holds a cluster's: add --output ${holders[0]}`);
+        }
+    }
+    return outs;
+}
 
 /** Parses "a:1=b:2,c:3=d:4" or a JSON file of { "a:1": "b:2" | {host,port} }. */
 export function parseNatMap(spec: string): NonNullable<PoolOptions["natMap"]> {
@@ -136,8 +165,8 @@ export async function resolveTarget(
         stateDir = dirname(path);
         stackCreds = readCredentialsFile(join(stateDir, "credentials.json"));
     } else {
-        const read = deps.readStackOutputs ?? automationOutputs();
-        const outs = await read(opts.stack!);
+        const read = deps.readStackOutputs ?? automationOutputs(opts.projectDir ? resolve(opts.projectDir) : undefined);
+        const outs = clusterOutputsOf(await read(opts.stack!), opts);
         if (!outs.topology) throw new UsageError(`stack "${opts.stack}" has no "topology" output: has it been deployed (pulumi up)?`);
         try {
             topology = validateTopology(outs.topology, `stack ${opts.stack} output "topology"`);
@@ -157,7 +186,9 @@ export async function resolveTarget(
 
     let tls: TlsSettings | undefined;
     if (topology.tls) {
-        const ca = opts.tlsCa ?? (stateDir && existsSync(join(stateDir, "ca.pem")) ? join(stateDir, "ca.pem") : undefined);
+        // Local mode keeps its CA in <state>/tls/ca.crt (scripts/local/tls.ts).
+        const localCa = stateDir ? [join(stateDir, "tls", "ca.crt"), join(stateDir, "ca.pem")].find((p) => existsSync(p)) : undefined;
+        const ca = opts.tlsCa ?? localCa;
         tls = { caFile: ca, caPem: ca ? undefined : stackCaPem };
     }
     const natMap = opts.natMap ? parseNatMap(opts.natMap) : undefined;

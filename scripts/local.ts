@@ -49,13 +49,15 @@ import { exitCodeFor, isExpected, RefusedError, UsageError, StepError } from "./
 import { run as runScale } from "./commands/scale";
 import { ClusterView } from "./redis/clusterView";
 import { createOutput, fmtDuration, Output } from "./output";
-import { NodePool } from "./redis/pool";
+import { NodePool, TlsSettings } from "./redis/pool";
 import { formCluster } from "./redis/form";
 import { waitUntil } from "./redis/clusterView";
 import { collectStatus, evaluateStatus } from "./redis/healthReport";
 import { renderStatus } from "./commands/status";
 import { keyOf } from "./plan/topology";
-import { findServer, ServerBinary, which } from "./redis/serverBinary";
+import { findServer, ServerBinary } from "./redis/serverBinary";
+import { clusterTlsFiles, ensureLocalTls, nodeTlsFiles } from "./local/tls";
+import { ensurePrerequisites, realSystem } from "./prereqs";
 
 export const REPO_ROOT = resolve(__dirname, "..");
 /**
@@ -124,6 +126,11 @@ export function stackDir(opts: Pick<LocalOptions, "stack" | "stateDir">): string
     return resolve(opts.stateDir ?? join(REPO_ROOT, ".local"), opts.stack);
 }
 
+/** How the tool reaches a local cluster's nodes: over TLS, verified with the local CA, when the topology says tls. */
+function localPoolTls(dir: string, topology: Topology): TlsSettings | undefined {
+    return topology.tls ? { caFile: clusterTlsFiles(dir).caCert } : undefined;
+}
+
 /** The node's files inside the stack dir. */
 function nodePaths(dir: string, name: string) {
     const nodeDir = join(dir, name);
@@ -133,34 +140,14 @@ function nodePaths(dir: string, name: string) {
 // ---------------------------------------------------------------- redis-server
 
 /**
- * redis-server, installed with the system package manager when missing and we
- * are root; otherwise the exact command to run. Needs 6.2 or newer (ACL rules,
- * the renderers' version gates).
+ * redis-server, installed through the project's one prerequisites list
+ * (scripts/prereqs.ts: apt-get or dnf when root, otherwise the exact command).
+ * Needs 6.2 or newer (ACL rules, the renderers' version gates).
  */
 export function ensureRedisServer(out: Output): ServerBinary {
-    let found = findServer();
-    if (!found) {
-        const root = typeof process.getuid === "function" && process.getuid() === 0;
-        if (root && which("apt-get")) {
-            out.info("redis-server is not installed: installing it with apt-get (redis-server, redis-tools)");
-            const r = spawnSync("sh", ["-c", "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server redis-tools >/dev/null && (systemctl stop redis-server >/dev/null 2>&1 || true)"], { stdio: ["ignore", "inherit", "inherit"] });
-            if (r.status !== 0) throw new UsageError("apt-get could not install redis-server; install it yourself: apt-get install -y redis-server redis-tools");
-        } else if (root && which("dnf")) {
-            out.info("redis-server is not installed: installing it with dnf");
-            const r = spawnSync("sh", ["-c", "dnf install -y -q redis6 || dnf install -y -q redis || dnf install -y -q valkey"], { stdio: ["ignore", "inherit", "inherit"] });
-            if (r.status !== 0) throw new UsageError("dnf could not install redis6, redis or valkey; install one of them yourself");
-        } else {
-            throw new UsageError(
-                "redis-server is not installed, and local mode runs the cluster with it. Install it, then run npm run local again:\n" +
-                    "  Debian/Ubuntu:        sudo apt-get install -y redis-server redis-tools\n" +
-                    "  Amazon Linux 2023:    sudo dnf install -y redis6\n" +
-                    "  Fedora/RHEL:          sudo dnf install -y redis\n" +
-                    "  macOS (Homebrew):     brew install redis",
-            );
-        }
-        found = findServer();
-        if (!found) throw new UsageError("redis-server is still not on PATH after installing it; open a new shell or add its directory to PATH");
-    }
+    ensurePrerequisites("local", { ...realSystem, info: (line) => out.info(line) });
+    const found = findServer();
+    if (!found) throw new UsageError("redis-server is still not on PATH after installing it; open a new shell or add its directory to PATH");
     const [maj, min] = found.version.split(".").map(Number);
     if (maj < 6 || (maj === 6 && min < 2)) {
         throw new UsageError(`${found.server} is version ${found.version}; local mode needs Redis 6.2 or newer (or Valkey). Upgrade it (e.g. from the Redis APT repository or brew upgrade redis)`);
@@ -196,9 +183,7 @@ export function loadLocalConfig(opts: Pick<LocalOptions, "stack" | "config">): {
         throw new UsageError(`no stack config ${file}: local mode reads the stack's Pulumi.<stack>.yaml (the committed ones: Pulumi.dev.yaml, ...); pass --stack NAME or --config FILE`);
     }
     const config = readStackConfigFile(file, opts.stack);
-    const notes: string[] = [];
-    if (config.tls) notes.push("tls is on in the stack config; local mode runs without TLS (on AWS the nodes use it)");
-    return { config: { ...config, tls: false }, file, notes };
+    return { config, file, notes: [] };
 }
 
 /** Topology of the local cluster: names and zones exactly as the stack plans them, loopback addresses. */
@@ -211,7 +196,7 @@ export function localTopology(config: StackConfig, ports: number[], opts: { plac
             nodes.push({ name: `${config.clusterName}-s${shard}-r${r}`, shard, az: `local-${String.fromCharCode(97 + zone)}`, host: "127.0.0.1", port: opts.placeholderPorts ? 0 : ports[i++] });
         }
     }
-    return { clusterName: config.clusterName, port: nodes[0].port, tls: false, nodes };
+    return { clusterName: config.clusterName, port: nodes[0].port, tls: config.tls, nodes };
 }
 
 /**
@@ -347,6 +332,10 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
         } catch (e) {
             throw new UsageError(`${dir} holds a local cluster whose files cannot be read (${(e as Error).message}); remove it with: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""}`);
         }
+        if (topology.tls !== loaded.config.tls) {
+            throw new UsageError(`the local cluster in ${dir} runs ${topology.tls ? "with" : "without"} TLS, but ${file} now has tls: ${loaded.config.tls}; TLS is fixed at creation (as on AWS, where it replaces the nodes). ` +
+                `Start over: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""} && npm run local`);
+        }
         const running = shapeOf(topology);
         const names = localTopology({ ...loaded.config, shards: running.shards, replicasPerShard: running.replicas }, [], { placeholderPorts: true }).nodes.map((n) => n.name).join(",");
         if (names !== topology.nodes.map((n) => n.name).join(",")) {
@@ -366,7 +355,7 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
     const rerendered = renderNodeFiles(dir, topology, config, creds, bin);
     writeFileSync(join(dir, SETTINGS_FILE), JSON.stringify(localNodeSettings(config, file), null, 2) + "\n");
 
-    const pool = new NodePool({ credentials: { user: creds.user, password: creds.password }, connectTimeoutMs: 1000 });
+    const pool = new NodePool({ credentials: { user: creds.user, password: creds.password }, tls: localPoolTls(dir, topology), connectTimeoutMs: 1000 });
     try {
         // Start what is not running (all of them on a fresh start).
         const started: string[] = [];
@@ -405,7 +394,7 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
         }
         const report = evaluateStatus(await collectStatus(pool, { ...topology }));
         const alreadyRunning = already && started.length === 0 && !scaled;
-        const connect = `redis-cli -c -p ${topology.nodes[0].port} --user ${creds.user} --askpass`;
+        const connect = `redis-cli -c -p ${topology.nodes[0].port}${topology.tls ? ` --tls --cacert ${rel(clusterTlsFiles(dir).caCert)}` : ""} --user ${creds.user} --askpass`;
         // Nodes running since before a settings change keep their values until reconfigure applies them.
         const pending = fresh ? [] : rerendered.filter((name) => !started.includes(name) && topology.nodes.some((n) => n.name === name));
         const reconfigureHint = `npm run cluster -- reconfigure --topology ${rel(topologyFile)}`;
@@ -439,8 +428,8 @@ export function localNodeSettings(config: StackConfig, file: string): DesiredNod
     return {
         version: 1,
         settings: nodeSettingsOf(config),
-        // Local mode runs without TLS, on ports of its own choosing, with whatever redis-server is installed.
-        fixed: { tls: false },
+        // Local mode runs on ports of its own choosing, with whatever redis-server is installed.
+        fixed: { tls: config.tls },
         nodeMemoryBytes: LOCAL_NODE_MEMORY_BYTES,
         source: rel(file),
     };
@@ -455,13 +444,16 @@ export function localNodeSettings(config: StackConfig, file: string): DesiredNod
 function renderNodeFiles(dir: string, topology: Topology, config: StackConfig, creds: LocalCredentials, bin: ServerBinary): string[] {
     const acl = renderAclFile({ adminPassword: creds.password, appPassword: creds.app.password, replicationPassword: creds.replication.password, engineVersion: bin.version });
     const changed: string[] = [];
+    for (const n of topology.nodes) mkdirSync(nodePaths(dir, n.name).nodeDir, { recursive: true, mode: 0o700 });
+    if (config.tls) ensureLocalTls(dir, config.clusterName, topology.nodes.map((n) => nodePaths(dir, n.name).nodeDir));
     for (const n of topology.nodes) {
         const p = nodePaths(dir, n.name);
-        mkdirSync(p.nodeDir, { recursive: true, mode: 0o700 });
         const conf = renderRedisConf({
             config, announceIp: n.host, bindAddresses: [n.host], port: n.port, dataDir: p.nodeDir, aclFile: p.acl,
             maxmemoryBytes: maxmemoryBytesFor(LOCAL_NODE_MEMORY_BYTES, config.maxmemoryPercent), replicationPassword: creds.replication.password,
             logFile: p.log, daemonize: true, pidFile: p.pid, engineVersion: bin.version,
+            tls: config.tls ? nodeTlsFiles(p.nodeDir) : undefined,
+            node: { name: n.name, shard: n.shard, replica: parseNodeName(n.name)?.replica ?? 0 },
         });
         const same = (path: string, text: string) => existsSync(path) && readFileSync(path, "utf8") === text;
         if (!same(p.acl, acl)) writeSecret(p.acl, acl);
@@ -609,7 +601,7 @@ export async function down(opts: LocalOptions, out: Output): Promise<{ stopped: 
     }
     const { readdirSync } = await import("node:fs");
     const names = topology?.nodes.map((n) => n.name) ?? readdirSync(dir).filter((d) => existsSync(join(dir, d, "redis.conf")));
-    const pool = new NodePool({ credentials: creds ? { user: creds.user, password: creds.password } : undefined, connectTimeoutMs: 500 });
+    const pool = new NodePool({ credentials: creds ? { user: creds.user, password: creds.password } : undefined, tls: topology ? localPoolTls(dir, topology) : undefined, connectTimeoutMs: 500 });
     let stopped = 0;
     try {
         await Promise.all(names.map(async (name) => {

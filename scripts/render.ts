@@ -87,6 +87,7 @@ export function render(opts: RenderOptions): string {
     const conf = redisConfTemplate({
         config: input.config, announceIp: plan.privateIp, bindAddresses: [plan.privateIp, "127.0.0.1"], port: cfg.port,
         dataDir: files.dataDir, aclFile: files.aclFile, tls: cfg.tls ? files.tls : undefined,
+        node: { name: plan.name, shard: plan.shard, replica: plan.replica },
     });
     const settings = nodeSettingsOf(cfg);
     return header + fillTokens(resolveVersionGates(conf, version), {

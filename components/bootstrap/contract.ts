@@ -91,6 +91,8 @@ export interface RedisConfInput {
     pidFile?: string;
     /** Engine version, e.g. "6.2.14", so directives an older engine lacks are left out. @default newest */
     engineVersion?: string;
+    /** The node, named in the file's header with its shard and the role it is created with (replica 0: master). */
+    node?: { name: string; shard: number; replica: number };
 }
 
 export interface AclInput {

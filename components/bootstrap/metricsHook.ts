@@ -17,6 +17,7 @@
  * minute costs less than one PutMetricData request a minute per node.
  * No `@pulumi/*` import.
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { StackConfig } from "../config";
 import { METRICS_NAMESPACE, nodeLogGroupName } from "../naming";
@@ -138,6 +139,17 @@ systemctl enable -q --now ${METRICS_UNIT}.timer
     return { name: METRICS_HOOK_NAME, script };
 }
 
+/**
+ * scripts/metrics/node.ts from components/bootstrap in a checkout, or from
+ * dist/components/bootstrap in the packed package (which ships scripts/ as source).
+ */
+function collectorEntry(): string {
+    const candidates = [join(__dirname, "..", "..", "scripts", "metrics", "node.ts"), join(__dirname, "..", "..", "..", "scripts", "metrics", "node.ts")];
+    const found = candidates.find((p) => existsSync(p));
+    if (!found) throw new Error(`the node metrics collector is missing: none of ${candidates.join(", ")} exists`);
+    return found;
+}
+
 let bundled: string | undefined;
 /**
  * The node's collector (scripts/metrics/node.ts with the tool's collector and
@@ -150,7 +162,7 @@ export function bundleCollector(): string {
         // eslint-disable-next-line @typescript-eslint/no-var-requires
         const esbuild = require("esbuild") as typeof import("esbuild");
         const r = esbuild.buildSync({
-            entryPoints: [join(__dirname, "..", "..", "scripts", "metrics", "node.ts")],
+            entryPoints: [collectorEntry()],
             bundle: true,
             platform: "node",
             target: "node18",

@@ -12,6 +12,7 @@ import type { RedisConfInput } from "./contract";
 import { ACL_USERS } from "./contract";
 import { TOKENS, fillTokens, gated, quoteConfValue, resolveVersionGates } from "./template";
 import { DIRECTIVE_SETTINGS, nodeSettingsOf } from "./nodeSettings";
+import { nodeName } from "../topology";
 
 /** Feature level assumed when RedisConfInput.engineVersion is not given. */
 export const NEWEST_ENGINE_VERSION = "7.0";
@@ -24,6 +25,22 @@ function path(value: string, what: string): string {
     return value;
 }
 
+/**
+ * The file's header: which node, which shard, and the role it is created with. Replica 0 is
+ * the shard's first master (`create` makes it so); failovers swap roles afterwards, which a
+ * file rendered at boot cannot know, so the header says so and where the live role is shown.
+ */
+export function headerLines(clusterName: string, node?: RedisConfInput["node"]): string[] {
+    if (!node) return [`# ${clusterName} node: rendered by components/bootstrap/redisConf.ts at every boot`];
+    const role = node.replica === 0 ? "master" : `replica of ${nodeName(clusterName, node.shard, 0)}`;
+    return [
+        `# ${node.name}: shard ${node.shard} of ${clusterName}, created as ${role}.`,
+        `# Roles change on failover (a replica is promoted, the old master follows it), so this may`,
+        `# no longer be the live role: npm run cluster -- status shows it (or ROLE on this node).`,
+        `# Rendered by components/bootstrap/redisConf.ts at every boot.`,
+    ];
+}
+
 /** The template (tokens and version gates unresolved), as embedded in the user data. */
 export function redisConfTemplate(input: RedisConfTemplateInput): string {
     const c = input.config;
@@ -34,8 +51,8 @@ export function redisConfTemplate(input: RedisConfTemplateInput): string {
     const L: string[] = [];
     const add = (...lines: string[]) => L.push(...lines);
 
+    add(...headerLines(c.clusterName, input.node));
     add(
-        `# ${c.clusterName} node: rendered by components/bootstrap/redisConf.ts at every boot`,
         `bind ${bind.join(" ")}`,
         // The default user is off (users.acl), so protected mode never has a passwordless user to guard; keep it on anyway.
         `protected-mode yes`,

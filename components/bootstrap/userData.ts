@@ -191,6 +191,7 @@ export function renderUserData(input: UserDataInput): string {
         dataDir: files.dataDir,
         aclFile: files.aclFile,
         tls: c.tls ? files.tls : undefined,
+        node: { name: input.node.name, shard: input.node.shard, replica: input.node.replica },
     });
 
     const vars: [string, string | number][] = [

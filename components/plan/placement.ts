@@ -10,7 +10,7 @@
  */
 import type { StackConfig } from "../config";
 import { nodeName } from "../topology";
-import { intToIp, ipToInt, nodeCapacityPerSubnet, planSubnet, splitCidr } from "./subnets";
+import { intToIp, ipToInt, nodeCapacityPerSubnet, nodeRangeOf, planSubnet, splitCidr } from "./subnets";
 
 /** Highest replicasPerShard the config accepts; the address stride reserves room for all of them. */
 export const MAX_REPLICAS_PER_SHARD = 5;
@@ -54,10 +54,8 @@ export function addressOffset(shard: number, replica: number, zones: number): nu
 
 /** Largest shard count whose addresses fit, for a VPC CIDR, zone count and replica count. */
 export function maxShardsThatFit(vpcCidr: string, zones: number, replicasPerShard: number): number {
-    const capacity = nodeCapacityPerSubnet(vpcCidr);
     // Highest offset used is floor((shards-1)/zones) * STRIDE + replicas; it must be < capacity.
-    const kMax = Math.floor((capacity - 1 - replicasPerShard) / ADDRESS_STRIDE);
-    return kMax < 0 ? 0 : (kMax + 1) * zones;
+    return maxShardsThatFitCapacity(nodeCapacityPerSubnet(vpcCidr), zones, replicasPerShard);
 }
 
 /**
@@ -88,16 +86,61 @@ export function placementProblems(cfg: Omit<PlacementInput, "clusterName">, ns =
     ];
 }
 
-/** Every node of the shape, shard by shard, replica 0 first. Throws when the addresses don't fit. */
-export function planNodes(cfg: PlacementInput): NodePlan[] {
-    const problems = placementProblems(cfg);
+/** A subnet of an existing VPC, as AWS describes it. */
+export interface ExistingSubnet {
+    id: string;
+    cidr: string;
+    availabilityZone: string;
+}
+
+/**
+ * Problems with a shape whose fixed addresses don't fit the node ranges (upper halves) of an
+ * existing VPC's subnets, naming each subnet that is too small and what would fit.
+ */
+export function existingSubnetPlacementProblems(
+    cfg: Pick<PlacementInput, "shards" | "replicasPerShard">, subnets: ExistingSubnet[], ns = "redis-cluster",
+): string[] {
+    const problems: string[] = [];
+    subnets.forEach((s, zoneIndex) => {
+        const range = nodeRangeOf(s.cidr);
+        let highest = -1;
+        let count = 0;
+        for (let shard = 0; shard < cfg.shards; shard++) {
+            for (let replica = 0; replica <= cfg.replicasPerShard; replica++) {
+                if (zoneOf(shard, replica, subnets.length) !== zoneIndex) continue;
+                highest = Math.max(highest, addressOffset(shard, replica, subnets.length));
+                count++;
+            }
+        }
+        if (highest >= range.nodeCapacity) {
+            problems.push(`${ns}:subnetIds: subnet ${s.id} (${s.cidr}, ${s.availabilityZone}) is too small for ${count} nodes: their fixed addresses are taken from its upper half ` +
+                `${range.nodeRangeCidr} (${ADDRESS_STRIDE} per shard, ${range.nodeCapacity} usable), which needs room for ${highest + 1}; ` +
+                `at most ${maxShardsThatFitCapacity(range.nodeCapacity, subnets.length, cfg.replicasPerShard)} shards fit: use a larger subnet (a /${Math.max(16, 32 - Math.ceil(Math.log2(2 * (highest + 3))))} or larger) or fewer ${ns}:shards`);
+        }
+    });
+    return problems;
+}
+
+function maxShardsThatFitCapacity(capacity: number, zones: number, replicasPerShard: number): number {
+    const kMax = Math.floor((capacity - 1 - replicasPerShard) / ADDRESS_STRIDE);
+    return kMax < 0 ? 0 : (kMax + 1) * zones;
+}
+
+/**
+ * Every node of the shape, shard by shard, replica 0 first. Throws when the addresses don't fit.
+ * With `existingSubnets` (zone i = existingSubnets[i]) the addresses come from those subnets'
+ * node ranges instead of the stack's own subnets cut from `vpcCidr`.
+ */
+export function planNodes(cfg: PlacementInput, existingSubnets?: ExistingSubnet[]): NodePlan[] {
+    const problems = existingSubnets ? existingSubnetPlacementProblems(cfg, existingSubnets) : placementProblems(cfg);
     if (problems.length > 0) throw new Error(problems[0]);
+    const zones = existingSubnets ? existingSubnets.length : cfg.zones;
     const nodes: NodePlan[] = [];
     for (let shard = 0; shard < cfg.shards; shard++) {
         for (let replica = 0; replica <= cfg.replicasPerShard; replica++) {
-            const zoneIndex = zoneOf(shard, replica, cfg.zones);
-            const subnet = planSubnet(cfg.vpcCidr, zoneIndex);
-            const ip = ipToInt(subnet.firstNodeAddress)! + addressOffset(shard, replica, cfg.zones);
+            const zoneIndex = zoneOf(shard, replica, zones);
+            const subnet = existingSubnets ? nodeRangeOf(existingSubnets[zoneIndex].cidr) : planSubnet(cfg.vpcCidr, zoneIndex);
+            const ip = ipToInt(subnet.firstNodeAddress)! + addressOffset(shard, replica, zones);
             nodes.push({
                 name: nodeName(cfg.clusterName, shard, replica),
                 shard,

@@ -80,12 +80,24 @@ export function planSubnet(vpcCidr: string, zoneIndex: number): SubnetPlan {
         throw new Error(`VPC CIDR ${vpcCidr} is too small: ${SUBNET_SLOTS} subnets of at least /28 need a /25 or larger VPC`);
     }
     const size = 2 ** (32 - subnetPrefix);
-    const start = base + zoneIndex * size;
-    const nodeStart = start + size / 2;
+    return { zoneIndex, ...nodeRangeOf(`${intToIp(base + zoneIndex * size)}/${subnetPrefix}`) };
+}
+
+/**
+ * The node range of any subnet: its upper half, without that half's first address and the
+ * subnet's last one. AWS reserves the first four addresses of a subnet and its last
+ * (https://docs.aws.amazon.com/vpc/latest/userguide/subnet-sizing.html), so the range is
+ * clear of them for any subnet AWS allows (/16 to /28). Used for the stack's own subnets and
+ * for the subnets of an existing VPC alike.
+ */
+export function nodeRangeOf(subnetCidr: string): Omit<SubnetPlan, "zoneIndex"> {
+    const { base, prefix } = splitCidr(subnetCidr);
+    if (prefix > 28) throw new Error(`subnet ${subnetCidr} is smaller than /28, the smallest AWS allows`);
+    const size = 2 ** (32 - prefix);
+    const nodeStart = base + size / 2;
     return {
-        zoneIndex,
-        cidr: `${intToIp(start)}/${subnetPrefix}`,
-        nodeRangeCidr: `${intToIp(nodeStart)}/${subnetPrefix + 1}`,
+        cidr: `${intToIp(base)}/${prefix}`,
+        nodeRangeCidr: `${intToIp(nodeStart)}/${prefix + 1}`,
         firstNodeAddress: intToIp(nodeStart + 1),
         nodeCapacity: size / 2 - 2,
     };

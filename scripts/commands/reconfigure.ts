@@ -26,7 +26,7 @@ import { DesiredNodeSettings, desiredNodeSettingsOf, validateDesiredNodeSettings
 import type { Topology, TopologyNode } from "../../components/topology";
 import { acquireLease } from "../redis/lease";
 import { RefusedError, StepError, UsageError } from "../errors";
-import { automationOutputs, openPool, resolveTarget, StackOutputsReader, Target } from "../inventory";
+import { automationOutputs, clusterOutputsOf, openPool, resolveTarget, StackOutputsReader, Target } from "../inventory";
 import { fmtDuration } from "../output";
 import { parseInfo } from "../redis/clusterView";
 import { NodePool } from "../redis/pool";
@@ -179,8 +179,14 @@ function renderPlan(plan: ReconfigurePlan, desired: DesiredNodeSettings, unreach
 export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext, deps: ReconfigureDeps = {}): Promise<number> {
     const t0 = Date.now();
     let stackOutputs: Record<string, unknown> | undefined;
-    const read = deps.readStackOutputs ?? automationOutputs();
-    const target = await resolveTarget(opts, { readStackOutputs: async (s) => (stackOutputs = await read(s)) });
+    const read = deps.readStackOutputs ?? automationOutputs(opts.projectDir);
+    const target = await resolveTarget(opts, {
+        readStackOutputs: async (s) => {
+            const raw = await read(s);
+            stackOutputs = clusterOutputsOf(raw, opts); // resolveTarget selects from the raw outputs itself
+            return raw;
+        },
+    });
     const desired = await loadDesired(opts, target, stackOutputs);
     const topology = target.topology;
     const targetArgs = [opts.stack ? `--stack ${opts.stack}` : `--topology ${opts.topology}`, opts.config ? `--config ${opts.config}` : ""].filter(Boolean).join(" ");

@@ -91,7 +91,7 @@ function expectedConf(engineVersion: string, config = cfg): string {
     return renderRedisConf({
         config, announceIp: "127.0.0.1", bindAddresses: ["127.0.0.1", "127.0.0.1"], port, dataDir: files.dataDir, aclFile: files.aclFile,
         maxmemoryBytes: maxmemoryForThisMachine(config.maxmemoryPercent), replicationPassword: PASSWORDS.replicationPassword,
-        tls: files.tls, engineVersion,
+        tls: files.tls, engineVersion, node: { name: node.name, shard: node.shard, replica: node.replica },
     });
 }
 /** The fake `aws` serves the secrets and the node-settings document of `config`, as the stack writes them. */

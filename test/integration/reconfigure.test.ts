@@ -150,6 +150,14 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
         const viaStack = capture();
         assert.equal(await reconfigure({ stack: "t" }, viaStack.ctx, { readStackOutputs: stackOut(aws) }), 0);
         assert.deepEqual(await everywhere("maxmemory"), six(String(maxmemoryForThisMachine(60))));
+        // A user's program that nests the cluster's outputs under one name: --output reads nodeSettings there too.
+        const nested = capture();
+        const nestedOut = async () => ({ redis: { topology, adminCredentials: creds2, nodeSettings: { ...aws, settings: { ...aws.settings, maxmemoryPercent: 55 } } }, appUrl: "https://app" });
+        assert.equal(await reconfigure({ stack: "t", output: "redis" }, nested.ctx, { readStackOutputs: nestedOut }), 0);
+        assert.deepEqual(await everywhere("maxmemory"), six(String(maxmemoryForThisMachine(55))));
+        // Back to the stack's 60 % for the steps below.
+        assert.equal(await reconfigure({ stack: "t" }, capture().ctx, { readStackOutputs: stackOut(aws) }), 0);
+        assert.deepEqual(await everywhere("maxmemory"), six(String(maxmemoryForThisMachine(60))));
 
         // Port, TLS, engine: refused, named, nothing changed.
         const fixed = capture();

@@ -64,6 +64,10 @@ export interface RunOptions {
     callerArn?: string;
     /** Config keys (full, e.g. "redis-cluster:alarmEmail") set as secrets, as `pulumi config set --secret` does. */
     secretKeys?: string[];
+    /** Extra invoke answers by token (an account with an existing VPC, say); return undefined to fall through. */
+    invokes?: Record<string, (inputs: any) => any>;
+    /** The outputs of the stack's last update, as a StackReference to the stack itself reads them. @default none (a new stack) */
+    previousOutputs?: Record<string, unknown>;
 }
 
 const hex = (s: string, n: number) => createHash("sha256").update(s).digest("hex").slice(0, n);
@@ -174,6 +178,9 @@ export async function runProgram(config: Record<string, string>, opts: RunOption
 
     await pulumi.runtime.setMocks({
         newResource(args) {
+            if (args.type === "pulumi:pulumi:StackReference") {
+                return { id: args.inputs.name, state: { name: args.inputs.name, outputs: opts.previousOutputs ?? {}, secretOutputNames: [] } };
+            }
             const id = mockId(args.type, args.name);
             const state = mockState(args.type, args.name, id, args.inputs);
             const o = options.get(`${args.type}::${args.name}`)!;
@@ -182,6 +189,8 @@ export async function runProgram(config: Record<string, string>, opts: RunOption
         },
         call(args) {
             invokes.push({ token: args.token, inputs: args.inputs });
+            const extra = opts.invokes?.[args.token]?.(args.inputs);
+            if (extra !== undefined) return extra;
             switch (args.token) {
                 case "aws:index/getRegion:getRegion": return { region: REGION, name: REGION, id: REGION, endpoint: `ec2.${REGION}.amazonaws.com`, description: "US East (N. Virginia)" };
                 case "aws:index/getCallerIdentity:getCallerIdentity": return { accountId: ACCOUNT, arn: opts.callerArn ?? `arn:aws:iam::${ACCOUNT}:user/test`, userId: "AIDATEST", id: ACCOUNT };
@@ -215,7 +224,7 @@ export async function runProgram(config: Record<string, string>, opts: RunOption
             }
             throw new Error(`unmocked invoke ${args.token}(${JSON.stringify(args.inputs)})`);
         },
-    }, "redis-cluster", stack, false);
+    }, "redis-cluster", stack, false, "organization");
 
     // Record the options of every registration, as the engine receives them.
     const monitor = pulumi.runtime.getMonitor() as any;

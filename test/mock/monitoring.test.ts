@@ -100,7 +100,8 @@ for (const stack of STACKS) {
         assert.equal(objects[0].inputs.key, COLLECTOR_KEY);
         assert.equal(objects[0].inputs.serverSideEncryption, "aws:kms");
         assert.match(String(objects[0].inputs.content), /EngineCPUUtilization/, "the bundle carries the tool's mapping");
-        const lifecycle = byType(r, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration")[0].inputs.rules as { filter: { prefix: string } }[];
+        // The backup bucket's rules (the access-log bucket has its own lifecycle).
+        const lifecycle = byType(r, "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration").find((x) => !x.name.includes("-access-logs"))!.inputs.rules as { filter: { prefix: string } }[];
         for (const rule of lifecycle) assert.ok(rule.filter.prefix.length > 0 && !COLLECTOR_KEY.startsWith(rule.filter.prefix), "the bundle never expires");
         for (const i of byType(r, T.instance)) {
             const ud = userDataOf(i);

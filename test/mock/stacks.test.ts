@@ -29,6 +29,12 @@ const one = (r: RunResult, type: string): Registered => {
     assert.equal(all.length, 1, `expected exactly one ${type}, got ${all.length}`);
     return all[0];
 };
+/** The backup bucket's own resource of a type (the access-log bucket has the same kinds; securityControls.test.ts checks it). */
+const backup = (r: RunResult, type: string): Registered => {
+    const all = byType(r, type).filter((x) => !x.name.includes("-access-logs"));
+    assert.equal(all.length, 1, `expected exactly one backup-bucket ${type}, got ${all.length}`);
+    return all[0];
+};
 const idOf = (r: RunResult, type: string, name: string) => r.resources.find((x) => x.type === type && x.name === name)!.id;
 
 for (const stack of STACKS) {
@@ -46,7 +52,7 @@ for (const stack of STACKS) {
         for (const n of o.topology.nodes) assert.deepEqual(Object.keys(n).sort(), ["az", "host", "instanceId", "name", "port", "shard"]);
         validateTopology(o.topology, `${stack} topology output`);
         assert.match(o.loadBalancerDnsName, /\.elb\.us-east-1\.amazonaws\.com$/);
-        assert.equal(o.backupBucketName, one(r, T.bucket).state.bucket);
+        assert.equal(o.backupBucketName, backup(r, T.bucket).state.bucket);
         assert.deepEqual(Object.keys(o.adminCredentials).sort(), ["password", "user"]);
         assert.equal(o.adminCredentials.user, "admin");
         assert.ok(r.secretOutputs.includes("adminCredentials"), "adminCredentials must be a secret output");
@@ -135,10 +141,10 @@ for (const stack of STACKS) {
             assert.equal(v.inputs.iops, cfg.dataVolumeIops);
             assert.equal(v.inputs.throughput, cfg.dataVolumeThroughputMiBps);
         }
-        const sse = one(r, T.sse).inputs.rules[0];
+        const sse = backup(r, T.sse).inputs.rules[0];
         assert.equal(sse.applyServerSideEncryptionByDefault.sseAlgorithm, "aws:kms");
         assert.equal(sse.applyServerSideEncryptionByDefault.kmsMasterKeyId, keyArn);
-        assert.equal(one(r, T.versioning).inputs.versioningConfiguration.status, "Enabled");
+        assert.equal(backup(r, T.versioning).inputs.versioningConfiguration.status, "Enabled");
         const names = ssmParameterNames(cfg.clusterName);
         const params = new Map(byType(r, T.param).map((p) => [p.inputs.name, p.inputs]));
         const expected = cfg.tls ? Object.values(names) : [names.adminPassword, names.appPassword, names.replicationPassword, names.nodeSettings];
@@ -151,16 +157,16 @@ for (const stack of STACKS) {
 
     test(`${stack}: backup bucket blocks public access and refuses non-TLS requests`, async () => {
         const { cfg, r } = await get(stack);
-        const bucket = one(r, T.bucket);
-        const pab = one(r, T.publicAccess).inputs;
+        const bucket = backup(r, T.bucket);
+        const pab = backup(r, T.publicAccess).inputs;
         assert.equal(pab.bucket, bucket.id);
         for (const k of ["blockPublicAcls", "blockPublicPolicy", "ignorePublicAcls", "restrictPublicBuckets"]) assert.equal(pab[k], true, k);
-        const policy = JSON.parse(one(r, T.bucketPolicy).inputs.policy);
+        const policy = JSON.parse(backup(r, T.bucketPolicy).inputs.policy);
         const deny = policy.Statement.find((s: any) => s.Effect === "Deny" && s.Condition?.Bool?.["aws:SecureTransport"] === "false");
         assert.ok(deny, "no statement denying aws:SecureTransport=false");
         assert.equal(deny.Action, "s3:*");
         assert.deepEqual(deny.Resource, [bucket.state.arn, `${bucket.state.arn}/*`]);
-        const rule = one(r, T.lifecycle).inputs.rules[0];
+        const rule = backup(r, T.lifecycle).inputs.rules[0];
         assert.equal(rule.expiration.days, cfg.backupExpirationDays);
         assert.deepEqual(rule.transitions ?? [], cfg.backupTransitionDays > 0 ? [{ days: cfg.backupTransitionDays, storageClass: "STANDARD_IA" }] : []);
         assert.equal(bucket.inputs.forceDestroy, cfg.backupBucketForceDestroy);
@@ -168,9 +174,9 @@ for (const stack of STACKS) {
         assert.equal(bucket.retainOnDelete, cfg.protectData);
         // A retained bucket keeps what secures it: nothing of it is deleted while the bucket stays.
         for (const t of [T.publicAccess, T.versioning, T.sse, T.bucketPolicy, T.lifecycle, "aws:s3/bucketOwnershipControls:BucketOwnershipControls"]) {
-            assert.equal(one(r, t).retainOnDelete, cfg.protectData, `${t} retainOnDelete`);
+            assert.equal(backup(r, t).retainOnDelete, cfg.protectData, `${t} retainOnDelete`);
         }
-        assert.ok(one(r, T.lifecycle).dependencies.includes(one(r, T.versioning).ref), "lifecycle rules before versioning is on");
+        assert.ok(backup(r, T.lifecycle).dependencies.includes(backup(r, T.versioning).ref), "lifecycle rules before versioning is on");
         for (const v of byType(r, T.volume)) {
             assert.equal(v.protect, cfg.protectData, `${v.name} protect`);
             assert.equal(v.retainOnDelete, cfg.protectData, `${v.name} retainOnDelete`);

@@ -266,7 +266,7 @@ describe("npm run render", () => {
         const s = loadStack(name);
         const plan = planNodes(s.config)[0];
         const ud = render({ stack: name, node: "0", part: "user-data" });
-        const tpl = redisConfTemplate({ config: { ...s.config, alarmEmail: undefined }, announceIp: plan.privateIp, bindAddresses: [plan.privateIp, "127.0.0.1"], port: s.config.port, dataDir: "/var/lib/redis-cluster/data", aclFile: "/etc/redis-cluster/users.acl", tls: s.config.tls ? { certFile: "/etc/redis-cluster/tls/redis.crt", keyFile: "/etc/redis-cluster/tls/redis.key", caFile: "/etc/redis-cluster/tls/ca.crt" } : undefined });
+        const tpl = redisConfTemplate({ config: { ...s.config, alarmEmail: undefined }, announceIp: plan.privateIp, bindAddresses: [plan.privateIp, "127.0.0.1"], port: s.config.port, dataDir: "/var/lib/redis-cluster/data", aclFile: "/etc/redis-cluster/users.acl", tls: s.config.tls ? { certFile: "/etc/redis-cluster/tls/redis.crt", keyFile: "/etc/redis-cluster/tls/redis.key", caFile: "/etc/redis-cluster/tls/ca.crt" } : undefined, node: { name: plan.name, shard: plan.shard, replica: plan.replica } });
         assert.ok(ud.includes(`cat <<'TPL_REDIS_CONF_EOF'\n${tpl}TPL_REDIS_CONF_EOF\n`));
         assert.ok(ud.includes(`cat <<'TPL_ACL_EOF'\n${aclTemplate()}TPL_ACL_EOF\n`));
     });

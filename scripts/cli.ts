@@ -107,6 +107,9 @@ export function buildProgram(): Command {
     targetOptions(program.command("status"))
         .description("health per shard and cluster-wide; exit 0 only when healthy")
         .addOption(new Option("--watch [seconds]", "refresh a per-shard table (role, ops/s, memory %, lag, link, fail reports) until Ctrl-C").argParser(intArg("--watch")))
+        .option("--backups-from <dir|s3://bucket/prefix>", "with --watch: show the backup ages from these backups (with --stack: default s3://<backupBucketName>/backups)")
+        .option("--s3-endpoint <url>", "S3-compatible endpoint of --backups-from: path-style addressing")
+        .option("--region <region>", "AWS region of the backup bucket (default: AWS_REGION)")
         .action(action(() => Promise.resolve(require("./commands/status") as typeof import("./commands/status"))));
 
     targetOptions(program.command("metrics"))
@@ -115,6 +118,10 @@ export function buildProgram(): Command {
         .option("--serve <[host:]port>", "serve GET /metrics in the Prometheus text format; every scrape reads every node directly (host defaults to 127.0.0.1)")
         .option("--namespace <name>", "CloudWatch namespace of --format emf (default RedisCluster)")
         .addOption(new Option("--command-timeout <ms>", "per-node command timeout: a node that accepts but does not answer is reported as down after this").argParser(intArg("--command-timeout")).default(5000))
+        .option("--backups-from <dir|s3://bucket/prefix>", "backups for LastBackupAgeSeconds and LastVerifiedRestoreAgeSeconds (with --stack: default s3://<backupBucketName>/backups)")
+        .option("--s3-endpoint <url>", "S3-compatible endpoint of --backups-from (MinIO, Ceph, s3rver ...): path-style addressing")
+        .option("--region <region>", "AWS region of the backup bucket (default: AWS_REGION)")
+        .addOption(new Option("--backups-every <minutes>", "with --serve: read the backups at most this often").argParser(intArg("--backups-every", 1)).default(15))
         .action(action(() => Promise.resolve(require("./commands/metrics") as typeof import("./commands/metrics"))));
 
     targetOptions(program.command("scale"))

@@ -76,7 +76,7 @@ export function metricsUnits(input: MetricsHookInput): { service: string; timer:
         "",
         "[Service]",
         "Type=oneshot",
-        // REDISCLI_AUTH, REDIS_SHARD and REDIS_PORT: written by the hook at every boot.
+        // REDISCLI_AUTH, REDIS_SHARD, REDIS_PORT, BACKUP_BUCKET and AWS_REGION (the backup ages): written by the hook at every boot.
         `EnvironmentFile=${input.metricsDir ?? METRICS_DIR}/env`,
         ...env.map(([k, v]) => `Environment=${k}=${v}`),
         `ExecStart=/usr/bin/node ${input.metricsDir ?? METRICS_DIR}/collector.cjs`,
@@ -119,7 +119,7 @@ mkdir -p "$dir"
 aws s3 cp --only-show-errors --region "$AWS_REGION" "s3://$BACKUP_BUCKET/${COLLECTOR_KEY}" "$dir/collector.cjs.new"
 mv -f "$dir/collector.cjs.new" "$dir/collector.cjs"
 pw=$(aws ssm get-parameter --region "$AWS_REGION" --with-decryption --name '${ssm.adminPassword}' --query Parameter.Value --output text)
-printf 'REDISCLI_AUTH=%s\\nREDIS_SHARD=%s\\nREDIS_PORT=%s\\n' "$pw" "$REDIS_SHARD" "$REDIS_PORT" >"$dir/env.new"
+printf 'REDISCLI_AUTH=%s\\nREDIS_SHARD=%s\\nREDIS_PORT=%s\\nBACKUP_BUCKET=%s\\nAWS_REGION=%s\\n' "$pw" "$REDIS_SHARD" "$REDIS_PORT" "$BACKUP_BUCKET" "$AWS_REGION" >"$dir/env.new"
 mv -f "$dir/env.new" "$dir/env"
 cat >"$dir/agent.json" <<'AGENT_EOF'
 ${agentConfig().trimEnd()}

@@ -8,7 +8,10 @@
 import { createServer, IncomingMessage, ServerResponse } from "node:http";
 import { CommandContext, CommonOptions } from "../cli";
 import { UsageError } from "../errors";
-import { openPool, resolveTarget } from "../inventory";
+import { automationOutputs, openPool, resolveTarget, StackOutputsReader } from "../inventory";
+import { BACKUP_PREFIX } from "../../components/naming";
+import { openStore } from "../backup/store";
+import { BackupFactsRead, cachedBackupFacts, readBackupFacts } from "../metrics/backupFacts";
 import { METRICS_NAMESPACE } from "../../components/naming";
 import { renderEmf, renderPrometheus } from "../plan/metricsFormat";
 import { collectMetrics } from "../redis/collector";
@@ -19,6 +22,11 @@ export interface MetricsOptions extends CommonOptions {
     namespace?: string;
     /** Per-command timeout: a node that accepts but does not answer must not hold a scrape for 30 s. */
     commandTimeout?: number;
+    backupsFrom?: string;
+    s3Endpoint?: string;
+    region?: string;
+    /** Minutes between two reads of the backup store while serving. @default 15 */
+    backupsEvery?: number;
 }
 
 export const FORMATS = ["json", "prometheus", "emf"] as const;
@@ -37,7 +45,36 @@ export function parseListen(spec: string): { host: string; port: number } {
     return { host: host || "127.0.0.1", port };
 }
 
-export async function run(opts: MetricsOptions, ctx: CommandContext): Promise<number> {
+/**
+ * Where the backup facts come from: --backups-from, else the stack's backup bucket
+ * (its `backupBucketName` output), else nowhere (the two backup metrics are absent).
+ */
+export async function backupsSource(opts: MetricsOptions, ctx: CommandContext, read: StackOutputsReader): Promise<string | undefined> {
+    if (opts.backupsFrom) return opts.backupsFrom;
+    if (!opts.stack) return undefined;
+    try {
+        const bucket = (await read(opts.stack)).backupBucketName;
+        if (typeof bucket === "string" && bucket) return `s3://${bucket}/${BACKUP_PREFIX.replace(/\/$/, "")}`;
+        ctx.out.warn(`stack "${opts.stack}" has no backupBucketName output: the backup age metrics are not published (pass --backups-from s3://bucket/prefix)`);
+    } catch (e) {
+        ctx.out.warn(`cannot read the outputs of stack "${opts.stack}" for its backup bucket: ${(e as Error).message.split("\n")[0]}; the backup age metrics are not published`);
+    }
+    return undefined;
+}
+
+/** The facts reader for a command, or undefined without a source; a bad location is a usage error. */
+export function backupFactsReader(from: string | undefined, clusterName: string, opts: MetricsOptions): (() => Promise<BackupFactsRead>) | undefined {
+    if (from === undefined) return undefined;
+    let store;
+    try {
+        store = openStore(from, { s3Endpoint: opts.s3Endpoint, region: opts.region });
+    } catch (e) {
+        throw new UsageError(`--backups-from: ${(e as Error).message}`);
+    }
+    return () => readBackupFacts(store, clusterName);
+}
+
+export async function run(opts: MetricsOptions, ctx: CommandContext, deps: { readStackOutputs?: StackOutputsReader } = {}): Promise<number> {
     const format = opts.format ?? (opts.json && opts.serve === undefined ? "json" : undefined);
     if (format !== undefined && !(FORMATS as readonly string[]).includes(format)) {
         throw new UsageError(`--format must be one of ${FORMATS.join(", ")} (got "${format}")`);
@@ -46,11 +83,21 @@ export async function run(opts: MetricsOptions, ctx: CommandContext): Promise<nu
         throw new UsageError("--serve speaks the Prometheus text format only; drop --format (or use --format prometheus)");
     }
     const listen = opts.serve !== undefined ? parseListen(opts.serve) : undefined;
-    const target = await resolveTarget(opts);
+    const everyMin = opts.backupsEvery ?? 15;
+    if (!(everyMin > 0)) throw new UsageError(`--backups-every takes minutes, more than 0 (got "${opts.backupsEvery}")`);
+    const target = await resolveTarget(opts, { readStackOutputs: deps.readStackOutputs });
+    const read = backupFactsReader(await backupsSource(opts, ctx, deps.readStackOutputs ?? automationOutputs()), target.topology.clusterName, opts);
+    const facts = read ? cachedBackupFacts(read, everyMin * 60_000) : undefined;
+    const backupFacts = async () => {
+        if (!facts) return undefined;
+        const r = await facts();
+        for (const w of r.warnings) ctx.out.warn(w);
+        return r.facts;
+    };
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout, commandTimeoutMs: opts.commandTimeout ?? 5000 });
     try {
         if (!listen) {
-            const { snapshot } = await collectMetrics(pool, target.topology);
+            const { snapshot } = await collectMetrics(pool, target.topology, { backupFacts: await backupFacts() });
             const f = format ?? "json";
             const text = f === "json" ? JSON.stringify(snapshot, null, 2)
                 : f === "prometheus" ? renderPrometheus(snapshot)
@@ -60,7 +107,7 @@ export async function run(opts: MetricsOptions, ctx: CommandContext): Promise<nu
             for (const n of down) ctx.out.warn(`${n.name} (${n.key}) did not answer: ${n.error ?? "no answer"}`);
             return down.length ? 1 : 0;
         }
-        await serve(listen, ctx, async () => renderPrometheus((await collectMetrics(pool, target.topology)).snapshot));
+        await serve(listen, ctx, async () => renderPrometheus((await collectMetrics(pool, target.topology, { backupFacts: await backupFacts() })).snapshot));
         return 0;
     } finally {
         await pool.close();

@@ -9,11 +9,18 @@ import { fmtBytes } from "../output";
 import { MetricsSnapshot } from "../plan/metrics";
 import { collectMetrics } from "../redis/collector";
 import { describeLease, readLease } from "../redis/lease";
+import { automationOutputs, StackOutputsReader } from "../inventory";
+import { cachedBackupFacts } from "../metrics/backupFacts";
+import { backupFactsReader, backupsSource } from "./metrics";
 import { collectStatus, evaluateStatus, NodeStatus, StatusInput, StatusReport } from "../redis/healthReport";
 
 export interface StatusOptions extends CommonOptions {
     /** `--watch [seconds]`: true without a value. */
     watch?: boolean | number;
+    /** With --watch: backups for the header's backup ages (as `metrics --backups-from`). */
+    backupsFrom?: string;
+    s3Endpoint?: string;
+    region?: string;
 }
 
 function table(rows: string[][]): string[] {
@@ -127,7 +134,21 @@ export function watchRows(report: StatusReport, status: StatusInput, snapshot: M
 }
 
 /** The text of one refresh. */
-export function renderWatch(report: StatusReport, rows: WatchRow[], at: Date, everySec: number): string {
+/** "3d 4h", "23h 55m", "12m", "40s". */
+export function fmtAge(seconds: number): string {
+    const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600), m = Math.floor((seconds % 3600) / 60);
+    return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : m ? `${m}m` : `${seconds}s`;
+}
+
+/** The backup line of a frame, from the collector's cluster samples; undefined without backup facts. */
+export function backupLine(snapshot: MetricsSnapshot): string | undefined {
+    const age = (name: string) => snapshot.cluster.find((s) => s.name === name)?.value;
+    const b = age("LastBackupAgeSeconds"), v = age("LastVerifiedRestoreAgeSeconds");
+    if (b === undefined && v === undefined) return undefined;
+    return `backups: last complete ${b !== undefined ? `${fmtAge(b)} ago` : "none"}, last verified restore ${v !== undefined ? `${fmtAge(v)} ago` : "none"}`;
+}
+
+export function renderWatch(report: StatusReport, rows: WatchRow[], at: Date, everySec: number, backups?: string): string {
     const c = report.cluster;
     const head = `${report.clusterName}  ${at.toISOString().replace("T", " ").slice(0, 19)} UTC  every ${everySec}s  ` +
         `${c.reachable}/${c.nodes} reachable, state ok on ${c.stateOk}, ${c.slotsAssigned}/16384 slots, ` +
@@ -140,27 +161,36 @@ export function renderWatch(report: StatusReport, rows: WatchRow[], at: Date, ev
         table_.push([r.shard, r.role, r.name, r.key, r.opsPerSec !== undefined ? String(r.opsPerSec) : "-",
             r.memoryPercent !== undefined ? r.memoryPercent.toFixed(1) : "-", lag, r.link, r.failReports]);
     }
-    const lines = [head, "", ...table(table_)];
+    const lines = [head, ...(backups ? [backups] : []), "", ...table(table_)];
     if (report.problems.length) lines.push("", ...report.problems.slice(0, 8).map((p) => ` - ${p}`), ...(report.problems.length > 8 ? [` - … ${report.problems.length - 8} more`] : []));
     return lines.join("\n");
 }
 
 /** `status --watch`: the `redis-cli --stat` habit for a whole cluster. Stops cleanly on Ctrl-C (exit 0). */
-async function watch(target: Target, opts: StatusOptions, ctx: CommandContext): Promise<number> {
+async function watch(target: Target, opts: StatusOptions, ctx: CommandContext, read: StackOutputsReader = automationOutputs()): Promise<number> {
     const everySec = opts.watch === true ? 2 : Number(opts.watch);
     if (!Number.isInteger(everySec) || everySec < 1) throw new UsageError(`--watch takes a whole number of seconds, at least 1 (got "${opts.watch}")`);
+    // Backups are read once per 15 minutes, not per frame (a ListObjectsV2 every 2 s would be silly).
+    const reader = backupFactsReader(await backupsSource(opts, ctx, read), target.topology.clusterName, opts);
+    const facts = reader ? cachedBackupFacts(reader, 15 * 60_000) : undefined;
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout, commandTimeoutMs: Math.max(1000, everySec * 1000) });
     const tty = !ctx.out.json && process.stdout.isTTY;
     try {
         while (!ctx.signal.aborted) {
-            const { snapshot, status } = await collectMetrics(pool, target.topology);
+            let backupFacts;
+            if (facts) {
+                const r = await facts();
+                for (const w of r.warnings) ctx.out.warn(w);
+                backupFacts = r.facts;
+            }
+            const { snapshot, status } = await collectMetrics(pool, target.topology, { backupFacts });
             const report = evaluateStatus(status);
             const rows = watchRows(report, status, snapshot);
             if (ctx.out.json) {
-                ctx.out.event("status", { healthy: report.healthy, problems: report.problems, nodes: rows });
+                ctx.out.event("status", { healthy: report.healthy, problems: report.problems, nodes: rows, cluster: snapshot.cluster });
             } else {
                 // Home + clear on a terminal (as watch(1) does); a pipe gets the frames one after another.
-                ctx.out.result(undefined, (tty ? "\x1b[H\x1b[2J" : "") + renderWatch(report, rows, new Date(snapshot.at), everySec) + (tty ? "" : "\n"));
+                ctx.out.result(undefined, (tty ? "\x1b[H\x1b[2J" : "") + renderWatch(report, rows, new Date(snapshot.at), everySec, backupLine(snapshot)) + (tty ? "" : "\n"));
             }
             await new Promise<void>((resolve) => {
                 const t = setTimeout(resolve, everySec * 1000);

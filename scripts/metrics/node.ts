@@ -19,6 +19,16 @@
  *   REDIS_DATA_DIR                  the data volume's mount (DataVolumeUsedPercent)
  *   METRICS_NAMESPACE, METRICS_LOG_GROUP, METRICS_STATE_FILE
  *   METRICS_AGENT                   tcp:HOST:PORT (the agent, default tcp:127.0.0.1:25888) or "-" for stdout
+ *   BACKUP_BUCKET, AWS_REGION       the cluster's bucket (the hook's env file): backups are read from
+ *                                   s3://$BACKUP_BUCKET/backups with the instance role
+ *   METRICS_BACKUPS_FROM            another backup root (DIR or s3://bucket/prefix), METRICS_S3_ENDPOINT
+ *                                   for an S3-compatible store (tests)
+ *
+ * The backup facts (LastBackupAgeSeconds, LastVerifiedRestoreAgeSeconds) are read at
+ * most every 15 minutes and kept in the state file between runs: a ListObjectsV2 and a
+ * few small GETs per quarter hour, not per minute. Every node publishes them: they carry
+ * ClusterName only, so the nodes' data points land on one metric, and the alarms take
+ * its Minimum, which stays right with one node gone (no node is special).
  */
 import { mkdirSync, readFileSync, renameSync, statfsSync, writeFileSync } from "node:fs";
 import { dirname } from "node:path";
@@ -26,7 +36,10 @@ import { connect } from "node:net";
 import { Topology } from "../../components/topology";
 import { NodePool } from "../redis/pool";
 import { collectMetrics } from "../redis/collector";
-import { BackupFacts, parseCollectorState } from "../plan/metrics";
+import { BackupFacts, CollectorState, parseCollectorState } from "../plan/metrics";
+import { BACKUP_PREFIX } from "../../components/naming";
+import { openStore } from "../backup/store";
+import { readBackupFacts } from "./backupFacts";
 import { renderEmf } from "../plan/metricsFormat";
 
 function env(name: string, fallback?: string): string {
@@ -65,9 +78,47 @@ function sendTcp(host: string, port: number, payload: string, timeoutMs = 5000):
 }
 
 export interface PublishDeps {
-    /** Backup facts (backup layout: newest complete backup, newest verified restore); none until the backup store is wired in. */
+    /** Backup facts (newest complete backup, newest verified restore). @default read from the backup root of the environment, every 15 min */
     backupFacts?: () => Promise<BackupFacts | undefined>;
     now?: () => number;
+}
+
+/** How often the node reads the backup store. */
+export const BACKUP_FACTS_EVERY_MS = 15 * 60_000;
+
+/** The state file: the collector's state plus the last backup read. */
+interface NodeState extends CollectorState {
+    backup?: { readAt: number; facts: BackupFacts };
+}
+
+/** The backup root of this node's environment, or undefined (no bucket: nothing to publish). */
+export function backupRootFromEnv(e: NodeJS.ProcessEnv = process.env): string | undefined {
+    if (e.METRICS_BACKUPS_FROM) return e.METRICS_BACKUPS_FROM;
+    if (e.BACKUP_BUCKET) return `s3://${e.BACKUP_BUCKET}/${BACKUP_PREFIX.replace(/\/$/, "")}`;
+    return undefined;
+}
+
+/**
+ * The cached facts when fresh, else a new read (warnings on stderr: the journal). When
+ * the store cannot be read, the previous facts stay (the ages are computed against now,
+ * so they keep growing and the alarm still fires) and the next run tries again.
+ */
+async function nodeBackupFacts(clusterName: string, cached: NodeState["backup"], now: number): Promise<NodeState["backup"]> {
+    if (cached && now - cached.readAt >= 0 && now - cached.readAt < BACKUP_FACTS_EVERY_MS) return cached;
+    const root = backupRootFromEnv();
+    if (!root) return undefined;
+    let store;
+    try {
+        store = openStore(root, { s3Endpoint: process.env.METRICS_S3_ENDPOINT || undefined });
+    } catch (e) {
+        process.stderr.write(`backup facts: ${(e as Error).message}\n`);
+        return undefined;
+    }
+    const { facts, warnings, failed } = await readBackupFacts(store, clusterName);
+    for (const w of warnings) {
+        process.stderr.write(`${failed && cached ? `${w.replace(/; the backup age metrics are not published$/, "")}; publishing the ages from the read of ${new Date(cached.readAt).toISOString()}` : w}\n`);
+    }
+    return failed ? cached : { readAt: now, facts };
 }
 
 export async function publishOnce(deps: PublishDeps = {}): Promise<{ lines: number; nodeReachable: boolean }> {
@@ -93,17 +144,26 @@ export async function publishOnce(deps: PublishDeps = {}): Promise<{ lines: numb
     }
     const dataDir = process.env.REDIS_DATA_DIR;
     const volume = dataDir ? usedPercent(dataDir) : undefined;
+    const previous = parseCollectorState(previousText) as NodeState | undefined;
+    const now = (deps.now ?? Date.now)();
     try {
-        const facts = deps.backupFacts ? await deps.backupFacts().catch(() => undefined) : undefined;
+        let backup: NodeState["backup"];
+        let facts: BackupFacts | undefined;
+        if (deps.backupFacts) facts = await deps.backupFacts().catch(() => undefined);
+        else {
+            backup = await nodeBackupFacts(clusterName, previous?.backup, now);
+            facts = backup?.facts;
+        }
         const { snapshot, state } = await collectMetrics(pool, topology, {
-            previous: parseCollectorState(previousText),
+            previous,
             followMasters: true,
             dataVolumeUsedPercent: volume !== undefined ? { [nodeName]: volume } : undefined,
             backupFacts: facts,
             now: deps.now,
         });
         mkdirSync(dirname(stateFile), { recursive: true });
-        writeFileSync(`${stateFile}.tmp`, JSON.stringify(state));
+        const next: NodeState = backup ? { ...state, backup } : state;
+        writeFileSync(`${stateFile}.tmp`, JSON.stringify(next));
         renameSync(`${stateFile}.tmp`, stateFile);
         // The volume is measured even when Redis does not answer: a full disk is a likely reason.
         if (!snapshot.nodes[0].reachable && volume !== undefined) {

@@ -30,6 +30,10 @@ import { pathsUnder } from "../helpers/bootstrapNode";
 import { emfRuleViolations, validateEmf } from "../helpers/emf";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
+import { startS3, S3Fixture } from "../helpers/s3";
+import { writeBackup } from "../helpers/backupLayout";
+import { BackupStore, openStore } from "../../scripts/backup/store";
+import { cachedBackupFacts } from "../../scripts/metrics/backupFacts";
 
 let fx: ClusterFixture;
 let topology: Topology;
@@ -45,7 +49,9 @@ before(async () => {
     topology = JSON.parse(readFileSync(fx.topologyFile, "utf8")) as Topology;
     pool = new NodePool({ connectTimeoutMs: 500, commandTimeoutMs: 1000, credentials: fx.auth });
 });
+let s3: S3Fixture | undefined;
 after(async () => {
+    await s3?.stop();
     await pool?.close();
     await fx?.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -189,15 +195,53 @@ test("the node side for real: the hook installs the stack's esbuild bundle and i
     // The unit's command with the unit's environment; only the agent's address and the state dir
     // (systemd's StateDirectory=) are moved to the test's.
     const env: Record<string, string> = { ...unitEnvironment(service), METRICS_STATE_FILE: join(root, "state", "state.json") };
+    // The hook hands the unit the cluster's bucket; the bucket here is s3rver's (same layout, below backups/).
+    assert.equal(env.BACKUP_BUCKET, "bkt");
+    assert.equal(env.AWS_REGION, "us-east-1");
+    const nodeS3 = await startS3("bkt");
+    Object.assign(process.env, nodeS3.env); // this process seeds the bucket
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    try {
+        await seedBackups(openStore("s3://bkt/backups", { s3Endpoint: nodeS3.endpoint }), now);
+    } catch (e) {
+        await nodeS3.stop();
+        throw e;
+    }
+    Object.assign(env, nodeS3.env, { METRICS_S3_ENDPOINT: nodeS3.endpoint });
     assert.equal(env.REDIS_DATA_DIR, join(root, "var/lib/redis-cluster"));
     mkdirSync(env.REDIS_DATA_DIR, { recursive: true });
-    const first = await runNodePublisher(exec, env);
+    let first;
+    try {
+        first = await runNodePublisher(exec, env);
+    } finally {
+        // The second run must not need S3: the facts are cached in the state file for 15 minutes.
+        await nodeS3.stop();
+    }
     assert.equal(first.code, 0, first.stderr);
-    assert.equal(first.lines.length, 1);
+    assert.equal(first.lines.length, 2, "the node's document and the cluster's");
+    const facts = first.lines.map((l) => JSON.parse(l) as EmfDocument).find((d) => d.NodeName === undefined)!;
+    assert.deepEqual([...validateEmf(facts), ...emfRuleViolations(facts)], []);
+    assert.deepEqual(facts._aws.CloudWatchMetrics[0].Dimensions, [["ClusterName"]]);
+    assertAges(facts.LastBackupAgeSeconds as number, facts.LastVerifiedRestoreAgeSeconds as number, now);
+    const cached = JSON.parse(readFileSync(env.METRICS_STATE_FILE, "utf8")) as { backup: { readAt: number; facts: { lastCompletedAt: string } } };
+    assert.equal(cached.backup.facts.lastCompletedAt, new Date(now - DAY + 300_000).toISOString());
     await new Promise((r) => setTimeout(r, 200));
     const second = await runNodePublisher(exec, env);
+    assert.equal(second.lines.length, 2);
+    assert.equal(second.stderr, "", "no S3 read, hence no warning, with s3rver stopped");
+    const facts2 = second.lines.map((l) => JSON.parse(l) as EmfDocument).find((d) => d.NodeName === undefined)!;
+    assertAges(facts2.LastBackupAgeSeconds as number, facts2.LastVerifiedRestoreAgeSeconds as number, now);
+    // 16 minutes later the node reads again; the store is gone: the previous facts stay (ages against now), with a warning.
+    const st = JSON.parse(readFileSync(env.METRICS_STATE_FILE, "utf8")) as { backup: { readAt: number } };
+    st.backup.readAt -= 16 * 60_000;
+    writeFileSync(env.METRICS_STATE_FILE, JSON.stringify(st));
+    const third = await runNodePublisher(exec, env);
+    assert.equal(third.code, 0, third.stderr);
+    assert.match(third.stderr, /cannot read the backups in s3:\/\/bkt\/backups\/m: .*; publishing the ages from the read of \d{4}-/);
+    const facts3 = third.lines.map((l) => JSON.parse(l) as EmfDocument).find((d) => d.NodeName === undefined)!;
+    assertAges(facts3.LastBackupAgeSeconds as number, facts3.LastVerifiedRestoreAgeSeconds as number, now);
     assert.equal(second.code, 0, second.stderr);
-    const doc = JSON.parse(second.lines[0]) as EmfDocument;
+    const doc = second.lines.map((l) => JSON.parse(l) as EmfDocument).find((d) => d.NodeName !== undefined)!;
     assert.deepEqual(validateEmf(doc), []);
     assert.deepEqual(emfRuleViolations(doc), []);
     assert.equal(doc.NodeName, "m-s0-r1");
@@ -205,7 +249,7 @@ test("the node side for real: the hook installs the stack's esbuild bundle and i
     assert.equal(doc.MasterLinkHealthStatus, 1);
     assert.equal(typeof doc.ReplicationBytes, "number", "the master's offset was read through the replica's master_host");
     assert.equal(typeof doc.EngineCPUUtilization, "number", "second run: a delta from the state file");
-    assert.equal(JSON.parse(first.lines[0]).EngineCPUUtilization, undefined, "first run: no previous reading");
+    assert.equal(first.lines.map((l) => JSON.parse(l) as EmfDocument).find((d) => d.NodeName !== undefined)!.EngineCPUUtilization, undefined, "first run: no previous reading");
     assert.ok((doc.DataVolumeUsedPercent as number) > 0 && (doc.DataVolumeUsedPercent as number) <= 100);
 });
 
@@ -262,12 +306,15 @@ test("prometheus: promtool accepts the text; a real Prometheus server scrapes `m
 test("status --watch: refreshes a per-shard table and stops cleanly on Ctrl-C", async () => {
     const ac = new AbortController();
     const { out, stdout } = capturedOutput();
-    const watching = statusCommand({ topology: fx.topologyFile, watch: 1, connectTimeout: 500 }, { out, signal: ac.signal });
+    const bdir = mkdtempSync(join(dir, "watch-backups-"));
+    await seedBackups(openStore(bdir), Math.floor(Date.now() / 1000) * 1000);
+    const watching = statusCommand({ topology: fx.topologyFile, watch: 1, connectTimeout: 500, backupsFrom: bdir }, { out, signal: ac.signal });
     await waitUntil(async () => (stdout().match(/^m  \d{4}-/gm) ?? []).length >= 2, { timeoutMs: 8000, what: "two frames" });
     ac.abort(); // what the CLI's SIGINT handler does
     assert.equal(await watching, 0);
     const frame = stdout().split("\n\n\n")[0];
     assert.match(frame, /6\/6 reachable, state ok on 6, 16384\/16384 slots, HEALTHY/);
+    assert.match(frame, /^backups: last complete 23h 55m ago, last verified restore 2d 0h ago$/m);
     assert.match(frame, /^SHARD\s+ROLE\s+NAME\s+ADDRESS\s+OPS\/S\s+MEM%\s+LAG\s+LINK\s+FAIL-REPORTS$/m);
     for (let sh = 0; sh < 3; sh++) {
         assert.match(frame, new RegExp(`^${sh}\\s+master\\s+m-s${sh}-r0\\s+\\S+\\s+\\d+\\s+-\\s+-\\s+1 repl\\s+0$`, "m"));
@@ -295,6 +342,110 @@ test("the CLI: metrics --format prometheus prints the snapshot; status --watch e
     w.proc.kill("SIGINT");
     const done = await w.done;
     assert.equal(done.code, 0, done.stderr);
+});
+
+const DAY = 86400_000;
+/**
+ * Cluster m: an old complete backup verified 2 days ago; a complete one of a day ago
+ * (completed 5 min after its slot) whose verify failed; an unfinished one of an hour
+ * ago. Another cluster's newer backup beside it must not count.
+ */
+async function seedBackups(store: BackupStore, now: number): Promise<void> {
+    await writeBackup(store, "m", { at: new Date(now - 3 * DAY), completedAt: new Date(now - 3 * DAY + 600_000), verified: { at: new Date(now - 2 * DAY), ok: true } });
+    await writeBackup(store, "m", { at: new Date(now - DAY), completedAt: new Date(now - DAY + 300_000), verified: { at: new Date(now - 20 * 3600_000), ok: false } });
+    await writeBackup(store, "m", { at: new Date(now - 3600_000) });
+    await writeBackup(store, "other", { at: new Date(now - 600_000), completedAt: new Date(now - 500_000), verified: { at: new Date(now - 100_000), ok: true } });
+}
+/** The ages seedBackups implies, read up to `slackS` seconds after `now`. */
+function assertAges(backupAge: number | undefined, verifyAge: number | undefined, now: number, slackS = 20): void {
+    const late = Math.round((Date.now() - now) / 1000) + slackS;
+    assert.ok(backupAge !== undefined && backupAge >= 86400 - 300 && backupAge <= 86400 - 300 + late, `LastBackupAgeSeconds ${backupAge}`);
+    assert.ok(verifyAge !== undefined && verifyAge >= 2 * 86400 && verifyAge <= 2 * 86400 + late, `LastVerifiedRestoreAgeSeconds ${verifyAge}`);
+}
+function clusterFact(snap: MetricsSnapshot, name: string): number | undefined {
+    return snap.cluster.find((s) => s.name === name)?.value;
+}
+
+test("backup ages from a directory store (manifests from the manifest module): json and prometheus; an empty or missing store warns and publishes nothing", async () => {
+    const bdir = mkdtempSync(join(dir, "backups-"));
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    await seedBackups(openStore(bdir), now);
+    const json = capturedOutput();
+    assert.equal(await metricsCommand({ topology: fx.topologyFile, format: "json", backupsFrom: bdir, connectTimeout: 500 }, { out: json.out, signal: new AbortController().signal }), 0, json.stderr());
+    const snap = JSON.parse(json.stdout()) as MetricsSnapshot;
+    assertAges(clusterFact(snap, "LastBackupAgeSeconds"), clusterFact(snap, "LastVerifiedRestoreAgeSeconds"), now);
+    assert.deepEqual(snap.cluster.map((s) => s.dimensions), [{ ClusterName: "m" }, { ClusterName: "m" }]);
+    assert.equal(json.stderr(), "");
+
+    const prom = capturedOutput();
+    assert.equal(await metricsCommand({ topology: fx.topologyFile, format: "prometheus", backupsFrom: bdir, connectTimeout: 500 }, { out: prom.out, signal: new AbortController().signal }), 0);
+    const m = /^redis_cluster_last_backup_age_seconds\{cluster_name="m"\} (\d+)$/m.exec(prom.stdout());
+    assert.ok(m, prom.stdout());
+    assertAges(Number(m[1]), Number(/^redis_cluster_last_verified_restore_age_seconds\{cluster_name="m"\} (\d+)$/m.exec(prom.stdout())![1]), now);
+    const check = spawnSync("promtool", ["check", "metrics"], { input: prom.stdout(), encoding: "utf8" });
+    assert.equal(check.status, 0, `promtool: ${check.stdout}${check.stderr}`);
+
+    for (const [what, from] of [["empty", mkdtempSync(join(dir, "empty-"))], ["missing", join(dir, "no-such-dir")]]) {
+        const c = capturedOutput();
+        assert.equal(await metricsCommand({ topology: fx.topologyFile, format: "json", backupsFrom: from, connectTimeout: 500 }, { out: c.out, signal: new AbortController().signal }), 0, what);
+        assert.deepEqual((JSON.parse(c.stdout()) as MetricsSnapshot).cluster, [], what);
+        assert.match(c.stderr(), /no complete backup \(0 incomplete\): LastBackupAgeSeconds not published/, what);
+    }
+    // Backups, none verified: the backup age, and a warning for the other.
+    const unverified = mkdtempSync(join(dir, "unverified-"));
+    await writeBackup(openStore(unverified), "m", { at: new Date(now - 3600_000), completedAt: new Date(now - 3000_000) });
+    const u = capturedOutput();
+    assert.equal(await metricsCommand({ topology: fx.topologyFile, format: "json", backupsFrom: unverified, connectTimeout: 500 }, { out: u.out, signal: new AbortController().signal }), 0);
+    const us = JSON.parse(u.stdout()) as MetricsSnapshot;
+    assert.deepEqual(us.cluster.map((s) => s.name), ["LastBackupAgeSeconds"]);
+    assert.match(u.stderr(), /no successful `backup verify`/);
+});
+
+test("backup ages from S3 (s3rver, --s3-endpoint); a store that cannot be listed is a warning and no sample, not a crash", async () => {
+    s3 = await startS3("metrics-backups");
+    Object.assign(process.env, s3.env);
+    const now = Math.floor(Date.now() / 1000) * 1000;
+    await seedBackups(openStore(`s3://${s3.bucket}/backups`, { s3Endpoint: s3.endpoint }), now);
+    const opts = { topology: fx.topologyFile, format: "json", backupsFrom: `s3://${s3.bucket}/backups`, s3Endpoint: s3.endpoint, connectTimeout: 500 };
+    const c = capturedOutput();
+    assert.equal(await metricsCommand(opts, { out: c.out, signal: new AbortController().signal }), 0, c.stderr());
+    const snap = JSON.parse(c.stdout()) as MetricsSnapshot;
+    assertAges(clusterFact(snap, "LastBackupAgeSeconds"), clusterFact(snap, "LastVerifiedRestoreAgeSeconds"), now);
+
+    const nobucket = capturedOutput();
+    assert.equal(await metricsCommand({ ...opts, backupsFrom: "s3://no-such-bucket/backups" }, { out: nobucket.out, signal: new AbortController().signal }), 0);
+    assert.deepEqual((JSON.parse(nobucket.stdout()) as MetricsSnapshot).cluster, []);
+    assert.match(nobucket.stderr(), /cannot read the backups in s3:\/\/no-such-bucket\/backups\/m: .*; the backup age metrics are not published/);
+
+    await s3.stop();
+    s3 = undefined;
+    const down = capturedOutput();
+    const t0 = Date.now();
+    assert.equal(await metricsCommand(opts, { out: down.out, signal: new AbortController().signal }), 0);
+    assert.deepEqual((JSON.parse(down.stdout()) as MetricsSnapshot).cluster, []);
+    assert.match(down.stderr(), /cannot read the backups in s3:\/\/metrics-backups\/backups\/m/);
+    assert.ok(Date.now() - t0 < 10_000, `an unreachable store held the command ${Date.now() - t0} ms`);
+});
+
+test("--serve reads the backup store at most once per interval; concurrent scrapes share a read", async () => {
+    let reads = 0;
+    let clock = 0;
+    const read = async () => {
+        reads++;
+        await new Promise((r) => setTimeout(r, 20));
+        return { facts: { lastCompletedAt: new Date(0).toISOString() }, warnings: reads === 1 ? ["w"] : [] };
+    };
+    const get = cachedBackupFacts(read, 15 * 60_000, () => clock);
+    const [a, b] = await Promise.all([get(), get()]);
+    assert.equal(reads, 1);
+    assert.deepEqual([a.facts, b.facts], [{ lastCompletedAt: "1970-01-01T00:00:00.000Z" }, { lastCompletedAt: "1970-01-01T00:00:00.000Z" }]);
+    clock = 15 * 60_000 - 1;
+    const c = await get();
+    assert.equal(reads, 1);
+    assert.deepEqual(c.warnings, [], "a cached answer repeats no warning");
+    clock = 15 * 60_000;
+    await get();
+    assert.equal(reads, 2);
 });
 
 test("memory near maxmemory: usage percent and OOM errors on that master", async () => {
@@ -377,4 +528,26 @@ test("a killed master after failover: its replica is master without replicas, sl
     assert.equal(v(snapshot, "m-s2-r1", "MasterLinkHealthStatus"), undefined, "now a master");
     assert.equal(v(snapshot, "m-s2-r0", "ClusterStateOk"), 0, "the dead master is reported down");
     assert.ok(existsSync(fx.topologyFile));
+});
+
+test("a backup store that never answers (an endpoint that accepts and stays silent) costs the read its timeout, not the run", async () => {
+    const { readBackupFacts } = await import("../../scripts/metrics/backupFacts");
+    const socks: import("node:net").Socket[] = [];
+    const silent = createServer((sock) => void socks.push(sock));
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    try {
+        const endpoint = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+        // Credentials, so that the client gets as far as the request.
+        Object.assign(process.env, { AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_REGION: "us-east-1", AWS_CONFIG_FILE: "/dev/null", AWS_SHARED_CREDENTIALS_FILE: "/dev/null", AWS_EC2_METADATA_DISABLED: "true" });
+        const t0 = Date.now();
+        const r = await readBackupFacts(openStore("s3://hung/backups", { s3Endpoint: endpoint }), "m", { timeoutMs: 500 });
+        assert.ok(Date.now() - t0 < 3000, `${Date.now() - t0} ms`);
+        assert.ok(socks.length >= 1, "the S3 client did connect");
+        assert.equal(r.failed, true);
+        assert.deepEqual(r.facts, {});
+        assert.match(r.warnings[0], /cannot read the backups in s3:\/\/hung\/backups\/m: no answer within 500 ms/);
+    } finally {
+        for (const s of socks) s.destroy();
+        silent.close();
+    }
 });

@@ -9,6 +9,8 @@
  */
 
 import { placementProblems } from "./plan/placement";
+import { rolloutProblems } from "./plan/rollout";
+import { nodeName } from "./topology";
 
 /** Config namespace: the `name` in Pulumi.yaml. Keys are `redis-cluster:<key>`. */
 export const CONFIG_NAMESPACE = "redis-cluster";
@@ -88,6 +90,12 @@ export interface StackConfig {
     interfaceEndpoints: boolean;
     /** Retention of VPC flow logs and node logs. @default 30 */
     logRetentionDays: number;
+    /**
+     * The one node whose instance may take the current instanceType, amiId and user data
+     * (every other existing node keeps what it was deployed with). Set only by
+     * `npm run cluster -- roll`, for one targeted update. @default undefined
+     */
+    rollout?: string;
 }
 
 /** A raw value as found in pulumi.Config or in a stack YAML file. */
@@ -289,6 +297,13 @@ export function parseStackConfig(
         problems.push(`${key("logRetentionDays")} must be one of CloudWatch's values ${LOG_RETENTION_DAYS.join(", ")} (got ${logRetentionDays})`);
     }
 
+    const rollout = str("rollout", undefined);
+    if (!problems.some((p) => ["shards", "replicasPerShard", "clusterName"].some((k) => p.startsWith(`${key(k)} `)))) {
+        const names: string[] = [];
+        for (let s = 0; s < shards; s++) for (let r = 0; r <= replicasPerShard; r++) names.push(nodeName(clusterName, s, r));
+        problems.push(...rolloutProblems(rollout, names, key("rollout")));
+    }
+
     // Fixed node addresses must fit the subnets; only judged when the shape keys are valid on their own.
     const shapeKeys = ["shards", "replicasPerShard", "zones", "vpcCidr"].map(key);
     if (parsedVpc && !problems.some((p) => shapeKeys.some((k) => p.startsWith(`${k} `)))) {
@@ -302,7 +317,7 @@ export function parseStackConfig(
         dataVolumeThroughputMiBps, maxmemoryPercent, maxmemoryPolicy, clusterNodeTimeoutMs,
         clusterReplicaValidityFactor, minReplicasToWrite, minReplicasMaxLagSec, backupTransitionDays,
         backupExpirationDays, snapshotRetentionCount, snapshotIntervalHours, alarmEmail,
-        cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays,
+        cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays, rollout,
     };
 }
 
@@ -313,7 +328,7 @@ export const KNOWN_KEYS = [
     "dataVolumeThroughputMiBps", "maxmemoryPercent", "maxmemoryPolicy", "clusterNodeTimeoutMs",
     "clusterReplicaValidityFactor", "minReplicasToWrite", "minReplicasMaxLagSec", "backupTransitionDays",
     "backupExpirationDays", "snapshotRetentionCount", "snapshotIntervalHours", "alarmEmail",
-    "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays",
+    "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays", "rollout",
 ] as const;
 
 /**

@@ -5,6 +5,7 @@ import type { UserDataInput } from "./bootstrap/contract";
 import { ACL_USERS, ssmParameterNames } from "./bootstrap/contract";
 import { DesiredNodeSettings, desiredNodeSettingsOf, nodeSettingsOf, renderNodeSettings } from "./bootstrap/nodeSettings";
 import type { Topology } from "./topology";
+import type { PendingNodeChange } from "./plan/rollout";
 import type { Environment } from "./environment";
 import { planNodes } from "./plan/placement";
 import { EncryptionKey } from "./encryptionKey";
@@ -41,6 +42,12 @@ export interface ClusterOutputs {
      * running nodes one at a time.
      */
     nodeSettings: pulumi.Output<DesiredNodeSettings>;
+    /**
+     * Nodes whose instance still runs an older instance type, pinned AMI or user data
+     * (bootstrap, engine): a plain `pulumi up` leaves them alone, `roll` applies the
+     * change one node at a time (docs/operations-roll.md).
+     */
+    pendingNodeChanges: pulumi.Output<PendingNodeChange[]>;
     vpcId: pulumi.Output<string>;
     privateSubnetIds: pulumi.Output<string[]>;
     nodeSecurityGroupId: pulumi.Output<string>;
@@ -167,6 +174,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             adminCredentials: pulumi.secret(secrets.adminPassword.apply((password) => ({ user: ACL_USERS.admin, password }))),
             ...(secrets.caCertPem ? { tlsCaCertificate: secrets.caCertPem } : {}),
             nodeSettings: pulumi.output(desiredNodeSettingsOf(cfg, { parameterName: nodeSettingsName })),
+            pendingNodeChanges: nodes.pendingNodeChanges,
             vpcId: network.vpcId,
             privateSubnetIds: pulumi.all(network.subnetIds),
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,

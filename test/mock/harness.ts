@@ -27,6 +27,13 @@ export interface Registered {
     type: string;
     name: string;
     inputs: Record<string, any>;
+    /**
+     * The inputs the engine would send the provider: with `previous` (RunOptions), every
+     * property named in ignoreChanges takes the previous run's value, as Pulumi takes the
+     * state's value (https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/);
+     * a resource the previous run did not have is created with the program's inputs.
+     */
+    effectiveInputs: Record<string, any>;
     id: string;
     state: Record<string, any>;
     parent: string;
@@ -50,6 +57,8 @@ export interface RunOptions {
     availabilityZones?: string[];
     /** Config keys (full, e.g. "redis-cluster:alarmEmail") set as secrets, as `pulumi config set --secret` does. */
     secretKeys?: string[];
+    /** The previous deployment: its effective inputs are the "state" ignoreChanges falls back to. */
+    previous?: RunResult;
 }
 
 const hex = (s: string, n: number) => createHash("sha256").update(s).digest("hex").slice(0, n);
@@ -161,9 +170,18 @@ export async function runProgram(config: Record<string, string>, opts: RunOption
     await pulumi.runtime.setMocks({
         newResource(args) {
             const id = mockId(args.type, args.name);
-            const state = mockState(args.type, args.name, id, args.inputs);
             const o = options.get(`${args.type}::${args.name}`)!;
-            resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, state, ...o });
+            const old = opts.previous?.resources.find((x) => x.type === args.type && x.name === args.name);
+            const effectiveInputs = { ...args.inputs };
+            if (old) {
+                for (const path of o.ignoreChanges) {
+                    if (path.includes(".") || path.includes("[")) throw new Error(`harness: nested ignoreChanges path ${path} is not modelled`);
+                    if (path in old.effectiveInputs) effectiveInputs[path] = old.effectiveInputs[path];
+                    else delete effectiveInputs[path];
+                }
+            }
+            const state = mockState(args.type, args.name, id, effectiveInputs);
+            resources.push({ type: args.type, name: args.name, inputs: args.inputs, effectiveInputs, id, state, ...o });
             return { id, state };
         },
         call(args) {

@@ -23,6 +23,9 @@
  * CONFIG REWRITE: the rendered files stay the source, as on AWS).
  * `down` stops every node (SHUTDOWN NOSAVE as admin, then SIGKILL by pid file) and
  * removes the state directory.
+ * `roll [--engine-binary PATH]` re-renders the node files and restarts every node
+ * one at a time the way `npm run cluster -- roll` updates EC2 nodes (replicas
+ * first, a failover before each master): scripts/commands/roll.ts.
  */
 import { Command, Option } from "commander";
 import Redis from "ioredis";
@@ -47,7 +50,8 @@ import { waitUntil } from "./redis/clusterView";
 import { collectStatus, evaluateStatus } from "./redis/healthReport";
 import { renderStatus } from "./commands/status";
 import { keyOf } from "./plan/topology";
-import { findServer, ServerBinary, which } from "./redis/serverBinary";
+import { findServer, serverAt, ServerBinary, which } from "./redis/serverBinary";
+import { rollLocal, RollOptions } from "./commands/roll";
 
 export const REPO_ROOT = resolve(__dirname, "..");
 /**
@@ -459,22 +463,75 @@ export async function down(opts: LocalOptions, out: Output): Promise<{ stopped: 
     return { stopped };
 }
 
+// ---------------------------------------------------------------- roll
+
+/** Stops a node's server (SHUTDOWN, SIGKILL after 10 s) and starts it again with `bin`: `roll`'s action. */
+export async function restartLocalNode(dir: string, node: TopologyNode, bin: ServerBinary, pool: NodePool): Promise<void> {
+    const p = nodePaths(dir, node.name);
+    const pid = readPid(p.pid);
+    if (pid && isServerProcess(pid)) {
+        await shutdown(pool, keyOf(node));
+        const gone = await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 10000, what: `${node.name} (pid ${pid}) to exit` }).catch(() => false);
+        if (!gone) {
+            process.kill(pid, "SIGKILL");
+            await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${node.name} (pid ${pid}) to exit after SIGKILL` });
+        }
+    }
+    pool.drop(keyOf(node));
+    startNode(bin, p, keyOf(node));
+}
+
+export type LocalRollOptions = LocalOptions & Pick<RollOptions, "dryRun" | "allowUnavailableShard" | "nodeTimeout"> & { engineBinary?: string };
+
+export async function roll(opts: LocalRollOptions, out: Output, signal: AbortSignal): Promise<number> {
+    const dir = stackDir(opts);
+    if (!existsSync(join(dir, "topology.json"))) throw new UsageError(`no local cluster in ${dir}: start one with npm run local${opts.stack !== "dev" ? ` -- --stack ${opts.stack}` : ""}`);
+    const bin = opts.engineBinary ? serverAt(opts.engineBinary) : ensureRedisServer(out);
+    if (!bin) throw new UsageError(`--engine-binary ${opts.engineBinary}: not a redis-server/valkey-server that answers --version`);
+    const topology = validateTopology(JSON.parse(readFileSync(join(dir, "topology.json"), "utf8")), "topology.json");
+    const creds = JSON.parse(readFileSync(join(dir, "credentials.json"), "utf8")) as LocalCredentials;
+    // A setting that needs a restart, or another binary's version gates: the files a node restarts with.
+    if (!opts.dryRun) renderNodeFiles(dir, topology, loadLocalConfig(opts).config, creds, bin);
+    const pool = new NodePool({ credentials: { user: creds.user, password: creds.password }, connectTimeoutMs: 1000 });
+    const running = (n: TopologyNode) => {
+        const pid = readPid(nodePaths(dir, n.name).pid);
+        return pid && isServerProcess(pid) ? pid : undefined;
+    };
+    try {
+        return await rollLocal({
+            dir, binary: bin, pidOf: running,
+            startStopped: async () => {
+                const stopped = topology.nodes.filter((n) => !running(n));
+                for (const n of stopped) startNode(bin, nodePaths(dir, n.name), keyOf(n));
+                return stopped.map((n) => n.name);
+            },
+            restart: (node) => restartLocalNode(dir, node, bin, pool),
+        }, { ...opts, connectTimeout: 1000 }, { out, signal });
+    } finally {
+        await pool.close();
+    }
+}
+
 // ---------------------------------------------------------------- CLI
 
 export function buildLocalProgram(): Command {
     const program = new Command("local")
         .description("run the stack's Redis Cluster locally: real redis-server processes on 127.0.0.1, rendered like the EC2 nodes")
-        .argument("[action]", "up (default) or down", "up")
+        .argument("[action]", "up (default), down, or roll (restart every node one at a time, replicas first)", "up")
         .option("--stack <name>", "stack whose Pulumi.<stack>.yaml to read; state goes to .local/<stack>", "dev")
         .option("--config <file>", "stack config file to read instead of Pulumi.<stack>.yaml")
         .option("--state-dir <dir>", "where local state lives (default: .local in the repository)")
         .addOption(new Option("--base-port <port>", "first client port to try; busy ports are skipped").argParser((v) => Number(v)).default(7000))
         .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to form").argParser((v) => Number(v)).default(60000))
+        .option("--engine-binary <path>", "roll: restart the nodes on this redis-server/valkey-server")
+        .option("--dry-run", "roll: print the order and change nothing")
+        .option("--allow-unavailable-shard", "roll: restart the master of a shard without an in-sync replica")
+        .addOption(new Option("--node-timeout <ms>", "roll: how long a node may take to come back").argParser((v) => Number(v)).default(60000))
         .option("--json", "one JSON document on stdout")
         .option("-q, --quiet", "no progress on stderr")
         .showHelpAfterError()
         .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-        .action(async (action: string, o: Omit<LocalOptions, "stack"> & { stack: string }) => {
+        .action(async (action: string, o: LocalRollOptions) => {
             const out = createOutput({ json: o.json, quiet: o.quiet });
             try {
                 if (action === "up") {
@@ -483,8 +540,17 @@ export function buildLocalProgram(): Command {
                 } else if (action === "down") {
                     await down(o, out);
                     process.exitCode = 0;
+                } else if (action === "roll") {
+                    const ac = new AbortController();
+                    const onSigint = () => (ac.signal.aborted ? process.exit(130) : (out.warn("interrupt: stopping after the current node (Ctrl-C again to quit now)"), ac.abort()));
+                    process.on("SIGINT", onSigint);
+                    try {
+                        process.exitCode = await roll(o, out, ac.signal);
+                    } finally {
+                        process.off("SIGINT", onSigint);
+                    }
                 } else {
-                    throw new UsageError(`unknown action "${action}": use up (default) or down`);
+                    throw new UsageError(`unknown action "${action}": use up (default), down or roll`);
                 }
             } catch (err) {
                 process.exitCode = exitCodeFor(err);

@@ -23,7 +23,9 @@ import { CONFIG_NAMESPACE } from "../../components/config";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
 import { openPool, resolveTarget, Target } from "../inventory";
-import { describePlan, engineCompatVersion, planRoll } from "../plan/roll";
+import { describePlan, engineCompatVersion, engineOf, planRoll } from "../plan/roll";
+import { parseInfo } from "../redis/clusterView";
+import { keyOfNode } from "../redis/members";
 import { collectStatus, evaluateStatus } from "../redis/healthReport";
 import { executeRoll, NodeAction, readRollState, RollReport } from "../redis/roll";
 import { NodePool } from "../redis/pool";
@@ -107,7 +109,7 @@ export interface RollStack {
     setConfig(key: string, value: { value: string }): Promise<void>;
     removeConfig(key: string): Promise<void>;
     preview(opts: { onEvent: (e: EngineEvent) => void }): Promise<unknown>;
-    up(opts: { target: string[]; targetDependents: boolean; onOutput?: (s: string) => void }): Promise<unknown>;
+    up(opts: { target: string[]; targetDependents: boolean; replace?: string[]; onOutput?: (s: string) => void }): Promise<unknown>;
 }
 
 export async function openAutomationStack(stack: string, workDir = resolve(__dirname, "..", "..")): Promise<RollStack> {
@@ -171,9 +173,25 @@ export async function rollWithStack(stack: RollStack, target: Target, opts: Roll
             name: "pulumi up --target",
             async apply(node: TopologyNode) {
                 const p = byNode.get(node.name)!;
+                // Another engine package is installed by the bootstrap at boot, but a stop/start keeps the root
+                // volume, where the old package's unit is still enabled: replace the instance instead (fresh
+                // root volume; the interface, data volume and so the node's identity are kept).
+                let replace: string[] = [];
+                let running: string | undefined;
+                try {
+                    running = engineOf(parseInfo(String(await pool.call(keyOfNode(node), "INFO", "server"))));
+                } catch {
+                    ctx.out.warn(`${node.name} does not answer: cannot tell which engine it runs; updating it in place`);
+                }
+                if (engine && running) {
+                    if (running !== engine) {
+                        replace = [p.instanceUrn];
+                        ctx.out.info(`${node.name} runs ${running}, the stack wants ${engine}: the instance is replaced`);
+                    }
+                }
                 await stack.setConfig(ROLLOUT_KEY, { value: node.name });
                 try {
-                    await stack.up({ target: [p.instanceUrn], targetDependents: true, onOutput: (s) => { if (!ctx.out.json) process.stderr.write(s); } });
+                    await stack.up({ target: [p.instanceUrn], targetDependents: true, replace, onOutput: (s) => { if (!ctx.out.json) process.stderr.write(s); } });
                 } catch (e) {
                     throw new StepError({
                         op: "roll", step: "pulumi-up", node: node.name, cause: e,

@@ -81,6 +81,15 @@ export function engineCompatVersion(engine: string): string | undefined {
     return ({ redis6: "6.2", redis: "7.0", valkey: "7.2" } as Record<string, string>)[engine];
 }
 
+/**
+ * The engine package a running node comes from, by its INFO server: Valkey says
+ * `server_name:valkey`; Redis 6.2 is AL2023's redis6; any other Redis, `redis`.
+ */
+export function engineOf(info: { server_name?: string; redis_version?: string }): string {
+    if (info.server_name === "valkey") return "valkey";
+    return compareVersions(info.redis_version, "6.2") === 0 ? "redis6" : "redis";
+}
+
 /** Replicas a failover of `master` may promote: healthy, in sync, not older than the master; other zones first. */
 export function failoverCandidates(master: RollNode, nodes: RollNode[]): RollNode[] {
     return nodes

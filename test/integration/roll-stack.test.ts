@@ -81,8 +81,9 @@ class StackDouble implements RollStack {
         } as EngineEvent);
         return {};
     }
-    async up(opts: { target: string[]; targetDependents: boolean }) {
+    async up(opts: { target: string[]; targetDependents: boolean; replace?: string[] }) {
         assert.equal(opts.target.length, 1);
+        assert.deepEqual(opts.replace ?? [], [], "same engine (redis): updated in place, not replaced");
         assert.equal(opts.targetDependents, true, "the attachment and alarms of a replaced instance must follow it");
         const node = opts.target[0].replace(/^.*::(.*)-instance$/, "$1");
         this.log.push(`up ${node}`);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compareVersions, describePlan, engineCompatVersion, failoverCandidates, planRoll, RollInput, RollNode, RollStep } from "../../scripts/plan/roll";
+import { compareVersions, describePlan, engineCompatVersion, engineOf, failoverCandidates, planRoll, RollInput, RollNode, RollStep } from "../../scripts/plan/roll";
 
 /** shards × (1 + replicas) nodes, r0 masters, zones as the stack places them ((shard + replica) mod 3). */
 function cluster(shards: number, replicas: number, version = "7.0.15"): RollNode[] {
@@ -100,4 +100,10 @@ test("roll plan: a pending node the cluster does not know is refused", () => {
     const p = planRoll(input(cluster(3, 1), ["c-s3-r0"]));
     assert.ok(!p.ok);
     assert.match(p.refusals[0], /c-s3-r0 has pending changes but is not a member of the cluster/);
+});
+
+test("roll plan: the engine a node runs, from INFO server", () => {
+    assert.equal(engineOf({ redis_version: "6.2.14" }), "redis6");
+    assert.equal(engineOf({ redis_version: "7.0.15" }), "redis");
+    assert.equal(engineOf({ redis_version: "7.2.4", server_name: "valkey" }), "valkey");
 });

@@ -490,8 +490,7 @@ export async function roll(opts: LocalRollOptions, out: Output, signal: AbortSig
     if (!bin) throw new UsageError(`--engine-binary ${opts.engineBinary}: not a redis-server/valkey-server that answers --version`);
     const topology = validateTopology(JSON.parse(readFileSync(join(dir, "topology.json"), "utf8")), "topology.json");
     const creds = JSON.parse(readFileSync(join(dir, "credentials.json"), "utf8")) as LocalCredentials;
-    // A setting that needs a restart, or another binary's version gates: the files a node restarts with.
-    if (!opts.dryRun) renderNodeFiles(dir, topology, loadLocalConfig(opts).config, creds, bin);
+    const { config } = loadLocalConfig(opts);
     const pool = new NodePool({ credentials: { user: creds.user, password: creds.password }, connectTimeoutMs: 1000 });
     const running = (n: TopologyNode) => {
         const pid = readPid(nodePaths(dir, n.name).pid);
@@ -506,6 +505,8 @@ export async function roll(opts: LocalRollOptions, out: Output, signal: AbortSig
                 return stopped.map((n) => n.name);
             },
             restart: (node) => restartLocalNode(dir, node, bin, pool),
+            // A setting that needs a restart, or another binary's version gates: the files a node restarts with.
+            beforeRestarts: () => void renderNodeFiles(dir, topology, config, creds, bin),
         }, { ...opts, connectTimeout: 1000 }, { out, signal });
     } finally {
         await pool.close();

@@ -245,6 +245,8 @@ export interface LocalNodes {
     restart(node: TopologyNode, signal: AbortSignal): Promise<void>;
     /** The binary the nodes are restarted with. */
     binary: { server: string; version: string };
+    /** Once the plan is accepted, before the first restart (local mode re-renders the node files). */
+    beforeRestarts?: () => void;
 }
 
 /** roll.json: the pids at the start of a roll, so a rerun knows which nodes still run the old process. */
@@ -289,6 +291,7 @@ export async function rollLocal(local: LocalNodes, opts: RollOptions, ctx: Comma
             action: { name: "restart", apply: (node, signal) => local.restart(node, signal) },
             nodeTimeoutMs, resume,
             beforeExecute: () => {
+                local.beforeRestarts?.();
                 if (!saved) writeFileSync(stateFile, JSON.stringify({ version: 1, server: local.binary.server, startPids }, null, 2) + "\n");
             },
         }, opts, ctx);

@@ -176,7 +176,7 @@ test("roll (local): set up a 3×1 cluster", async () => {
     started.push(...pids());
 });
 
-test("roll (local): refusals change nothing (replica link down, open slot, shard without replica)", async () => {
+test("roll (local): refusals change nothing (replica link down, open slot, shard without replica, older engine)", async () => {
     const before = pids();
     const refused = async (why: RegExp, extra: string[] = []) => {
         const r = await rollAsync(extra);
@@ -216,6 +216,13 @@ test("roll (local): refusals change nothing (replica link down, open slot, shard
     assert.deepEqual(pids(), before);
     await pool.call(key(s0r1), "CLUSTER", "REPLICATE", id0);
     await waitHealthy();
+
+    // An older engine binary: a downgrade has no safe order. Not even the node files change.
+    const fake = join(tmp, "redis-server-6.2");
+    writeFileSync(fake, "#!/bin/sh\necho 'Redis server v=6.2.14 sha=00000000:0 malloc=jemalloc-5.1.0 bits=64 build=0'\n", { mode: 0o755 });
+    const conf = readFileSync(join(dir, s0r0, "redis.conf"), "utf8");
+    await refused(/engine 6\.2\.14 is older than what .* run: a downgrade has no safe rolling order/, ["--engine-binary", fake]);
+    assert.equal(readFileSync(join(dir, s0r0, "redis.conf"), "utf8"), conf);
 });
 
 test("roll (local): restarts all six servers under WAIT-ed writes and reads; nothing acknowledged is lost", async () => {

@@ -65,7 +65,16 @@ export class RedisNodes extends pulumi.ComponentResource {
                 instanceId,
             }))));
         this.pendingNodeChanges = pulumi.all(this.nodes.map(({ node }) => node.pendingChange))
-            .apply((all) => all.filter((c): c is PendingNodeChange => c !== undefined));
+            .apply((all) => {
+                const pending = all.filter((c): c is PendingNodeChange => c !== undefined);
+                if (pending.length) {
+                    // What `pulumi preview` would otherwise show as a fleet-wide stop, said once and plainly.
+                    const fields = [...new Set(pending.flatMap((p) => p.changes.map((c) => c.field)))].join(", ");
+                    pulumi.log.warn(`${pending.length} of ${this.nodes.length} node(s) still run an older ${fields}: this update leaves them alone; ` +
+                        `apply it one node at a time with: npm run cluster -- roll --stack ${pulumi.getStack()}`, this);
+                }
+                return pending;
+            });
         this.registerOutputs({ topologyNodes: this.topologyNodes, logGroupArn: this.logGroup.arn, pendingNodeChanges: this.pendingNodeChanges });
     }
 }

@@ -179,11 +179,15 @@ async function failoverStep(pool: NodePool, topology: Topology, step: Extract<Ro
     opts.out.info(`shard ${step.shard}: failover ${step.from} → ${to.name ?? to.key}${to.az ? ` (${to.az})` : ""}`);
     try {
         const ms = await runFailover(pool, to, shard.master.id, "default", view.reachable().map((v) => v.key), opts.failoverTimeoutMs ?? 30000);
+        // The old master is a replica now; it goes down next only once its link is up and caught up,
+        // so the cluster is in the same state before every node's update.
+        const old = topology.nodes.find((n) => n.name === step.from);
+        if (old) await waitNodeBack(pool, topology, old, shard.master.id, { timeoutMs: opts.failoverTimeoutMs ?? 30000 });
         return { shard: step.shard, from: step.from, to: to.name ?? to.key, ms };
     } catch (e) {
         throw new StepError({
             op, step: "failover", node: to.name ?? to.key, cause: e,
-            state: "CLUSTER FAILOVER was sent; the promotion was not seen everywhere in time", resume: `check with npm run cluster -- status, then ${opts.resume}`,
+            state: "CLUSTER FAILOVER was sent; the promotion, or the old master following the new one, was not seen everywhere in time", resume: `check with npm run cluster -- status, then ${opts.resume}`,
         });
     }
 }

@@ -46,6 +46,9 @@ class StackDouble implements RollStack {
     readonly deployed = new Map<string, string>();
     desired = "r7g.large";
     pendingOutput: unknown;
+    /** The n-th update (1-based) stops its node's server and never starts it again. */
+    neverBackAt?: number;
+    private ups = 0;
     constructor(private readonly servers: Map<string, TestServer>, private readonly check: (node: string) => Promise<void>) {
         for (const n of servers.keys()) this.deployed.set(n, "r7g.large");
     }
@@ -95,6 +98,7 @@ class StackDouble implements RollStack {
         const exited = new Promise((r) => s.proc.once("exit", r));
         await call(s, "SHUTDOWN", "NOSAVE").catch(() => undefined);
         await exited;
+        if (++this.ups === this.neverBackAt) return {};
         await restartServer(s);
         // The fixture's servers run Redis' default 5 s diskless-sync delay; the test need not wait for it.
         await call(s, "CONFIG", "SET", "repl-diskless-sync-delay", "0");
@@ -163,4 +167,26 @@ test("roll --stack: refused when pendingNodeChanges is unknown in the preview (n
     const { out } = capturedOutput();
     await assert.rejects(rollWithStack(stack, target, { stack: "t", yes: true }, { out, signal: new AbortController().signal }), /pendingNodeChanges is not known in the preview: .*Run pulumi up first/);
     assert.deepEqual(stack.log, ["preview"]);
+});
+
+test("roll --stack: a node that does not come back stops the roll with the node, the step and how to go on", async () => {
+    const servers = new Map<string, TestServer>();
+    fx.shards.forEach((sh, i) => sh.forEach((s, r) => servers.set(fx.nodeOf(s, i, r).name, s)));
+    const stack = new StackDouble(servers, async () => undefined);
+    for (const n of servers.keys()) stack.deployed.set(n, "r7g.xlarge");
+    stack.desired = "r7g.2xlarge";
+    stack.neverBackAt = 2;
+    const target = await resolveTarget({ topology: fx.topologyFile });
+    const { out } = capturedOutput();
+    await assert.rejects(rollWithStack(stack, target, { stack: "t", yes: true, nodeTimeout: 3000 }, { out, signal: new AbortController().signal }), (e: Error) => {
+        assert.equal(e.name, "StepError");
+        // The first test left the r1 nodes masters: the replicas (r0) go first, and the second never comes back.
+        assert.match(e.message, /roll: step "wait-back" failed on t-s1-r0/);
+        assert.match(e.message, /timed out after 3000 ms waiting for t-s1-r0 to be back in the cluster: t-s1-r0 does not answer/);
+        assert.match(e.message, /left behind: t-s1-r0 was updated \(pulumi up --target\) but is not back in the cluster; no other node was touched/);
+        assert.match(e.message, /to continue: look at t-s1-r0 .* npm run cluster -- roll --stack t/);
+        return true;
+    });
+    // t-s0-r0 went first and came back; t-s1-r0 stopped the roll: nothing after it was updated.
+    assert.deepEqual(stack.log.filter((l) => l.startsWith("up ")), ["up t-s0-r0", "up t-s1-r0"]);
 });

@@ -271,11 +271,13 @@ export async function rollLocal(local: LocalNodes, opts: RollOptions, ctx: Comma
     try {
         if (!opts.dryRun) {
             const started = await local.startStopped();
-            if (started.length) {
-                ctx.out.info(`started ${started.length} stopped node(s) (${started.join(", ")}); waiting for the cluster to be healthy`);
-                let last: string[] = [];
-                await waitUntil(async () => (last = (await readRollState(pool, target.topology)).unhealthy).length === 0,
-                    { timeoutMs: nodeTimeoutMs, signal: ctx.signal, what: "the cluster to be healthy again", intervalMs: 100, maxIntervalMs: 500 }, () => last.join("; "));
+            if (started.length) ctx.out.info(`started ${started.length} stopped node(s): ${started.join(", ")}`);
+            // After an interruption the last node may still be starting or syncing: give it its time
+            // to come back before judging the cluster (a cluster that stays unhealthy is refused below).
+            if (started.length || saved) {
+                ctx.out.info("waiting for the cluster to be healthy before going on");
+                await waitUntil(async () => (await readRollState(pool, target.topology)).unhealthy.length === 0,
+                    { timeoutMs: nodeTimeoutMs, signal: ctx.signal, what: "the cluster to be healthy again", intervalMs: 100, maxIntervalMs: 500 }).catch(() => undefined);
             }
         }
         if (saved) ctx.out.info(`resuming the roll started earlier (${stateFile})`);

@@ -56,10 +56,19 @@ interface RollRun {
     confirm?: (question: string) => Promise<boolean>;
     /** Called once the plan is accepted, before the first change. */
     beforeExecute?: () => void;
+    /** An earlier run was interrupted: let its last node come back before judging the cluster. */
+    settle?: boolean;
 }
 
 /** Plan from the live state, print it, and (unless --dry-run) execute it; the exit code. */
 async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): Promise<number> {
+    if (r.settle && !opts.dryRun) {
+        // The node an interrupted run was updating may still be booting or syncing; a cluster that
+        // stays unhealthy for the node timeout is refused below, as always.
+        ctx.out.info("an earlier roll was interrupted: waiting for the cluster to be healthy before going on");
+        await waitUntil(async () => (await readRollState(r.pool, r.topology)).unhealthy.length === 0,
+            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the cluster to be healthy again", intervalMs: 100, maxIntervalMs: 1000 }).catch(() => undefined);
+    }
     const state = await readRollState(r.pool, r.topology);
     const plan = planRoll({ ...state, pending: r.pending, targetVersion: r.targetVersion, allowUnavailableShard: opts.allowUnavailableShard });
     if (!plan.ok) throw new RefusedError(`roll refused; nothing was changed:\n  - ${plan.refusals.join("\n  - ")}`);
@@ -206,7 +215,7 @@ export async function rollWithStack(stack: RollStack, target: Target, opts: Roll
             pool, topology: target.topology,
             pending: new Map(pending.map((p) => [p.node, describeChanges(p)])),
             targetVersion: engine ? engineCompatVersion(engine) : undefined,
-            action, nodeTimeoutMs: opts.nodeTimeout ?? 15 * 60_000, resume, confirm: opts.yes ? undefined : deps.confirm,
+            action, nodeTimeoutMs: opts.nodeTimeout ?? 15 * 60_000, resume, confirm: opts.yes ? undefined : deps.confirm, settle: !!leftover,
         }, opts, ctx);
     } finally {
         await pool.close();
@@ -269,17 +278,8 @@ export async function rollLocal(local: LocalNodes, opts: RollOptions, ctx: Comma
     }
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
     try {
-        if (!opts.dryRun) {
-            const started = await local.startStopped();
-            if (started.length) ctx.out.info(`started ${started.length} stopped node(s): ${started.join(", ")}`);
-            // After an interruption the last node may still be starting or syncing: give it its time
-            // to come back before judging the cluster (a cluster that stays unhealthy is refused below).
-            if (started.length || saved) {
-                ctx.out.info("waiting for the cluster to be healthy before going on");
-                await waitUntil(async () => (await readRollState(pool, target.topology)).unhealthy.length === 0,
-                    { timeoutMs: nodeTimeoutMs, signal: ctx.signal, what: "the cluster to be healthy again", intervalMs: 100, maxIntervalMs: 500 }).catch(() => undefined);
-            }
-        }
+        const started = opts.dryRun ? [] : await local.startStopped();
+        if (started.length) ctx.out.info(`started ${started.length} stopped node(s): ${started.join(", ")}`);
         if (saved) ctx.out.info(`resuming the roll started earlier (${stateFile})`);
         const startPids: Record<string, number> = saved?.startPids ?? {};
         if (!saved) for (const n of target.topology.nodes) startPids[n.name] = local.pidOf(n) ?? 0;
@@ -291,7 +291,7 @@ export async function rollLocal(local: LocalNodes, opts: RollOptions, ctx: Comma
         const code = await rollCluster({
             pool, topology: target.topology, pending, targetVersion: local.binary.version,
             action: { name: "restart", apply: (node, signal) => local.restart(node, signal) },
-            nodeTimeoutMs, resume,
+            nodeTimeoutMs, resume, settle: !!saved || started.length > 0,
             beforeExecute: () => {
                 local.beforeRestarts?.();
                 if (!saved) writeFileSync(stateFile, JSON.stringify({ version: 1, server: local.binary.server, startPids }, null, 2) + "\n");

@@ -24,12 +24,11 @@ import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
 import { openPool, resolveTarget, Target } from "../inventory";
 import { describePlan, engineCompatVersion, engineOf, planRoll } from "../plan/roll";
-import { parseInfo } from "../redis/clusterView";
+import { parseInfo, waitUntil } from "../redis/clusterView";
 import { keyOfNode } from "../redis/members";
 import { collectStatus, evaluateStatus } from "../redis/healthReport";
 import { executeRoll, NodeAction, readRollState, RollReport } from "../redis/roll";
-import { NodePool } from "../redis/pool";
-import { waitUntil } from "../redis/clusterView";
+import type { NodePool } from "../redis/pool";
 
 /** The config key only `roll` sets: the one node whose instance may take the new values. */
 export const ROLLOUT_KEY = `${CONFIG_NAMESPACE}:rollout`;

@@ -1,7 +1,7 @@
 /**
  * `npm run local -- roll` on a real 3×1 local cluster:
- * - refusals (a replica's link down, an open slot, a shard without a replica)
- *   change nothing: no pid changes, no roll state written;
+ * - refusals (a replica's link down, an open slot, a shard without a replica,
+ *   a BGSAVE running, an older engine binary) change nothing: no pid changes, no roll state written;
  * - under a client that writes with WAIT 1 and reads continuously, the roll
  *   restarts all six servers (every pid changes); afterwards every WAIT-acknowledged
  *   write reads back, the client saw no error it could not retry, node ids are
@@ -176,7 +176,7 @@ test("roll (local): set up a 3×1 cluster", async () => {
     started.push(...pids());
 });
 
-test("roll (local): refusals change nothing (replica link down, open slot, shard without replica, older engine)", async () => {
+test("roll (local): refusals change nothing (replica link down, open slot, shard without replica, backup running, older engine)", async () => {
     const before = pids();
     const refused = async (why: RegExp, extra: string[] = []) => {
         const r = await rollAsync(extra);
@@ -216,6 +216,23 @@ test("roll (local): refusals change nothing (replica link down, open slot, shard
     assert.deepEqual(pids(), before);
     await pool.call(key(s0r1), "CLUSTER", "REPLICATE", id0);
     await waitHealthy();
+
+    // A backup running: BGSAVE slowed down by rdb-key-save-delay (µs per key) on shard 0's master.
+    const app = new Redis.Cluster([{ host: "127.0.0.1", port: topology.nodes[0].port }], { redisOptions: { username: creds.app.user, password: creds.app.password } });
+    app.on("error", () => undefined);
+    try {
+        let tag = 0;
+        while (Number(await pool.call(key(s0r0), "CLUSTER", "KEYSLOT", `{t${tag}}`)) > 5460) tag++;
+        for (let i = 0; i < 40; i++) await app.set(`{t${tag}}:${i}`, "x");
+        await pool.call(key(s0r0), "CONFIG", "SET", "rdb-key-save-delay", "200000");
+        await pool.call(key(s0r0), "BGSAVE");
+        await refused(/a backup is running \(BGSAVE in progress\) on redis-cluster-t-s0-r0/);
+        await pool.call(key(s0r0), "CONFIG", "SET", "rdb-key-save-delay", "0");
+        await waitUntil(async () => /rdb_bgsave_in_progress:0/.test(String(await pool.call(key(s0r0), "INFO", "persistence"))), { timeoutMs: 20000, what: "the BGSAVE to end" });
+        for (let i = 0; i < 40; i++) await app.del(`{t${tag}}:${i}`);
+    } finally {
+        app.disconnect();
+    }
 
     // An older engine binary: a downgrade has no safe order. Not even the node files change.
     const fake = join(tmp, "redis-server-6.2");

@@ -1,0 +1,79 @@
+/**
+ * RDB reader micro-benchmark (not a test): a real redis-server writes an RDB of N keys
+ * (DEBUG POPULATE, 64-byte values by default), then the file is read with readRdb from a file
+ * stream, (1) records only, (2) records plus the DUMP payload RESTORE needs per key (what the
+ * restore does). Prints keys/s, MiB/s and peak RSS.
+ *
+ *   npx tsx bench/rdb-read.ts [--keys 1000000] [--value-bytes 64] [--chunk-kib 64] [--rdb FILE]
+ */
+import { createReadStream, statSync } from "node:fs";
+import { join } from "node:path";
+import Redis from "ioredis";
+import { startServer, stopAll, TestServer } from "../test/helpers/redisServers";
+import { readRdb, dumpPayload } from "../scripts/rdb";
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: string): string => {
+    const i = args.indexOf(`--${name}`);
+    return i >= 0 ? args[i + 1] : def;
+};
+const KEYS = Number(opt("keys", "1000000"));
+const VALUE_BYTES = Number(opt("value-bytes", "64"));
+const CHUNK = Number(opt("chunk-kib", "64")) * 1024;
+const RUNS = Number(opt("runs", "3"));
+
+async function makeRdb(): Promise<{ file: string; server: TestServer }> {
+    const server = await startServer({ cluster: false, extraArgs: ["--enable-debug-command", "yes"] });
+    const r = new Redis({ host: server.host, port: server.port });
+    try {
+        await r.call("DEBUG", "POPULATE", String(KEYS), "key", String(VALUE_BYTES));
+        await r.call("SAVE");
+    } finally {
+        r.disconnect();
+    }
+    return { file: join(server.dir, "dump.rdb"), server };
+}
+
+async function run(file: string, withPayload: boolean): Promise<{ keys: number; ms: number; payloadBytes: number }> {
+    const t0 = process.hrtime.bigint();
+    let keys = 0;
+    let payloadBytes = 0;
+    for await (const rec of readRdb(createReadStream(file, { highWaterMark: CHUNK }), { source: file })) {
+        if (rec.kind !== "key") continue;
+        keys++;
+        if (withPayload) payloadBytes += dumpPayload(rec.rdbType, rec.value!, rec.rdbVersion).length;
+    }
+    return { keys, ms: Number(process.hrtime.bigint() - t0) / 1e6, payloadBytes };
+}
+
+async function main(): Promise<void> {
+    const given = opt("rdb", "");
+    let server: TestServer | undefined;
+    let file = given;
+    try {
+        if (!file) {
+            const t = Date.now();
+            ({ file, server } = await makeRdb());
+            console.error(`generated ${KEYS} keys (${VALUE_BYTES}-byte values) with redis-server in ${((Date.now() - t) / 1000).toFixed(1)} s`);
+        }
+        const mib = statSync(file).size / 1048576;
+        console.log(`RDB: ${file}, ${mib.toFixed(1)} MiB, read in ${CHUNK / 1024} KiB chunks, node ${process.version}`);
+        for (const withPayload of [false, true]) {
+            for (let i = 0; i < RUNS; i++) {
+                const r = await run(file, withPayload);
+                console.log(
+                    `${withPayload ? "read + dumpPayload" : "read only         "}  run ${i + 1}: ${r.keys} keys in ${(r.ms / 1000).toFixed(2)} s = ` +
+                        `${Math.round(r.keys / (r.ms / 1000)).toLocaleString("en-US")} keys/s, ${(mib / (r.ms / 1000)).toFixed(1)} MiB/s`,
+                );
+            }
+        }
+        console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
+    } finally {
+        if (server) await stopAll([server]);
+    }
+}
+
+main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+});

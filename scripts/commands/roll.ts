@@ -169,8 +169,12 @@ export async function rollWithStack(stack: RollStack, target: Target, opts: Roll
     }
     if (leftover) {
         // An interrupted roll: the preview must hold that node too, to see whether it took its change.
+        if (opts.dryRun) {
+            throw new RefusedError(`an earlier roll stopped while updating ${leftover} (${ROLLOUT_KEY} is still set), so a preview would show that node changing; ` +
+                `nothing was changed. Run roll without --dry-run (it clears the key and resumes), or clear it yourself: pulumi config rm ${ROLLOUT_KEY}`);
+        }
         ctx.out.info(`an earlier roll stopped while updating ${leftover} (${ROLLOUT_KEY} is still set): clearing it and starting from the live state`);
-        if (!opts.dryRun) await stack.removeConfig(ROLLOUT_KEY);
+        await stack.removeConfig(ROLLOUT_KEY);
     }
     ctx.out.info(`previewing stack ${opts.stack ?? ""} for nodes whose instance differs …`);
     const { pending, engine } = await previewPending(stack);

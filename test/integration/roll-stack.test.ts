@@ -129,6 +129,10 @@ test("roll --stack: targeted updates in order, each after the previous node is b
     stack.config.set(ROLLOUT_KEY, "t-s1-r1"); // left by an interrupted roll
 
     const target = await resolveTarget({ topology: fx.topologyFile });
+    // A dry run does not touch the leftover key, and says why it cannot preview.
+    await assert.rejects(rollWithStack(stack, target, { stack: "t", dryRun: true }, { out: capturedOutput().out, signal: new AbortController().signal }),
+        /an earlier roll stopped while updating t-s1-r1 .*Run roll without --dry-run/);
+    assert.deepEqual(stack.log, []);
     const { out, stdout, stderr } = capturedOutput({ json: true });
     const code = await rollWithStack(stack, target, { stack: "t", yes: true, nodeTimeout: 30000 }, { out, signal: new AbortController().signal });
     assert.equal(code, 0, stderr() + stdout());

@@ -181,6 +181,14 @@ test("roll --stack: a node that does not come back stops the roll with the node,
     stack.desired = "r7g.2xlarge";
     stack.neverBackAt = 2;
     const target = await resolveTarget({ topology: fx.topologyFile });
+    // --dry-run: the order and what changes on each node, and no update.
+    const dry = capturedOutput();
+    assert.equal(await rollWithStack(stack, target, { stack: "t", dryRun: true }, { out: dry.out, signal: new AbortController().signal }), 0);
+    assert.deepEqual(stack.log, ["preview"]);
+    assert.match(dry.stderr(), / 1\/6 t-s0-r0 \(replica\): instanceType r7g.xlarge → r7g.2xlarge\n/);
+    assert.match(dry.stderr(), /shard 0: failover t-s0-r1 → t-s0-r0\n +4\/6 t-s0-r1 \(master\)/);
+    assert.match(dry.stdout(), /dry run: nothing was changed/);
+    stack.log.length = 0;
     const { out } = capturedOutput();
     await assert.rejects(rollWithStack(stack, target, { stack: "t", yes: true, nodeTimeout: 3000 }, { out, signal: new AbortController().signal }), (e: Error) => {
         assert.equal(e.name, "StepError");

@@ -3,7 +3,7 @@
  * Local mode, the project's embedded default: `npm run local` (or `npm start`)
  * runs the stack's cluster as real redis-server processes on 127.0.0.1.
  *
- *   npm run local [-- up] [--stack dev] [--config FILE] [--state-dir DIR] [--base-port 7000]
+ *   npm run local [-- up] [--stack dev] [--config FILE] [--state-dir DIR] [--base-port 7000] [--shards N] [--replicas R]
  *   npm run local -- down [--stack dev] [--state-dir DIR]
  *
  * `up` reads Pulumi.<stack>.yaml (parseStackYaml, the same rules as `pulumi up`),
@@ -21,28 +21,36 @@
  * files are what a node starts with next, and `npm run cluster -- reconfigure
  * --topology <state>/topology.json` applies them to the running servers (no
  * CONFIG REWRITE: the rendered files stay the source, as on AWS).
+ * The shape: a fresh cluster gets the stack config's shards × (1 + replicasPerShard);
+ * a running one keeps what it has (topology.json) until --shards/--replicas ask for
+ * another shape. Then `up` starts the added nodes (same renderer, same files), runs
+ * the cluster tool's `scale` (scripts/commands/scale.ts, in process: the same code
+ * as `npm run cluster -- scale`), and only after the scale drained and forgot the
+ * removed nodes stops them; topology.json always lists the nodes that run.
  * `down` stops every node (SHUTDOWN NOSAVE as admin, then SIGKILL by pid file) and
  * removes the state directory.
  * `roll [--engine-binary PATH]` re-renders the node files and restarts every node
  * one at a time the way `npm run cluster -- roll` updates EC2 nodes (replicas
  * first, a failover before each master): scripts/commands/roll.ts.
  */
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import Redis from "ioredis";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
-import { ConfigError, parseStackYaml, StackConfig } from "../components/config";
-import { Topology, TopologyNode, validateTopology } from "../components/topology";
+import { ConfigError, StackConfig } from "../components/config";
+import { parseNodeName, Topology, TopologyNode, validateTopology } from "../components/topology";
 import { zoneOf } from "../components/plan/placement";
 import { renderRedisConf } from "../components/bootstrap/redisConf";
 import { renderAclFile } from "../components/bootstrap/acl";
 import { ACL_USERS } from "../components/bootstrap/contract";
 import { DesiredNodeSettings, maxmemoryBytesFor, nodeSettingsOf } from "../components/bootstrap/nodeSettings";
-import { SETTINGS_FILE } from "./commands/reconfigure";
-import { exitCodeFor, isExpected, UsageError, StepError } from "./errors";
+import { readStackConfigFile, SETTINGS_FILE } from "./commands/reconfigure";
+import { exitCodeFor, isExpected, RefusedError, UsageError, StepError } from "./errors";
+import { run as runScale } from "./commands/scale";
+import { ClusterView } from "./redis/clusterView";
 import { createOutput, fmtDuration, Output } from "./output";
 import { NodePool } from "./redis/pool";
 import { formCluster } from "./redis/form";
@@ -74,6 +82,37 @@ export interface LocalOptions {
     quiet?: boolean;
     /** Convergence timeout for create, ms. @default 60000 */
     timeout?: number;
+    /** Shards to run: a fresh cluster starts with them, a running one is scaled to them. @default the stack config's, or what runs */
+    shards?: number;
+    /** Replicas per shard, likewise. @default the stack config's, or what runs */
+    replicas?: number;
+}
+
+/** shards × (1 + replicas) of a local cluster. */
+export interface LocalShape {
+    shards: number;
+    replicas: number;
+}
+
+/** The shape a local topology has: its shard count and the replicas of its largest shard. */
+export function shapeOf(t: Topology): LocalShape {
+    const perShard = new Map<number, number>();
+    for (const n of t.nodes) perShard.set(n.shard, (perShard.get(n.shard) ?? 0) + 1);
+    return { shards: perShard.size, replicas: Math.max(0, ...[...perShard.values()].map((c) => c - 1)) };
+}
+
+/** --shards/--replicas checked by the stack config's rules (components/config.ts). */
+function checkShape(opts: Pick<LocalOptions, "shards" | "replicas">, config: StackConfig): void {
+    const problems: string[] = [];
+    if (opts.shards !== undefined && !(Number.isInteger(opts.shards) && opts.shards >= 3 && opts.shards <= 500)) {
+        problems.push(`--shards must be an integer from 3 to 500 (Redis Cluster needs at least 3 masters to keep a majority through one failure) (got ${opts.shards})`);
+    }
+    if (opts.replicas !== undefined && !(Number.isInteger(opts.replicas) && opts.replicas >= 0 && opts.replicas <= 5)) {
+        problems.push(`--replicas must be an integer from 0 to 5 (got ${opts.replicas})`);
+    } else if (opts.replicas !== undefined && opts.replicas < config.minReplicasToWrite) {
+        problems.push(`--replicas ${opts.replicas} is below minReplicasToWrite (${config.minReplicasToWrite}) of the stack config: every write would be refused`);
+    }
+    if (problems.length) throw new UsageError(problems.join("\n"));
 }
 
 interface LocalCredentials {
@@ -160,23 +199,35 @@ export function loadLocalConfig(opts: Pick<LocalOptions, "stack" | "config">): {
     if (!existsSync(file)) {
         throw new UsageError(`no stack config ${file}: local mode reads the stack's Pulumi.<stack>.yaml (the committed ones: Pulumi.dev.yaml, ...); pass --stack NAME or --config FILE`);
     }
-    const config = parseStackYaml(readFileSync(file, "utf8"), opts.stack);
+    const config = readStackConfigFile(file, opts.stack);
     const notes: string[] = [];
     if (config.tls) notes.push("tls is on in the stack config; local mode runs without TLS (on AWS the nodes use it)");
     return { config: { ...config, tls: false }, file, notes };
 }
 
 /** Topology of the local cluster: names and zones exactly as the stack plans them, loopback addresses. */
-export function localTopology(config: StackConfig, ports: number[]): Topology {
+export function localTopology(config: StackConfig, ports: number[], opts: { placeholderPorts?: boolean } = {}): Topology {
     const nodes: TopologyNode[] = [];
     let i = 0;
     for (let shard = 0; shard < config.shards; shard++) {
         for (let r = 0; r <= config.replicasPerShard; r++) {
             const zone = zoneOf(shard, r, config.zones);
-            nodes.push({ name: `${config.clusterName}-s${shard}-r${r}`, shard, az: `local-${String.fromCharCode(97 + zone)}`, host: "127.0.0.1", port: ports[i++] });
+            nodes.push({ name: `${config.clusterName}-s${shard}-r${r}`, shard, az: `local-${String.fromCharCode(97 + zone)}`, host: "127.0.0.1", port: opts.placeholderPorts ? 0 : ports[i++] });
         }
     }
-    return { clusterName: config.clusterName, port: ports[0], tls: false, nodes };
+    return { clusterName: config.clusterName, port: nodes[0].port, tls: false, nodes };
+}
+
+/**
+ * The local topology of `shape`, keeping the port of every node `current` already has
+ * and giving new nodes free port pairs above the highest port in use.
+ */
+async function reshapedTopology(config: StackConfig, shape: LocalShape, current: Topology): Promise<Topology> {
+    const names = localTopology({ ...config, shards: shape.shards, replicasPerShard: shape.replicas }, [], { placeholderPorts: true });
+    const portOf = new Map(current.nodes.map((n) => [n.name, n.port]));
+    const fresh = await choosePorts(Math.max(...current.nodes.map((n) => n.port)) + 1, names.nodes.filter((n) => !portOf.has(n.name)).length);
+    const nodes = names.nodes.map((n) => ({ ...n, port: portOf.get(n.name) ?? fresh.shift()! }));
+    return { ...names, port: nodes[0].port, nodes };
 }
 
 const password = () => randomBytes(24).toString("base64url");
@@ -269,13 +320,17 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
     const dir = stackDir(opts);
     const topologyFile = join(dir, "topology.json");
     const credentialsFile = join(dir, "credentials.json");
-    const { config, file, notes } = loadLocalConfig(opts);
+    const loaded = loadLocalConfig(opts);
+    const { file, notes } = loaded;
     for (const n of notes) out.warn(n);
+    checkShape(opts, loaded.config);
     const bin = ensureRedisServer(out);
 
     let topology: Topology;
     let creds: LocalCredentials;
     const fresh = !existsSync(topologyFile);
+    // A fresh cluster gets the options' shape, else the stack config's; a running one keeps its own unless asked.
+    let config: StackConfig = { ...loaded.config, shards: opts.shards ?? loaded.config.shards, replicasPerShard: opts.replicas ?? loaded.config.replicasPerShard };
     if (fresh) {
         mkdirSync(dir, { recursive: true, mode: 0o700 });
         const count = config.shards * (1 + config.replicasPerShard);
@@ -296,12 +351,19 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
         } catch (e) {
             throw new UsageError(`${dir} holds a local cluster whose files cannot be read (${(e as Error).message}); remove it with: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""}`);
         }
-        const want = localTopology(config, topology.nodes.map((n) => n.port)).nodes.map((n) => n.name).join(",");
-        if (topology.nodes.length !== config.shards * (1 + config.replicasPerShard) || want !== topology.nodes.map((n) => n.name).join(",")) {
-            throw new UsageError(`the local cluster in ${dir} has ${topology.nodes.length} nodes, but ${file} now asks for ${config.shards} shards × (1 + ${config.replicasPerShard}). ` +
-                `Scale it with the cluster tool, or start over: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""} && npm run local`);
+        const running = shapeOf(topology);
+        const names = localTopology({ ...loaded.config, shards: running.shards, replicasPerShard: running.replicas }, [], { placeholderPorts: true }).nodes.map((n) => n.name).join(",");
+        if (names !== topology.nodes.map((n) => n.name).join(",")) {
+            throw new UsageError(`the local cluster in ${dir} runs nodes (${topology.nodes.map((n) => n.name).join(", ")}) that are not ${running.shards} shards × (1 + ${running.replicas}) of cluster "${loaded.config.clusterName}" in ${file}; ` +
+                `start over: npm run local -- down${opts.stack !== "dev" ? ` --stack ${opts.stack}` : ""} && npm run local`);
         }
+        if (opts.shards === undefined && opts.replicas === undefined && (running.shards !== loaded.config.shards || running.replicas !== loaded.config.replicasPerShard)) {
+            out.info(`the local cluster runs ${running.shards} shards × (1 + ${running.replicas}); ${rel(file)} declares ${loaded.config.shards} × (1 + ${loaded.config.replicasPerShard}). ` +
+                `It keeps its shape; to change it: npm run local -- --shards ${loaded.config.shards} --replicas ${loaded.config.replicasPerShard}`);
+        }
+        config = { ...loaded.config, shards: running.shards, replicasPerShard: running.replicas };
     }
+    const wantShape: LocalShape = { shards: opts.shards ?? config.shards, replicas: opts.replicas ?? config.replicasPerShard };
 
     // Every run renders the node files from the stack config (what a node starts with next), and
     // settings.json, which `reconfigure` applies to the running servers; running servers are not restarted.
@@ -327,29 +389,38 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
         const onSigint = () => ac.abort();
         process.on("SIGINT", onSigint);
         let already = false;
+        let scaled = false;
         try {
             const r = await formCluster(pool, topology, {
                 timeoutMs: opts.timeout ?? 60000, out, signal: ac.signal,
                 resumeHint: `run npm run local again${opts.stack !== "dev" ? ` -- --stack ${opts.stack}` : ""}: it starts what is stopped and finishes forming`,
             });
             already = r.alreadyFormed;
+            // A shape asked for on the command line: scale to it (a rerun finishes an interrupted scale).
+            if (!fresh && (opts.shards !== undefined || opts.replicas !== undefined)) {
+                const r2 = await reshape({ opts, dir, topologyFile, topology, config, shape: wantShape, creds, bin, pool, out, signal: ac.signal });
+                topology = r2.topology;
+                config = { ...config, shards: wantShape.shards, replicasPerShard: wantShape.replicas };
+                started.push(...r2.started);
+                scaled = r2.changed;
+            }
         } finally {
             process.off("SIGINT", onSigint);
         }
         const report = evaluateStatus(await collectStatus(pool, { ...topology }));
-        const alreadyRunning = already && started.length === 0;
+        const alreadyRunning = already && started.length === 0 && !scaled;
         const connect = `redis-cli -c -p ${topology.nodes[0].port} --user ${creds.user} --askpass`;
         // Nodes running since before a settings change keep their values until reconfigure applies them.
-        const pending = fresh ? [] : rerendered.filter((name) => !started.includes(name));
+        const pending = fresh ? [] : rerendered.filter((name) => !started.includes(name) && topology.nodes.some((n) => n.name === name));
         const reconfigureHint = `npm run cluster -- reconfigure --topology ${rel(topologyFile)}`;
         if (out.json) {
-            out.result({ alreadyRunning, healthy: report.healthy, topologyFile, credentialsFile, connect, settingsPending: pending, status: report }, "");
+            out.result({ alreadyRunning, healthy: report.healthy, shape: shapeOf(topology), topologyFile, credentialsFile, connect, settingsPending: pending, status: report }, "");
         } else {
             out.result(null, renderStatus(report));
             const lines = [
                 alreadyRunning
                     ? `local cluster already running (${topology.nodes.length} nodes); ${pending.length ? "no server restarted" : "nothing changed"}`
-                    : `local cluster up in ${fmtDuration(Date.now() - t0)}`,
+                    : `local cluster ${scaled ? "scaled" : "up"} in ${fmtDuration(Date.now() - t0)}: ${shapeOf(topology).shards} shards × (1 + ${shapeOf(topology).replicas}) = ${topology.nodes.length} nodes`,
                 ...(pending.length ? [
                     `settings:  node settings changed in ${rel(file)}: redis.conf re-rendered for ${pending.length} running node(s), which keep the old values until`,
                     `           ${reconfigureHint}`,
@@ -420,6 +491,112 @@ async function shutdown(pool: NodePool, key: string): Promise<void> {
     }
 }
 
+/**
+ * An Output for a command run inside local mode: its events pass through, and its
+ * result becomes one more event (`name`), so `--json` stays NDJSON ending with
+ * local mode's own result line.
+ */
+function nestedOutput(out: Output, name: string): Output {
+    return {
+        json: out.json,
+        info: (l) => out.info(l),
+        warn: (l) => out.warn(l),
+        event: (n, f, h) => out.event(n, f, h),
+        // The first line only: the rest speaks of AWS (the smaller `pulumi up`), which local mode does itself.
+        result: (doc, text) => out.event(name, (doc ?? {}) as Record<string, unknown>, text.split("\n")[0]),
+    };
+}
+
+interface ReshapeArgs {
+    opts: LocalOptions;
+    dir: string;
+    topologyFile: string;
+    topology: Topology;
+    config: StackConfig;
+    shape: LocalShape;
+    creds: LocalCredentials;
+    bin: ServerBinary;
+    pool: NodePool;
+    out: Output;
+    signal: AbortSignal;
+}
+
+/**
+ * Brings a running local cluster to `shape` with the cluster tool's `scale`, in two
+ * steps when nodes are both added and removed (scale does one at a time):
+ * - grow: render and start the added nodes, list them in topology.json (so `down`
+ *   finds them whatever happens next), then `scale` joins them and moves slots;
+ * - shrink: `scale --shards/--replicas` drains the removed masters and makes every
+ *   remaining node forget the removed nodes; only then are they stopped, their
+ *   directories removed and topology.json cut down.
+ * With the shape already reached, `scale` still runs: it finishes what an
+ * interrupted run left (open slots, nodes not joined) and moves nothing otherwise.
+ */
+async function reshape(a: ReshapeArgs): Promise<{ topology: Topology; started: string[]; changed: boolean }> {
+    const { dir, topologyFile, config, shape, out } = a;
+    const current = shapeOf(a.topology);
+    const union: LocalShape = { shards: Math.max(current.shards, shape.shards), replicas: Math.max(current.replicas, shape.replicas) };
+    let topology = await reshapedTopology(config, union, a.topology);
+    const added = topology.nodes.filter((n) => !a.topology.nodes.some((o) => o.name === n.name));
+    const scale = async (cut?: LocalShape) => {
+        const code = await runScale(
+            { topology: topologyFile, yes: true, json: out.json, shards: cut?.shards, replicas: cut?.replicas },
+            { out: nestedOutput(out, "scale"), signal: a.signal },
+        );
+        if (code !== 0) throw new StepError({ op: "local", step: "scale", state: `topology.json lists the ${topology.nodes.length} running nodes`, resume: `rerun the same npm run local command` });
+    };
+    if (added.length) {
+        out.info(`local: ${current.shards} × (1 + ${current.replicas}) -> ${shape.shards} × (1 + ${shape.replicas}): starting ${added.length} node(s): ${added.map((n) => n.name).join(", ")}`);
+        renderNodeFiles(dir, topology, { ...config, shards: union.shards, replicasPerShard: union.replicas }, a.creds, a.bin);
+        writeFileSync(topologyFile, JSON.stringify(topology, null, 2) + "\n");
+        for (const n of added) startNode(a.bin, nodePaths(dir, n.name), keyOf(n));
+        await waitForNodes(a.pool, added.map(keyOf), 20000);
+    }
+    const leaving = topology.nodes.filter((n) => n.shard >= shape.shards || (parseNodeName(n.name)?.replica ?? 0) > shape.replicas);
+    if (!added.length && !leaving.length) {
+        await scale();
+        return { topology, started: [], changed: false };
+    }
+    if (added.length || !leaving.length) await scale();
+    if (leaving.length) {
+        // A removed replica that is its shard's master now (after a failover) would take the shard's slots
+        // elsewhere and leave the kept nodes without a master: have it hand over first.
+        const view = await ClusterView.read(a.pool, topology.nodes.map(keyOf));
+        const stayingShards = new Set(topology.nodes.filter((n) => n.shard < shape.shards).map((n) => n.shard));
+        for (const n of leaving) {
+            const me = view.self(keyOf(n));
+            if (stayingShards.has(n.shard) && me?.role === "master" && me.slots.length > 0) {
+                const keep = topology.nodes.find((k) => k.shard === n.shard && !leaving.includes(k));
+                throw new RefusedError(`${n.name} (${keyOf(n)}) is the master of shard ${n.shard}, which stays; nothing was changed. Hand its role to a node that stays first ` +
+                    `(npm run cluster -- failover --topology ${rel(topologyFile)} --node ${keep?.name}), then rerun this command`);
+            }
+        }
+        out.info(`local: removing ${leaving.length} node(s): ${leaving.map((n) => n.name).join(", ")}`);
+        await scale(shape);
+        await Promise.all(leaving.map((n) => stopNode(a.pool, dir, n.name, n)));
+        for (const n of leaving) rmSync(nodePaths(dir, n.name).nodeDir, { recursive: true, force: true });
+        topology = { ...topology, nodes: topology.nodes.filter((n) => !leaving.includes(n)) };
+        writeFileSync(topologyFile, JSON.stringify(topology, null, 2) + "\n");
+        out.event("stopped", { nodes: leaving.map((n) => n.name) }, `local: stopped ${leaving.length} removed node(s) and deleted their directories`);
+    }
+    return { topology, started: added.map((n) => n.name), changed: true };
+}
+
+/** Stops one node: SHUTDOWN NOSAVE as admin when it answers, SIGKILL after 3 s. Whether it was running. */
+async function stopNode(pool: NodePool, dir: string, name: string, node: TopologyNode | undefined): Promise<boolean> {
+    const p = nodePaths(dir, name);
+    const pid = readPid(p.pid);
+    if (pid === undefined || !isServerProcess(pid)) return false;
+    if (node) await shutdown(pool, keyOf(node));
+    // A zombie (daemonized, parent not reaping) counts as gone: its cmdline is empty.
+    const gone = await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${name} (pid ${pid}) to exit` }).catch(() => false);
+    if (!gone) {
+        process.kill(pid, "SIGKILL");
+        await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${name} (pid ${pid}) to exit after SIGKILL` });
+    }
+    return true;
+}
+
 export async function down(opts: LocalOptions, out: Output): Promise<{ stopped: number }> {
     const dir = stackDir(opts);
     if (!existsSync(dir)) {
@@ -440,20 +617,7 @@ export async function down(opts: LocalOptions, out: Output): Promise<{ stopped: 
     let stopped = 0;
     try {
         await Promise.all(names.map(async (name) => {
-            const p = nodePaths(dir, name);
-            const pid = readPid(p.pid);
-            const running = pid !== undefined && isServerProcess(pid);
-            const node = topology?.nodes.find((n) => n.name === name);
-            if (node && running) await shutdown(pool, keyOf(node));
-            if (running) {
-                // A zombie (daemonized, parent not reaping) counts as gone: its cmdline is empty.
-                const gone = await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${name} (pid ${pid}) to exit` }).catch(() => false);
-                if (!gone) {
-                    process.kill(pid, "SIGKILL");
-                    await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${name} (pid ${pid}) to exit after SIGKILL` });
-                }
-                stopped++;
-            }
+            if (await stopNode(pool, dir, name, topology?.nodes.find((n) => n.name === name))) stopped++;
         }));
     } finally {
         await pool.close();
@@ -515,6 +679,34 @@ export async function roll(opts: LocalRollOptions, out: Output, signal: AbortSig
 
 // ---------------------------------------------------------------- CLI
 
+const wholeNumber = (name: string) => (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number (got "${v}")`);
+    return n;
+};
+
+/**
+ * A state folder local mode may not write (EACCES: created by a run as root, e.g.
+ * with sudo; EROFS; a file where a folder should be) is the user's to fix, not a bug:
+ * a UsageError naming the path and the fix. Undefined for any other error.
+ */
+export function stateDirProblem(err: unknown, opts: Pick<LocalOptions, "stack" | "stateDir">): UsageError | undefined {
+    const e = err as NodeJS.ErrnoException;
+    if (!e || !["EACCES", "EPERM", "EROFS", "ENOTDIR", "EEXIST"].includes(e.code ?? "") || typeof e.path !== "string") return undefined;
+    let root: string;
+    try {
+        root = stackDir(opts);
+    } catch {
+        return undefined;
+    }
+    const base = resolve(root, "..");
+    if (!resolve(e.path).startsWith(base)) return undefined;
+    const owner = e.code === "EACCES" || e.code === "EPERM"
+        ? ` It is probably owned by another user (a run with sudo creates it as root): sudo chown -R "$(id -un)" ${base},`
+        : "";
+    return new UsageError(`local mode cannot write its state folder: ${e.code} on ${e.path} (${e.syscall ?? "write"}).${owner} or keep the state elsewhere with --state-dir DIR`);
+}
+
 export function buildLocalProgram(): Command {
     const program = new Command("local")
         .description("run the stack's Redis Cluster locally: real redis-server processes on 127.0.0.1, rendered like the EC2 nodes")
@@ -524,11 +716,13 @@ export function buildLocalProgram(): Command {
         .option("--state-dir <dir>", "where local state lives (default: .local in the repository)")
         .addOption(new Option("--base-port <port>", "first client port to try; busy ports are skipped").argParser((v) => Number(v)).default(7000))
         .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to form").argParser((v) => Number(v)).default(60000))
+        .addOption(new Option("--shards <n>", "shards to run: a fresh cluster starts with them, a running one is scaled to them with the cluster tool's scale (default: the stack config's, or what runs)").argParser(wholeNumber("--shards")))
+        .addOption(new Option("--replicas <n>", "replicas per shard, likewise").argParser(wholeNumber("--replicas")))
         .option("--engine-binary <path>", "roll: restart the nodes on this redis-server/valkey-server")
         .option("--dry-run", "roll: print the order and change nothing")
         .option("--allow-unavailable-shard", "roll: restart the master of a shard without an in-sync replica")
         .addOption(new Option("--node-timeout <ms>", "roll: how long a node may take to come back").argParser((v) => Number(v)).default(60000))
-        .option("--json", "one JSON document on stdout")
+        .option("--json", "NDJSON on stdout: progress events, then the result on the last line")
         .option("-q, --quiet", "no progress on stderr")
         .showHelpAfterError()
         .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
@@ -553,7 +747,8 @@ export function buildLocalProgram(): Command {
                 } else {
                     throw new UsageError(`unknown action "${action}": use up (default), down or roll`);
                 }
-            } catch (err) {
+            } catch (e) {
+                const err = stateDirProblem(e, o) ?? e;
                 process.exitCode = exitCodeFor(err);
                 if (o.json) process.stdout.write(JSON.stringify({ event: "error", error: (err as Error).name, message: (err as Error).message }) + "\n");
                 if (isExpected(err) || err instanceof ConfigError) process.stderr.write(`error: ${(err as Error).message}\n`);

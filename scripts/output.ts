@@ -1,7 +1,10 @@
 /**
  * Output conventions: progress and human text on stderr, machine output on stdout.
- * With --json, `status`-like commands print one JSON document; long runs print one
- * JSON event per line (NDJSON), e.g. {"event":"step","step":"migrate-keys","slot":5461}.
+ * With --json, stdout is NDJSON: one JSON object per line. Commands that report
+ * steps print them as events ({"event":"step","step":"migrate-keys","slot":5461,...})
+ * and end with their result document on one line; a command without events prints
+ * just that line, which is then one JSON document. Never a multi-line document:
+ * a reader splits stdout on newlines and parses each line.
  */
 
 export interface Output {
@@ -12,7 +15,7 @@ export interface Output {
     warn(line: string): void;
     /** NDJSON event on stdout in --json mode; rendered by `human` (if given) on stderr otherwise. */
     event(name: string, fields: Record<string, unknown>, human?: string): void;
-    /** Final result: JSON document on stdout in --json mode, else the text on stdout. */
+    /** Final result: one JSON line on stdout in --json mode (the last line), else the text on stdout. */
     result(doc: unknown, text: string): void;
 }
 
@@ -33,7 +36,7 @@ export function createOutput(opts: { json?: boolean; quiet?: boolean; stdout?: N
             else if (human !== undefined && !opts.quiet) stderr.write(human + "\n");
         },
         result(doc, text) {
-            if (json) stdout.write(JSON.stringify(doc, null, 2) + "\n");
+            if (json) stdout.write(JSON.stringify(doc) + "\n");
             else stdout.write(text.endsWith("\n") ? text : text + "\n");
         },
     };

@@ -11,7 +11,7 @@ import type { CommandContext, CommonOptions } from "../cli";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
 import { chooseReplica, planZoneEvacuation, ReplicaState, ShardState } from "../plan/failover";
-import { FailoverMode, readShards, runFailover } from "../redis/failover";
+import { FailoverMode, FailoverRetry, readShards, runFailover } from "../redis/failover";
 import { keyOfNode, openSession } from "../redis/members";
 
 export interface FailoverOptions extends CommonOptions {
@@ -29,6 +29,12 @@ const CONSEQUENCES: Record<Exclude<FailoverMode, "default">, string> = {
 };
 
 const label = (n: { name?: string; key: string }) => (n.name ? `${n.name} (${n.key})` : n.key);
+
+/** Tells the user why a failover takes longer: Redis aborted it, the tool retries (runFailover). */
+const retryNotice = (ctx: CommandContext, shard: number, to: string) => ({
+    onRetry: (r: FailoverRetry) => ctx.out.event("retry", { shard, to, waitMs: r.waitMs, reason: r.reason },
+        `shard ${shard}: ${r.reason}; sending it again ${r.waitMs < 100 ? "now" : `in ${fmtDuration(r.waitMs)}`}, once Redis may accept it`),
+});
 
 export async function run(opts: FailoverOptions, ctx: CommandContext): Promise<number> {
     const targets = [opts.shard !== undefined, !!opts.node, !!opts.zone].filter(Boolean).length;
@@ -61,7 +67,7 @@ export async function run(opts: FailoverOptions, ctx: CommandContext): Promise<n
                     continue;
                 }
                 try {
-                    const ms = await runFailover(pool, m.to, m.from.id, "default", allKeys, timeoutMs, ctx.signal);
+                    const ms = await runFailover(pool, m.to, m.from.id, "default", allKeys, timeoutMs, ctx.signal, retryNotice(ctx, m.shard, m.to.key));
                     done.push({ shard: m.shard, from: m.from.key, to: m.to.key, ms });
                     ctx.out.event("promoted", { shard: m.shard, from: m.from.key, to: m.to.key, ms }, `shard ${m.shard}: ${label(m.to)} is master (${fmtDuration(ms)})`);
                 } catch (e) {
@@ -124,12 +130,12 @@ export async function run(opts: FailoverOptions, ctx: CommandContext): Promise<n
         ctx.out.info(`shard ${shard.shard}: promoting ${label(replica)}${replica.az ? ` (${replica.az})` : ""}, master now ${label(shard.master)}${mode !== "default" ? ` [${mode.toUpperCase()}]` : ""}`);
         let ms: number;
         try {
-            ms = await runFailover(pool, replica, shard.master.id, mode, allKeys, timeoutMs, ctx.signal);
+            ms = await runFailover(pool, replica, shard.master.id, mode, allKeys, timeoutMs, ctx.signal, retryNotice(ctx, shard.shard, replica.key));
         } catch (e) {
             throw new StepError({
                 op: "failover", step: "wait-promotion", node: replica.key, cause: e,
-                state: `CLUSTER FAILOVER${mode !== "default" ? ` ${mode.toUpperCase()}` : ""} was sent; the promotion was not seen everywhere in ${timeoutMs} ms`,
-                resume: "check with `status`; a plain failover that timed out changed nothing and can be retried",
+                state: `CLUSTER FAILOVER${mode !== "default" ? ` ${mode.toUpperCase()}` : ""} was sent; the promotion was not seen everywhere`,
+                resume: "check with `status`; a plain failover that Redis aborted changed nothing and can be retried",
             });
         }
         ctx.out.result({ ok: true, shard: shard.shard, from: shard.master.key, to: replica.key, mode, ms },

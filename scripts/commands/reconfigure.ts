@@ -21,7 +21,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CommandContext, CommonOptions } from "../cli";
-import { parseStackYaml } from "../../components/config";
+import { ConfigError, parseStackYaml, StackConfig } from "../../components/config";
 import { DesiredNodeSettings, desiredNodeSettingsOf, validateDesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
 import type { Topology, TopologyNode } from "../../components/topology";
 import { RefusedError, StepError, UsageError } from "../errors";
@@ -52,6 +52,21 @@ export const SETTINGS_FILE = "settings.json";
 
 const OP = "reconfigure";
 
+/**
+ * parseStackYaml on a file, with errors naming that file (not Pulumi.<stack>.yaml,
+ * which the file may not be called): a ConfigError listing the bad keys, or a
+ * UsageError when it is not YAML at all.
+ */
+export function readStackConfigFile(file: string, stack: string): StackConfig {
+    const text = readFileSync(file, "utf8");
+    try {
+        return parseStackYaml(text, stack);
+    } catch (e) {
+        if (e instanceof ConfigError) throw new ConfigError(e.problems, file);
+        throw new UsageError(`${file} is not a valid stack config (YAML with a config: map, as Pulumi.dev.yaml): ${(e as Error).message.split("\n")[0]}`);
+    }
+}
+
 /** The desired settings and where they came from. */
 export async function loadDesired(opts: ReconfigureOptions, target: Target, stackOutputs: Record<string, unknown> | undefined): Promise<DesiredNodeSettings> {
     const localFile = target.stateDir ? join(target.stateDir, SETTINGS_FILE) : undefined;
@@ -68,7 +83,7 @@ export async function loadDesired(opts: ReconfigureOptions, target: Target, stac
     if (opts.config) {
         if (!existsSync(opts.config)) throw new UsageError(`--config ${opts.config}: no such file (a stack config such as Pulumi.dev.yaml)`);
         const stack = /^Pulumi\.(.+)\.ya?ml$/.exec(basename(opts.config))?.[1] ?? "config";
-        const fromConfig = desiredNodeSettingsOf(parseStackYaml(readFileSync(opts.config, "utf8"), stack), { source: opts.config });
+        const fromConfig = desiredNodeSettingsOf(readStackConfigFile(opts.config, stack), { source: opts.config });
         // Beside a local topology, local mode's file says what the local cluster is (no TLS, its own ports and memory).
         const local = readLocal();
         return local ? { ...fromConfig, fixed: local.fixed, nodeMemoryBytes: local.nodeMemoryBytes } : fromConfig;
@@ -179,11 +194,13 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
     try {
         const lives: LiveNode[] = [];
         const unreachable: string[] = [];
+        const unread: string[] = [];
         await Promise.all(topology.nodes.map(async (n) => {
             try {
                 lives.push(await readLive(pool, n));
             } catch (e) {
                 pool.drop(keyOf(n));
+                unread.push(label({ key: keyOf(n), name: n.name }));
                 unreachable.push(`${label({ key: keyOf(n), name: n.name })}: ${(e as Error).message}`);
             }
         }));
@@ -209,13 +226,25 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
         }
         const changed: string[] = [];
         const skipped: string[] = [];
-        /** What is left behind; `current` is described by the caller (a node half-changed). */
+        /**
+         * What is on each node now; `current` is described by the caller (a node half-changed).
+         * A node counts as at the new settings when this run set them, or when it had them
+         * already (as read at planning); a node that could not be read is named as unknown.
+         */
         const stateLeft = (current?: NodeStep) => {
-            const done = [...changed, ...skipped];
-            const rest = topology.nodes.map((n) => label({ key: keyOf(n), name: n.name })).filter((l) => !done.includes(l) && l !== (current && label(current.node)));
-            return `${done.length ? `${done.length} node(s) at the new settings (${done.join(", ")})` : "no node changed"}` +
-                `${rest.length ? `; ${rest.length} still on the old ones (${rest.join(", ")})` : ""}` +
-                `${done.length && rest.length ? ". Mixed values of these settings across nodes are safe for a while" : ""}`;
+            const atNew: string[] = [];
+            const old: string[] = [];
+            for (const st of plan.steps) {
+                const who = label(st.node);
+                if (current && who === label(current.node)) continue;
+                if (changed.includes(who) || skipped.includes(who) || st.changes.length === 0) atNew.push(who);
+                else old.push(`${who}: ${st.changes.map((c) => c.directive).join(", ")}`);
+            }
+            return [
+                atNew.length ? `${atNew.length} node(s) at the new settings (${atNew.join(", ")})` : "no node at the new settings",
+                old.length ? `${old.length} still on the old ones (${old.join("; ")})` : "",
+                unread.length ? `${unread.length} not read, settings unknown (${unread.join(", ")})` : "",
+            ].filter(Boolean).join("; ") + (atNew.length && old.length ? ". Mixed values of these settings across nodes are safe for a while" : "");
         };
         const resume = `fix what is named above (npm run cluster -- status ${targetArgs.replace(/ --config \S+/, "")}), then run the same command again (${again}): nodes already at the desired values are skipped`;
 

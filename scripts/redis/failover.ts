@@ -78,14 +78,101 @@ export async function readShards(pool: NodePool, view: ClusterView, topology: To
 }
 
 /**
+ * How long Redis gives a manual failover (CLUSTER_MF_TIMEOUT in cluster.h, the same
+ * in Redis 6.2, 7.x and Valkey 8): a replica not promoted by then gives up and logs
+ * "Manual failover timed out", and its master resumes writes.
+ */
+export const MANUAL_FAILOVER_TIMEOUT_MS = 5000;
+
+/** A manual failover Redis aborted, and when the tool tries again. */
+export interface FailoverRetry {
+    /** Why Redis could not promote the replica in its window. */
+    reason: string;
+    /** How long the tool waits before sending CLUSTER FAILOVER again. */
+    waitMs: number;
+}
+
+export interface RunFailoverOptions {
+    /** Called when Redis aborted the first attempt, before the wait for the second. */
+    onRetry?: (r: FailoverRetry) => void;
+}
+
+/** CONFIG GET cluster-node-timeout, ms (the stack default when it cannot be read). */
+async function nodeTimeoutMs(pool: NodePool, key: NodeKey): Promise<number> {
+    try {
+        const r = (await pool.call(key, "CONFIG", "GET", "cluster-node-timeout")) as string[];
+        const n = Number(r[1]);
+        return Number.isFinite(n) && n > 0 ? n : 5000;
+    } catch {
+        return 5000;
+    }
+}
+
+/**
  * CLUSTER FAILOVER [FORCE|TAKEOVER] on `replica`, then waits until every reachable
  * node reports it as a master that owns the old master's slots. Returns the time taken.
+ *
+ * A default or FORCE failover needs the votes of a majority of masters, and a master
+ * votes about the replicas of one master at most once per 2 × cluster-node-timeout
+ * (clusterSendFailoverAuthIfNeeded: "can't vote about this master before N
+ * milliseconds"); a default one also needs the replica caught up, which a replica
+ * demoted by the previous failover may not be (full resync). A third failover of one
+ * shard within seconds therefore lands in that window, and Redis aborts it after
+ * MANUAL_FAILOVER_TIMEOUT_MS with nothing changed. That is detected (the replica
+ * still follows the old master once the window has passed) and the failover is sent
+ * once more when Redis may accept it: 2 × node timeout after the first attempt (the
+ * vote that blocks it was cast before that attempt), with the replica's link up.
+ * TAKEOVER needs no vote and is not retried.
  */
-export async function runFailover(pool: NodePool, replica: { id: string; key: NodeKey }, oldMasterId: string, mode: FailoverMode, allKeys: NodeKey[], timeoutMs: number, signal?: AbortSignal): Promise<number> {
+export async function runFailover(pool: NodePool, replica: { id: string; key: NodeKey }, oldMasterId: string, mode: FailoverMode, allKeys: NodeKey[], timeoutMs: number, signal?: AbortSignal, opts: RunFailoverOptions = {}): Promise<number> {
     const t0 = Date.now();
-    await pool.call(replica.key, "CLUSTER", "FAILOVER", ...(mode === "default" ? [] : [mode.toUpperCase()]));
+    for (let attempt = 1; ; attempt++) {
+        const sent = Date.now();
+        await pool.call(replica.key, "CLUSTER", "FAILOVER", ...(mode === "default" ? [] : [mode.toUpperCase()]));
+        const abortedAfter = mode === "takeover" ? undefined : sent + MANUAL_FAILOVER_TIMEOUT_MS + 1000;
+        const outcome = await waitPromotion(pool, replica, oldMasterId, allKeys, timeoutMs, signal, abortedAfter);
+        if (outcome === "promoted") return Date.now() - t0;
+        const nt = await nodeTimeoutMs(pool, replica.key);
+        const reason = `Redis aborted the manual failover after ${MANUAL_FAILOVER_TIMEOUT_MS} ms with nothing changed ("Manual failover timed out"): ` +
+            `masters vote about one master's replicas at most once per 2 × cluster-node-timeout (${2 * nt} ms), and a replica demoted by a recent failover may still be resyncing`;
+        if (attempt >= 2) throw new Error(`${reason}; it did so twice, ${fmtMs(2 * nt)} apart. Wait a little and retry`);
+        const waitMs = Math.max(0, sent + 2 * nt + 250 - Date.now());
+        opts.onRetry?.({ reason, waitMs });
+        await sleep(waitMs, signal);
+        let link = "";
+        await waitUntil(async () => {
+            const info = parseInfo((await pool.call(replica.key, "INFO", "replication")) as string);
+            link = `master_link_status:${info.master_link_status ?? "?"}, master_sync_in_progress:${info.master_sync_in_progress ?? "?"}`;
+            return info.master_link_status === "up";
+        }, { timeoutMs, signal, what: `${replica.key} to be in sync with its master again before retrying`, intervalMs: 50 }, () => link);
+    }
+}
+
+const fmtMs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.reject(new Error("interrupted"));
+    return new Promise((res, rej) => {
+        const t = setTimeout(() => {
+            signal?.removeEventListener("abort", onAbort);
+            res();
+        }, ms);
+        const onAbort = () => {
+            clearTimeout(t);
+            rej(new Error("interrupted while waiting to retry the failover"));
+        };
+        signal?.addEventListener("abort", onAbort, { once: true });
+    });
+}
+
+/**
+ * Polls until every reachable node sees the promotion ("promoted"), or, after
+ * `abortedAfter`, until the replica itself still follows the old master ("aborted":
+ * Redis gave up the manual failover). Throws on `timeoutMs`.
+ */
+async function waitPromotion(pool: NodePool, replica: { id: string; key: NodeKey }, oldMasterId: string, allKeys: NodeKey[], timeoutMs: number, signal: AbortSignal | undefined, abortedAfter: number | undefined): Promise<"promoted" | "aborted"> {
     let last = "";
-    await waitUntil(async () => {
+    return waitUntil<"promoted" | "aborted">(async () => {
         const v = await ClusterView.read(pool, allKeys);
         // A live old master turns into a replica of the new one: wait for that too, so the
         // cluster looks settled (status, the next failover) when we return.
@@ -99,7 +186,11 @@ export async function runFailover(pool: NodePool, replica: { id: string; key: No
         });
         const ok = seen.filter(Boolean).length;
         last = `${ok} of ${seen.length} node(s) see ${replica.key} as the master${oldAlive ? " and the old master as its replica" : ""}`;
-        return seen.length > 0 && seen.every(Boolean);
+        if (seen.length > 0 && seen.every(Boolean)) return "promoted";
+        if (abortedAfter !== undefined && Date.now() >= abortedAfter) {
+            const me = v.self(replica.key);
+            if (me && me.role === "replica" && me.masterId === oldMasterId) return "aborted";
+        }
+        return false;
     }, { timeoutMs, signal, what: `every node to see ${replica.key} promoted`, intervalMs: 20 }, () => last);
-    return Date.now() - t0;
 }

@@ -305,10 +305,14 @@ export interface FormResult {
 }
 
 /** Human lines describing the plan and the steps still to do. */
-export function describePlan(plan: TopologyPlan, steps: FormSteps): string[] {
+export function describePlan(plan: TopologyPlan, steps: FormSteps, owned: Map<NodeKey, SlotRange[]> = new Map()): string[] {
     const lines: string[] = [];
     for (const s of plan.shards) {
-        lines.push(`shard ${s.shard}: master ${s.master.name} ${keyOf(s.master)} ${s.master.az}, slots ${formatRanges(s.slots) || "none"}`);
+        // A master that owns slots already keeps what it owns (after scaling, not the planned range): show that.
+        const has = owned.get(keyOf(s.master)) ?? [];
+        const assign = steps.slots.find((x) => x.key === keyOf(s.master))?.ranges ?? [];
+        const slots = has.length ? `slots ${formatRanges(has)}${assign.length ? `, to assign ${formatRanges(assign)}` : ""}` : `slots ${formatRanges(s.slots) || "none"}`;
+        lines.push(`shard ${s.shard}: master ${s.master.name} ${keyOf(s.master)} ${s.master.az}, ${slots}`);
         for (const r of s.replicas) lines.push(`  replica ${r.name} ${keyOf(r)} ${r.az}`);
     }
     const todo = [
@@ -362,10 +366,10 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
     for (const w of warnings) out.warn(w);
     for (const a of steps.attached) out.event("attached", { node: a.key, masterId: a.masterId }, `${a.name} already replicates ${a.masterId.slice(0, 8)}; left as is`);
     if (opts.dryRun) {
-        out.event("plan", { plan: plan.shards.map((s) => ({ shard: s.shard, master: s.master.name, replicas: s.replicas.map((r) => r.name), slots: formatRanges(s.slots) })), steps }, describePlan(plan, steps).join("\n"));
+        out.event("plan", { plan: plan.shards.map((s) => ({ shard: s.shard, master: s.master.name, replicas: s.replicas.map((r) => r.name), slots: formatRanges(s.slots) })), steps }, describePlan(plan, steps, new Map(probes.map((p) => [p.key, p.myself?.slots ?? []]))).join("\n"));
         return { alreadyFormed: false, dryRun: true, plan, steps, skipped: live.skipped, warnings, durationMs: Date.now() - t0 };
     }
-    for (const line of describePlan(plan, steps)) out.info(line);
+    for (const line of describePlan(plan, steps, new Map(probes.map((p) => [p.key, p.myself?.slots ?? []])))) out.info(line);
 
     const checkAbort = (step: string, state: string) => {
         if (opts.signal?.aborted) throw new StepError({ op: "create", step, state, resume, cause: "interrupted" });

@@ -25,7 +25,8 @@ test("forget refuses a live member and removes a killed node from every table", 
     await killServer(victim);
     const out = await runCli(["forget", victimId, "--topology", fx.topologyFile, "--json"]);
     assert.equal(out.code, 0, out.stderr);
-    const doc = JSON.parse(out.stdout.slice(out.stdout.indexOf("{\n")));
+    // NDJSON: the result is the last line.
+    const doc = JSON.parse(out.stdout.trim().split("\n").at(-1)!);
     assert.equal(doc.id, victimId);
     assert.equal(doc.nodes, 5);
     assert.ok(doc.ms < 5000, `fast enough for the 60 s ban window (${doc.ms} ms)`);

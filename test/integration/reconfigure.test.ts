@@ -20,7 +20,7 @@ import { down, localNodeSettings, LOCAL_NODE_MEMORY_BYTES, up } from "../../scri
 import { reconfigure } from "../../scripts/commands/reconfigure";
 import { capturedOutput } from "../helpers/output";
 import { NodePool } from "../../scripts/redis/pool";
-import { RefusedError, StepError } from "../../scripts/errors";
+import { ConfigError, RefusedError, StepError, UsageError } from "../../scripts/errors";
 import { keyOf } from "../../scripts/plan/topology";
 import { parseStackYaml } from "../../components/config";
 import { maxmemoryForThisMachine } from "../helpers/bootstrapConfigs";
@@ -169,10 +169,22 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
         assert.equal(cli.status, 1, cli.stderr + cli.stdout);
         assert.match(cli.stderr, /reconfigure: step "health-check" failed on /);
         assert.match(cli.stderr, new RegExp(`${victim.name} \\(${keyOf(victim).replace(/\./g, "\\.")}\\) is unreachable`));
-        assert.match(cli.stderr, /left behind: no node changed; 6 still on the old ones/);
+        const victimLabel = `${victim.name} (${keyOf(victim)})`.replace(/[.()]/g, "\\$&");
+        assert.match(cli.stderr, new RegExp(`left behind: no node at the new settings; 5 still on the old ones \\([^)]+-s\\d-r\\d \\([\\d.:]+\\): [^;]*maxmemory-policy;.*; 1 not read, settings unknown \\(${victimLabel}\\)`));
         assert.match(cli.stderr, /to continue: .*run the same command again/);
         const liveOnes = topology.nodes.filter((n) => n !== victim);
         assert.deepEqual(await Promise.all(liveOnes.map((n) => get(keyOf(n), "maxmemory-policy"))), Array(5).fill("allkeys-lfu"));
+        // The live nodes have these settings already: the report says so, per node, instead of "old".
+        await assert.rejects(reconfigure({ stack: "t", connectTimeout: 500 }, capture().ctx, { readStackOutputs: stackOut(aws) }), (e: unknown) =>
+            e instanceof StepError && new RegExp(`^5 node\\(s\\) at the new settings \\([^;]+\\); 1 not read, settings unknown \\(${victimLabel}\\)$`).test(e.info.state ?? ""));
+        // A bad --config file is named as given, whatever its name.
+        const bad = join(tmp, "settings-v2.yaml");
+        writeFileSync(bad, "config:\n  redis-cluster:maxmemoryPolicy: sometimes\n");
+        await assert.rejects(reconfigure({ topology: topologyFile, config: bad }, capture().ctx), (e: unknown) =>
+            e instanceof ConfigError && (e as Error).message.startsWith(`Invalid ${bad}:`) && /maxmemoryPolicy must be one of/.test((e as Error).message));
+        writeFileSync(bad, "config: [unclosed\n");
+        await assert.rejects(reconfigure({ topology: topologyFile, config: bad }, capture().ctx), (e: unknown) =>
+            e instanceof UsageError && (e as Error).message.startsWith(`${bad} is not a valid stack config`));
         console.log(`reconfigure of 6 local nodes (3 settings each) took ${applyMs} ms`);
     } finally {
         await pool?.close();

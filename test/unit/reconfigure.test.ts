@@ -132,7 +132,8 @@ describe("where the desired settings come from", () => {
         const loc = await loadDesired({ topology: join(dir, "topology.json"), config: cfg }, target(dir), undefined);
         assert.deepEqual([loc.fixed, loc.nodeMemoryBytes, loc.settings.minReplicasMaxLagSec, loc.source], [{ tls: false }, 384 * 1024 * 1024, 20, cfg]);
         writeFileSync(cfg, "config:\n  redis-cluster:maxmemoryPercent: 5\n");
-        await assert.rejects(loadDesired({ topology: join(dir, "topology.json"), config: cfg }, target(dir), undefined), /Invalid Pulumi.staging.yaml:\n - redis-cluster:maxmemoryPercent must be an integer from 10 to 90/);
+        await assert.rejects(loadDesired({ topology: join(dir, "topology.json"), config: cfg }, target(dir), undefined), (e: unknown) =>
+            (e as Error).message.startsWith(`Invalid ${cfg}:\n - redis-cluster:maxmemoryPercent must be an integer from 10 to 90`));
         await throwsUsage(loadDesired({ topology: "t", config: join(dir, "nope.yaml") }, target(dir), undefined), /--config .*nope.yaml: no such file/);
     });
 

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { childName, tags } from "./naming";
+import { childName, METRICS_NAMESPACE, tags } from "./naming";
+import { AlarmSettings, chunk, compositeRule, MonitoredNode, planAlarms } from "./monitoring";
 
 export interface AlarmsArgs {
     clusterName: string;
@@ -12,6 +13,8 @@ export interface AlarmsArgs {
     nodes: { resourceName: string; name: string; instanceId: pulumi.Input<string> }[];
     loadBalancerArnSuffix: pulumi.Input<string>;
     targetGroupArnSuffix: pulumi.Input<string>;
+    /** The Redis alarms of the table in monitoring.ts, on the metrics the nodes publish. */
+    redis: { settings: AlarmSettings; nodes: MonitoredNode[] };
 }
 
 /**
@@ -22,9 +25,15 @@ export interface AlarmsArgs {
  * - the load balancer's unhealthy target count.
  * CPU is instance-wide: Redis runs commands on one thread, so one busy core on
  * a 2-vCPU node reads as 50%.
+ * - the Redis alarms, generated from the table in monitoring.ts (ALARM_RULES) for
+ *   every node, shard and the cluster, and one composite "cluster unhealthy"
+ *   alarm over the critical ones.
  */
 export class Alarms extends pulumi.ComponentResource {
     readonly topic: aws.sns.Topic;
+    /** The Redis alarms by name (ALARM_RULES × nodes/shards/cluster). */
+    readonly redisAlarms: aws.cloudwatch.MetricAlarm[];
+    readonly unhealthy: aws.cloudwatch.CompositeAlarm;
 
     constructor(name: string, args: AlarmsArgs, opts?: pulumi.ComponentResourceOptions) {
         super("rediscluster:index:Alarms", name, {}, opts);
@@ -95,6 +104,53 @@ export class Alarms extends pulumi.ComponentResource {
             tags: tags(args.clusterName, childName(args.clusterName, "unhealthy-targets")),
         }, parent);
 
-        this.registerOutputs({ topicArn: this.topic.arn });
+        const planned = planAlarms(args.redis.settings, args.redis.nodes, name);
+        this.redisAlarms = planned.map((a) => new aws.cloudwatch.MetricAlarm(a.resourceName, {
+            name: a.name,
+            alarmDescription: a.description,
+            namespace: METRICS_NAMESPACE,
+            metricName: a.rule.metric,
+            dimensions: a.dimensions,
+            statistic: a.rule.statistic,
+            period: a.rule.period,
+            evaluationPeriods: a.rule.datapoints,
+            datapointsToAlarm: a.rule.datapoints,
+            threshold: a.threshold,
+            comparisonOperator: a.rule.comparison,
+            treatMissingData: a.rule.missing,
+            alarmActions: notify,
+            okActions: notify,
+            tags: tags(args.clusterName, a.name, { "redis-cluster:severity": a.rule.severity }),
+        }, parent));
+
+        // CloudWatch takes at most 100 children per composite rule: beyond that, a level of parts.
+        const critical = planned.filter((a) => a.rule.severity === "critical").map((a) => a.name);
+        const unhealthyName = `${args.clusterName}-unhealthy`;
+        const groups = chunk(critical);
+        const critAlarms = this.redisAlarms.filter((_, i) => planned[i].rule.severity === "critical");
+        let children: string[] = critical;
+        let dependsOn: pulumi.Resource[] = critAlarms;
+        if (groups.length > 1) {
+            const parts = groups.map((g, i) => new aws.cloudwatch.CompositeAlarm(childName(name, `unhealthy-part-${i}`), {
+                alarmName: `${unhealthyName}-part-${i}`,
+                alarmDescription: `${args.clusterName}: part ${i} of the critical alarms behind ${unhealthyName}`,
+                alarmRule: compositeRule(g),
+                actionsEnabled: false,
+                tags: tags(args.clusterName, `${unhealthyName}-part-${i}`),
+            }, { parent: this, dependsOn: critAlarms }));
+            children = parts.map((_, i) => `${unhealthyName}-part-${i}`);
+            dependsOn = parts;
+        }
+        this.unhealthy = new aws.cloudwatch.CompositeAlarm(childName(name, "unhealthy"), {
+            alarmName: unhealthyName,
+            alarmDescription: `${args.clusterName}: at least one critical Redis alarm is firing (cluster state, failed slots, replica link or lag, a shard without replica, memory, OOM, data volume, backups). ` +
+                "The notification of the child alarm says what to do; `npm run cluster -- status --stack <stack>` shows the whole cluster.",
+            alarmRule: compositeRule(children),
+            alarmActions: notify,
+            okActions: notify,
+            tags: tags(args.clusterName, unhealthyName),
+        }, { parent: this, dependsOn });
+
+        this.registerOutputs({ topicArn: this.topic.arn, unhealthyAlarmArn: this.unhealthy.arn });
     }
 }

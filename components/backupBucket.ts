@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { childName, tags } from "./naming";
+import { BACKUP_PREFIX, childName, tags } from "./naming";
 
 export interface BackupBucketArgs {
     clusterName: string;
@@ -77,7 +77,8 @@ export class BackupBucket extends pulumi.ComponentResource {
             rules: [{
                 id: "backups",
                 status: "Enabled",
-                filter: { prefix: "" },
+                // Backups only: the metrics collector bundle (tools/) must outlive expirationDays.
+                filter: { prefix: BACKUP_PREFIX },
                 transitions: args.transitionDays > 0 ? [{ days: args.transitionDays, storageClass: "STANDARD_IA" }] : [],
                 expiration: { days: args.expirationDays },
                 noncurrentVersionExpiration: { noncurrentDays: args.expirationDays },

@@ -90,6 +90,20 @@ export interface StackConfig {
     interfaceEndpoints: boolean;
     /** Retention of VPC flow logs and node logs. @default 30 */
     logRetentionDays: number;
+    /** Memory alarm (warning): DatabaseMemoryUsagePercentage above this. @default 80 */
+    alarmMemoryWarningPercent: number;
+    /** Memory alarm (critical): above this; writes fail at 100 with noeviction. @default 90 */
+    alarmMemoryCriticalPercent: number;
+    /** EngineCPUUtilization above this percent of one core (ElastiCache's guidance: 90). @default 90 */
+    alarmEngineCpuPercent: number;
+    /** ReplicationLag above this many seconds. @default 30 */
+    alarmReplicationLagSeconds: number;
+    /** DataVolumeUsedPercent above this. @default 80 */
+    alarmDataVolumePercent: number;
+    /** LastBackupAgeSeconds above this many hours (a daily schedule plus 2 h of slack). @default 26 */
+    alarmBackupMaxAgeHours: number;
+    /** LastVerifiedRestoreAgeSeconds above this many days: no `backup verify` succeeded lately. @default 7 */
+    backupVerifyMaxAgeDays: number;
     /**
      * The one node whose instance may take the current instanceType, amiId and user data
      * (every other existing node keeps what it was deployed with). Set only by
@@ -296,6 +310,16 @@ export function parseStackConfig(
     if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
         problems.push(`${key("logRetentionDays")} must be one of CloudWatch's values ${LOG_RETENTION_DAYS.join(", ")} (got ${logRetentionDays})`);
     }
+    const alarmMemoryWarningPercent = int("alarmMemoryWarningPercent", 80, 1, 100);
+    const alarmMemoryCriticalPercent = int("alarmMemoryCriticalPercent", 90, 1, 100);
+    if (alarmMemoryCriticalPercent <= alarmMemoryWarningPercent) {
+        problems.push(`${key("alarmMemoryCriticalPercent")} (${alarmMemoryCriticalPercent}) must be above ${key("alarmMemoryWarningPercent")} (${alarmMemoryWarningPercent})`);
+    }
+    const alarmEngineCpuPercent = int("alarmEngineCpuPercent", 90, 1, 100, " (percent of one core: the engine runs commands on one thread)");
+    const alarmReplicationLagSeconds = int("alarmReplicationLagSeconds", 30, 1, 86400);
+    const alarmDataVolumePercent = int("alarmDataVolumePercent", 80, 1, 100);
+    const alarmBackupMaxAgeHours = int("alarmBackupMaxAgeHours", 26, 1, 8760);
+    const backupVerifyMaxAgeDays = int("backupVerifyMaxAgeDays", 7, 1, 365);
 
     const rollout = str("rollout", undefined);
     if (!problems.some((p) => ["shards", "replicasPerShard", "clusterName"].some((k) => p.startsWith(`${key(k)} `)))) {
@@ -317,7 +341,9 @@ export function parseStackConfig(
         dataVolumeThroughputMiBps, maxmemoryPercent, maxmemoryPolicy, clusterNodeTimeoutMs,
         clusterReplicaValidityFactor, minReplicasToWrite, minReplicasMaxLagSec, backupTransitionDays,
         backupExpirationDays, snapshotRetentionCount, snapshotIntervalHours, alarmEmail,
-        cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays, rollout,
+        cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays,
+        alarmMemoryWarningPercent, alarmMemoryCriticalPercent, alarmEngineCpuPercent, alarmReplicationLagSeconds,
+        alarmDataVolumePercent, alarmBackupMaxAgeHours, backupVerifyMaxAgeDays, rollout,
     };
 }
 
@@ -328,7 +354,9 @@ export const KNOWN_KEYS = [
     "dataVolumeThroughputMiBps", "maxmemoryPercent", "maxmemoryPolicy", "clusterNodeTimeoutMs",
     "clusterReplicaValidityFactor", "minReplicasToWrite", "minReplicasMaxLagSec", "backupTransitionDays",
     "backupExpirationDays", "snapshotRetentionCount", "snapshotIntervalHours", "alarmEmail",
-    "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays", "rollout",
+    "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays",
+    "alarmMemoryWarningPercent", "alarmMemoryCriticalPercent", "alarmEngineCpuPercent", "alarmReplicationLagSeconds",
+    "alarmDataVolumePercent", "alarmBackupMaxAgeHours", "backupVerifyMaxAgeDays", "rollout",
 ] as const;
 
 /**

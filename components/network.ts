@@ -15,9 +15,9 @@ export interface NetworkArgs {
     region: string;
     /**
      * Create the Session Manager and CloudWatch interface endpoints in every zone.
-     * When false only the `ssm` endpoint is created, in zone 0: nodes still read
-     * their secrets from Parameter Store at boot, but there is no Session Manager
-     * and no CloudWatch agent output. @default true
+     * When false only the `ssm` and `logs` endpoints are created, in zone 0: nodes
+     * still read their secrets from Parameter Store at boot and publish their metrics
+     * (EMF through the agent), but there is no Session Manager. @default true
      */
     interfaceEndpoints: boolean;
     /** Retention of the VPC flow log group. */
@@ -117,7 +117,8 @@ export class Network extends pulumi.ComponentResource {
             cidrIpv4: args.vpcCidr,
         }, parent);
 
-        const services = args.interfaceEndpoints ? [...INTERFACE_ENDPOINT_SERVICES] : ["ssm"];
+        // Without the full set, still ssm (secrets at boot) and logs (the metrics: EMF through the agent).
+        const services = args.interfaceEndpoints ? [...INTERFACE_ENDPOINT_SERVICES] : ["ssm", "logs"];
         const endpointSubnets = args.interfaceEndpoints ? this.subnetIds : [this.subnetIds[0]];
         for (const svc of services) {
             new aws.ec2.VpcEndpoint(childName(name, svc), {

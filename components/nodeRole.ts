@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { ssmPrefix } from "./bootstrap/contract";
-import { assumeRolePolicy, BACKUP_PREFIX, childName, METRICS_NAMESPACE, nodeLogGroupName, tags } from "./naming";
+import { assumeRolePolicy, BACKUP_PREFIX, childName, nodeLogGroupName, tags } from "./naming";
+import { COLLECTOR_KEY } from "./bootstrap/metricsHook";
 
 export interface NodeRoleArgs {
     clusterName: string;
@@ -16,7 +17,9 @@ export interface NodeRoleArgs {
  * The nodes' IAM role and instance profile, least privilege:
  * - read the cluster's own SSM parameters (and decrypt them with the cluster key);
  * - Session Manager (AmazonSSMManagedInstanceCore), instead of SSH;
- * - put metrics in the agent's and the cluster's CloudWatch namespaces, write the node log group;
+ * - write the node log group (the CloudWatch agent: embedded-metric-format documents, from
+ *   which CloudWatch extracts the RedisCluster metrics; no cloudwatch:PutMetricData at all);
+ * - read the metrics collector bundle the stack publishes (tools/metrics-collector.cjs);
  * - put, get and list backups under `backups/` in the cluster's bucket, never delete
  *   (versioning keeps what an overwrite replaced).
  */
@@ -77,11 +80,10 @@ export class NodeRole extends pulumi.ComponentResource {
                         Resource: [logGroupArn, `${logGroupArn}:*`],
                     },
                     {
-                        Sid: "NodeMetrics",
+                        Sid: "ReadMetricsCollector",
                         Effect: "Allow",
-                        Action: "cloudwatch:PutMetricData",
-                        Resource: "*",
-                        Condition: { StringEquals: { "cloudwatch:namespace": ["CWAgent", METRICS_NAMESPACE] } },
+                        Action: "s3:GetObject",
+                        Resource: pulumi.interpolate`${args.backupBucketArn}/${COLLECTOR_KEY}`,
                     },
                 ],
             }),

@@ -18,6 +18,9 @@ import { NodeRole } from "./nodeRole";
 import { RedisNodes } from "./redisNodes";
 import { LoadBalancer } from "./loadBalancer";
 import { Alarms } from "./alarms";
+import { Dashboard } from "./dashboard";
+import { MetricsPublisher } from "./metricsPublisher";
+import { MonitoredNode } from "./monitoring";
 import { childName, nodeResourceName, tags } from "./naming";
 
 export interface RedisClusterArgs {
@@ -52,6 +55,8 @@ export interface ClusterOutputs {
     privateSubnetIds: pulumi.Output<string[]>;
     nodeSecurityGroupId: pulumi.Output<string>;
     alarmTopicArn: pulumi.Output<string>;
+    /** The CloudWatch dashboard (one row per shard, the cluster row). */
+    dashboardName: pulumi.Output<string>;
 }
 
 /**
@@ -125,6 +130,9 @@ export class RedisCluster extends pulumi.ComponentResource {
             tags: tags(cfg.clusterName, nodeSettingsName),
         }, parent);
 
+        // The collector the nodes' metrics hook fetches at boot: published before any node starts.
+        const publisher = new MetricsPublisher(childName(name, "metrics"), { bucketName: bucket.bucketName, kmsKeyArn: key.arn }, parent);
+
         const plans = planNodes(cfg);
         const nodes = new RedisNodes(childName(name, "nodes"), {
             config: cfg,
@@ -140,7 +148,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             backupBucketName: bucket.bucketName,
             renderUserData: args.renderUserData,
             namePrefix: name,
-        }, { parent: this, dependsOn: [...secrets.parameters, nodeSettingsParam] });
+        }, { parent: this, dependsOn: [...secrets.parameters, nodeSettingsParam, publisher] });
 
         const lb = new LoadBalancer(childName(name, "lb"), {
             clusterName: cfg.clusterName,
@@ -152,6 +160,7 @@ export class RedisCluster extends pulumi.ComponentResource {
         }, parent);
 
         const alarmEmail = args.alarmEmail ?? cfg.alarmEmail;
+        const monitored: MonitoredNode[] = plans.map((p) => ({ name: p.name, shard: p.shard, resourceName: nodeResourceName(name, p.shard, p.replica) }));
         const alarms = new Alarms(childName(name, "alarms"), {
             clusterName: cfg.clusterName,
             region: env.region,
@@ -165,6 +174,13 @@ export class RedisCluster extends pulumi.ComponentResource {
             })),
             loadBalancerArnSuffix: lb.loadBalancer.arnSuffix,
             targetGroupArnSuffix: lb.targetGroup.arnSuffix,
+            redis: { settings: cfg, nodes: monitored },
+        }, parent);
+        const dashboard = new Dashboard(childName(name, "dashboard"), {
+            clusterName: cfg.clusterName,
+            region: env.region,
+            nodes: monitored,
+            alarmArns: [alarms.unhealthy.arn, ...alarms.redisAlarms.map((a) => a.arn)],
         }, parent);
 
         this.outputs = {
@@ -179,6 +195,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             privateSubnetIds: pulumi.all(network.subnetIds),
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,
             alarmTopicArn: alarms.topic.arn,
+            dashboardName: dashboard.dashboard.dashboardName,
         };
         this.registerOutputs({ ...this.outputs });
     }

@@ -92,7 +92,16 @@ export function buildProgram(): Command {
 
     targetOptions(program.command("status"))
         .description("health per shard and cluster-wide; exit 0 only when healthy")
+        .addOption(new Option("--watch [seconds]", "refresh a per-shard table (role, ops/s, memory %, lag, link, fail reports) until Ctrl-C").argParser(intArg("--watch")))
         .action(action(() => Promise.resolve(require("./commands/status") as typeof import("./commands/status"))));
+
+    targetOptions(program.command("metrics"))
+        .description("the collector's samples from every node: one snapshot (--format json|prometheus|emf) or a Prometheus endpoint (--serve [host:]port)")
+        .option("--format <format>", "json (default), prometheus (text exposition) or emf (CloudWatch embedded metric format, one document per line)")
+        .option("--serve <[host:]port>", "serve GET /metrics in the Prometheus text format; every scrape reads every node directly (host defaults to 127.0.0.1)")
+        .option("--namespace <name>", "CloudWatch namespace of --format emf (default RedisCluster)")
+        .addOption(new Option("--command-timeout <ms>", "per-node command timeout: a node that accepts but does not answer is reported as down after this").argParser(intArg("--command-timeout")).default(5000))
+        .action(action(() => Promise.resolve(require("./commands/metrics") as typeof import("./commands/metrics"))));
 
     targetOptions(program.command("scale"))
         .description("scale out/in to the declared topology: join new nodes, rebalance slots, drain and forget removed masters")

@@ -153,6 +153,6 @@ export async function resolveTarget(
 }
 
 /** A node pool for the target. The caller closes it. */
-export function openPool(target: Target, opts: { connectTimeoutMs?: number } = {}): NodePool {
-    return new NodePool({ credentials: target.credentials, tls: target.tls, natMap: target.natMap, connectTimeoutMs: opts.connectTimeoutMs });
+export function openPool(target: Target, opts: { connectTimeoutMs?: number; commandTimeoutMs?: number } = {}): NodePool {
+    return new NodePool({ credentials: target.credentials, tls: target.tls, natMap: target.natMap, connectTimeoutMs: opts.connectTimeoutMs, commandTimeoutMs: opts.commandTimeoutMs });
 }

@@ -7,6 +7,7 @@
 import type { StackConfig } from "../config";
 import type { NodePlan } from "../plan/placement";
 import type { UserDataInput } from "./contract";
+import { metricsHook } from "./metricsHook";
 
 export interface DeployedValues {
     /** Availability zone name of plan.zoneIndex. */
@@ -15,7 +16,7 @@ export interface DeployedValues {
     dataVolumeId: string;
     region: string;
     backupBucket?: string;
-    /** Hook scripts (backup timer, metrics publisher ...). @default [] */
+    /** Hook scripts (backup timer, metrics publisher ...). @default the metrics publisher (metricsHook.ts) */
     hooks?: UserDataInput["hooks"];
 }
 
@@ -29,6 +30,6 @@ export function userDataInputFor(config: StackConfig, plan: NodePlan, deployed: 
         dataVolumeId: deployed.dataVolumeId,
         region: deployed.region,
         backupBucket: deployed.backupBucket,
-        hooks: deployed.hooks ?? [],
+        hooks: deployed.hooks ?? [metricsHook({ config, node: { name: plan.name }, privateIp: plan.privateIp })],
     };
 }

@@ -3,9 +3,17 @@
  * healthy (1 otherwise), so it can gate CI and monitoring. --json prints one document.
  */
 import { CommandContext, CommonOptions } from "../cli";
-import { openPool, resolveTarget } from "../inventory";
+import { UsageError } from "../errors";
+import { openPool, resolveTarget, Target } from "../inventory";
 import { fmtBytes } from "../output";
-import { collectStatus, evaluateStatus, NodeStatus, StatusReport } from "../redis/healthReport";
+import { MetricsSnapshot } from "../plan/metrics";
+import { collectMetrics } from "../redis/collector";
+import { collectStatus, evaluateStatus, NodeStatus, StatusInput, StatusReport } from "../redis/healthReport";
+
+export interface StatusOptions extends CommonOptions {
+    /** `--watch [seconds]`: true without a value. */
+    watch?: boolean | number;
+}
 
 function table(rows: string[][]): string[] {
     const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
@@ -57,13 +65,105 @@ export function renderStatus(r: StatusReport): string {
     return out.join("\n");
 }
 
-export async function run(opts: CommonOptions, ctx: CommandContext): Promise<number> {
+export async function run(opts: StatusOptions, ctx: CommandContext): Promise<number> {
     const target = await resolveTarget(opts);
+    if (opts.watch !== undefined && opts.watch !== false) return watch(target, opts, ctx);
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
     try {
         const report = evaluateStatus(await collectStatus(pool, target.topology));
         ctx.out.result(report, renderStatus(report));
         return report.healthy ? 0 : 1;
+    } finally {
+        await pool.close();
+    }
+}
+
+/** One row per node of the live view. */
+export interface WatchRow {
+    shard: string;
+    role: string;
+    name: string;
+    key: string;
+    opsPerSec?: number;
+    memoryPercent?: number;
+    lagSeconds?: number;
+    lagBytes?: number;
+    link: string;
+    failReports: string;
+}
+
+/** The rows of one refresh, from the status reader's samples and the collector's samples. Pure. */
+export function watchRows(report: StatusReport, status: StatusInput, snapshot: MetricsSnapshot): WatchRow[] {
+    const sampleOf = new Map(status.samples.map((s) => [s.key, s]));
+    const metricOf = new Map(snapshot.nodes.map((n) => [n.key, new Map(n.samples.map((x) => [x.name, x.value]))]));
+    const rows: WatchRow[] = [];
+    for (const g of report.shards) {
+        for (const n of g.nodes) {
+            const m = metricOf.get(n.key);
+            const info = sampleOf.get(n.key)?.info;
+            const ops = info?.instantaneous_ops_per_sec;
+            rows.push({
+                shard: g.shard !== undefined ? String(g.shard) : g.label,
+                role: `${roleOf(n)}${n.flaggedBy.length ? "!" : ""}`,
+                name: n.name ?? "(not in topology)",
+                key: n.key,
+                opsPerSec: n.reachable && ops !== undefined ? Number(ops) : undefined,
+                memoryPercent: m?.get("DatabaseMemoryUsagePercentage"),
+                lagSeconds: m?.get("ReplicationLag"),
+                lagBytes: m?.get("ReplicationBytes") ?? n.lagBytes,
+                link: linkOf(n),
+                failReports: `${n.failureReports ?? 0}${n.flaggedBy.length ? ` (${n.flaggedBy.length} flag it)` : ""}`,
+            });
+        }
+    }
+    return rows;
+}
+
+/** The text of one refresh. */
+export function renderWatch(report: StatusReport, rows: WatchRow[], at: Date, everySec: number): string {
+    const c = report.cluster;
+    const head = `${report.clusterName}  ${at.toISOString().replace("T", " ").slice(0, 19)} UTC  every ${everySec}s  ` +
+        `${c.reachable}/${c.nodes} reachable, state ok on ${c.stateOk}, ${c.slotsAssigned}/16384 slots, ` +
+        `${report.healthy ? "HEALTHY" : `UNHEALTHY (${report.problems.length} problem(s))`}`;
+    const table_ = [["SHARD", "ROLE", "NAME", "ADDRESS", "OPS/S", "MEM%", "LAG", "LINK", "FAIL-REPORTS"]];
+    for (const r of rows) {
+        const lag = r.lagSeconds !== undefined || r.lagBytes !== undefined
+            ? `${r.lagSeconds !== undefined ? `${r.lagSeconds}s` : "-"}/${r.lagBytes !== undefined ? fmtBytes(r.lagBytes) : "-"}`
+            : "-";
+        table_.push([r.shard, r.role, r.name, r.key, r.opsPerSec !== undefined ? String(r.opsPerSec) : "-",
+            r.memoryPercent !== undefined ? r.memoryPercent.toFixed(1) : "-", lag, r.link, r.failReports]);
+    }
+    const lines = [head, "", ...table(table_)];
+    if (report.problems.length) lines.push("", ...report.problems.slice(0, 8).map((p) => ` - ${p}`), ...(report.problems.length > 8 ? [` - … ${report.problems.length - 8} more`] : []));
+    return lines.join("\n");
+}
+
+/** `status --watch`: the `redis-cli --stat` habit for a whole cluster. Stops cleanly on Ctrl-C (exit 0). */
+async function watch(target: Target, opts: StatusOptions, ctx: CommandContext): Promise<number> {
+    const everySec = opts.watch === true ? 2 : Number(opts.watch);
+    if (!Number.isInteger(everySec) || everySec < 1) throw new UsageError(`--watch takes a whole number of seconds, at least 1 (got "${opts.watch}")`);
+    const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout, commandTimeoutMs: Math.max(1000, everySec * 1000) });
+    const tty = !ctx.out.json && process.stdout.isTTY;
+    try {
+        while (!ctx.signal.aborted) {
+            const { snapshot, status } = await collectMetrics(pool, target.topology);
+            const report = evaluateStatus(status);
+            const rows = watchRows(report, status, snapshot);
+            if (ctx.out.json) {
+                ctx.out.event("status", { healthy: report.healthy, problems: report.problems, nodes: rows });
+            } else {
+                // Home + clear on a terminal (as watch(1) does); a pipe gets the frames one after another.
+                ctx.out.result(undefined, (tty ? "\x1b[H\x1b[2J" : "") + renderWatch(report, rows, new Date(snapshot.at), everySec) + (tty ? "" : "\n"));
+            }
+            await new Promise<void>((resolve) => {
+                const t = setTimeout(resolve, everySec * 1000);
+                ctx.signal.addEventListener("abort", () => {
+                    clearTimeout(t);
+                    resolve();
+                }, { once: true });
+            });
+        }
+        return 0;
     } finally {
         await pool.close();
     }

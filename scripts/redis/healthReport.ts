@@ -7,7 +7,7 @@ import { Topology } from "../../components/topology";
 import { keyOf } from "../plan/topology";
 import { ClusterNodeInfo, countSlots, formatRanges, parseClusterNodes, slotOwners, SLOT_COUNT, toRanges } from "./clusterNodes";
 import { parseInfo } from "./clusterView";
-import { NodeKey, NodePool } from "./pool";
+import { NodeKey, nodeKey, NodePool } from "./pool";
 
 /** Everything read from one node. */
 export interface NodeSample {
@@ -18,10 +18,18 @@ export interface NodeSample {
     myself?: ClusterNodeInfo;
     /** CLUSTER INFO */
     clusterInfo: Record<string, string>;
-    /** INFO replication */
+    /** INFO replication fields (the same map as `info`, which holds every section). */
     replication: Record<string, string>;
-    /** INFO memory */
+    /** INFO memory fields (the same map as `info`). */
     memory: Record<string, string>;
+    /** Default INFO (server, clients, memory, persistence, stats, replication, cpu, cluster, keyspace) plus INFO errorstats, flattened. */
+    info?: Record<string, string>;
+    /** INFO errorstats answered with its section (Redis 6.2+). */
+    hasErrorstats?: boolean;
+    /** For a replica: INFO replication of its master (offsets, its replicas' lag), from the master's own sample or read for it. */
+    masterReplication?: Record<string, string>;
+    /** ms since the epoch when the node answered. */
+    at?: number;
     /** INFO server redis_version */
     version?: string;
     dbsize?: number;
@@ -99,29 +107,58 @@ export interface StatusReport {
     };
 }
 
+export interface CollectOptions {
+    /**
+     * For a replica whose master is not among the nodes read (the node-local
+     * collector reads only itself), read the master's INFO replication too, so
+     * the replica's lag in bytes and seconds is known. @default false
+     */
+    followMasters?: boolean;
+}
+
 /** Reads one sample per topology node, in parallel, then the masters' failure reports. */
-export async function collectStatus(pool: NodePool, topology: Topology): Promise<StatusInput> {
+export async function collectStatus(pool: NodePool, topology: Topology, opts: CollectOptions = {}): Promise<StatusInput> {
     const keys = topology.nodes.map(keyOf);
     const samples = await Promise.all(keys.map(async (key): Promise<NodeSample> => {
-        const empty: NodeSample = { key, reachable: false, nodes: [], clusterInfo: {}, replication: {}, memory: {} };
+        const empty: NodeSample = { key, reachable: false, nodes: [], clusterInfo: {}, replication: {}, memory: {}, info: {}, hasErrorstats: false, at: Date.now() };
         try {
             const c = await pool.get(key);
+            // One INFO per section list: Redis 6.2 takes a single section argument (7.0 takes several).
             const res = (await c.pipeline()
-                .call("CLUSTER", "NODES").call("CLUSTER", "INFO")
-                .call("INFO", "replication").call("INFO", "memory").call("INFO", "server").call("DBSIZE")
+                .call("CLUSTER", "NODES").call("CLUSTER", "INFO").call("INFO").call("INFO", "errorstats").call("DBSIZE")
                 .exec())!;
             const vals = res.map(([err, v]) => {
                 if (err) throw err;
                 return v as string;
             });
             const nodes = parseClusterNodes(vals[0]);
+            const info = { ...parseInfo(vals[2]), ...parseInfo(vals[3]) };
             return {
                 key, reachable: true, nodes, myself: nodes.find((n) => n.myself), clusterInfo: parseInfo(vals[1]),
-                replication: parseInfo(vals[2]), memory: parseInfo(vals[3]), version: parseInfo(vals[4]).redis_version, dbsize: Number(vals[5]),
+                replication: info, memory: info, info, hasErrorstats: /^# Errorstats/m.test(vals[3]),
+                version: info.redis_version, dbsize: Number(vals[4]), at: Date.now(),
             };
         } catch (e) {
             pool.drop(key);
             return { ...empty, error: (e as Error).message };
+        }
+    }));
+    // A replica's lag in bytes needs its master's offset: from the master's sample, or read for it.
+    const byKey = new Map(samples.map((s) => [s.key, s]));
+    await Promise.all(samples.map(async (s) => {
+        const info = s.info ?? {};
+        if (!s.reachable || info.role !== "slave" || !info.master_host) return;
+        const masterKey = nodeKey(info.master_host, Number(info.master_port));
+        const m = byKey.get(masterKey);
+        if (m?.reachable) {
+            s.masterReplication = m.info;
+            return;
+        }
+        if (!opts.followMasters) return;
+        try {
+            s.masterReplication = parseInfo(String(await pool.call(masterKey, "INFO", "replication")));
+        } catch {
+            pool.drop(masterKey); // unreachable master: the replica's own link status says so
         }
     }));
     // Failure reports are kept by every node but only masters' reports count: ask the masters.

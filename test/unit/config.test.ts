@@ -98,3 +98,10 @@ test("naming: AWS 32-character names keep their suffix", () => {
     assert.ok(long.endsWith("-nlb"));
     assert.ok(!/--/.test(awsName32("abcdefghijklmnopqrstuvwxyz-b-cdefg", "tg")));
 });
+
+test("config: alarm thresholds default to AWS's guidance and are checked", () => {
+    const c = parse({});
+    assert.deepEqual([c.alarmMemoryWarningPercent, c.alarmMemoryCriticalPercent, c.alarmEngineCpuPercent, c.alarmReplicationLagSeconds, c.alarmDataVolumePercent, c.alarmBackupMaxAgeHours, c.backupVerifyMaxAgeDays], [80, 90, 90, 30, 80, 26, 7]);
+    assert.deepEqual(problems({ alarmMemoryWarningPercent: 90, alarmMemoryCriticalPercent: 85 }), ["redis-cluster:alarmMemoryCriticalPercent (85) must be above redis-cluster:alarmMemoryWarningPercent (90)"]);
+    assert.deepEqual(problems({ alarmEngineCpuPercent: 150 }), ["redis-cluster:alarmEngineCpuPercent must be an integer from 1 to 100 (percent of one core: the engine runs commands on one thread) (got 150)"]);
+});

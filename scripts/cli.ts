@@ -7,7 +7,7 @@
  * one place: 0 ok, 1 a step failed or a check refused (or `status` found the
  * cluster unhealthy), 2 bad usage or config, 70 a bug (shown with its stack).
  */
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { exitCodeFor, isExpected } from "./errors";
 import { createOutput, Output } from "./output";
 import { TargetOptions } from "./inventory";
@@ -25,6 +25,8 @@ export type CommandRun<O> = (opts: O, ctx: CommandContext) => Promise<number | v
 export interface CommonOptions extends TargetOptions {
     json?: boolean;
     quiet?: boolean;
+    /** Replace an expired cluster lease (docs/lease.md). */
+    takeOverLease?: boolean;
 }
 
 function targetOptions(cmd: Command): Command {
@@ -35,16 +37,26 @@ function targetOptions(cmd: Command): Command {
         .option("--password <password>", "ACL password (prefer the REDISCLI_AUTH environment variable)")
         .option("--tls-ca <file>", "CA certificate (PEM) to verify nodes when the topology has tls: true")
         .option("--nat-map <map>", "reach nodes through tunnels: announced=reachable pairs (10.0.1.10:6379=127.0.0.1:16379,...) or a JSON file")
-        .addOption(new Option("--connect-timeout <ms>", "connect timeout per node").argParser((v) => Number(v)).default(3000))
+        .addOption(new Option("--connect-timeout <ms>", "connect timeout per node").argParser(intArg("--connect-timeout", 1)).default(3000))
+        .option("--take-over-lease", "changing commands: replace the cluster lease of a run that died (expired; a live lease is never taken over; docs/lease.md)")
         .option("--json", "machine-readable output on stdout (one document, or NDJSON events for long runs)")
         .option("-q, --quiet", "no progress on stderr");
 }
 
-const intArg = (name: string) => (v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`${name} must be a whole number (got "${v}")`);
+/**
+ * Parser for a numeric flag: rejects NaN, fractions (unless `fraction`), and values
+ * outside [min, max] with a usage error (exit 2) naming the flag, the value and what is valid.
+ */
+export const numArg = (name: string, o: { min: number; max?: number; fraction?: boolean }) => (v: string) => {
+    const n = v.trim() === "" ? NaN : Number(v);
+    const kind = o.fraction ? "a number" : "a whole number";
+    const range = o.max !== undefined ? `from ${o.min} to ${o.max}` : `of at least ${o.min}`;
+    if (!Number.isFinite(n) || (!o.fraction && !Number.isInteger(n)) || n < o.min || (o.max !== undefined && n > o.max)) {
+        throw new InvalidArgumentError(`${name} must be ${kind} ${range} (got "${v}")`);
+    }
     return n;
 };
+const intArg = (name: string, min = 0) => numArg(name, { min });
 
 function action<O extends CommonOptions>(load: () => Promise<{ run: CommandRun<O> }>) {
     return async (...args: unknown[]) => {
@@ -87,7 +99,7 @@ export function buildProgram(): Command {
         .description("form the cluster: assign slots, join nodes, attach replicas off their master's zone; idempotent and resumable")
         .option("--force", "go on without unreachable nodes (every shard keeps one) and ignore old ids of replaced nodes; never nodes holding keys or another cluster's nodes")
         .option("--dry-run", "print the plan and change nothing")
-        .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to converge").argParser(intArg("--timeout")).default(60000))
+        .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to converge").argParser(intArg("--timeout", 1)).default(60000))
         .action(action(() => Promise.resolve(require("./commands/create") as typeof import("./commands/create"))));
 
     targetOptions(program.command("status"))
@@ -106,22 +118,22 @@ export function buildProgram(): Command {
     targetOptions(program.command("scale"))
         .description("scale out/in to the declared topology: join new nodes, rebalance slots, drain and forget removed masters")
         .option("--dry-run", "print the plan (slot moves, key counts) and change nothing")
-        .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel")).default(4))
-        .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch")).default(1000))
-        .addOption(new Option("--big-key-mb <n>", "keys of this many MiB or more (MEMORY USAGE) move alone with a timeout sized to them; 0 skips the check").argParser(Number).default(8))
+        .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel", 1)).default(4))
+        .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch", 1)).default(1000))
+        .addOption(new Option("--big-key-mb <n>", "keys of this many MiB or more (MEMORY USAGE) move alone with a timeout sized to them; 0 skips the check").argParser(numArg("--big-key-mb", { min: 0, fraction: true })).default(8))
         .option("--yes", "do not ask before draining masters")
-        .addOption(new Option("--shards <n>", "keep shards 0..n-1 of the topology (scale in before the smaller pulumi up; with --stack the default comes from Pulumi.<stack>.yaml)").argParser(intArg("--shards")))
+        .addOption(new Option("--shards <n>", "keep shards 0..n-1 of the topology (scale in before the smaller pulumi up; with --stack the default comes from Pulumi.<stack>.yaml)").argParser(intArg("--shards", 1)))
         .addOption(new Option("--replicas <n>", "keep replicas r1..rn of each shard (default: all, or replicasPerShard from Pulumi.<stack>.yaml)").argParser(intArg("--replicas")))
-        .addOption(new Option("--timeout <ms>", "how long to wait for new nodes to join").argParser(intArg("--timeout")).default(120000))
+        .addOption(new Option("--timeout <ms>", "how long to wait for new nodes to join").argParser(intArg("--timeout", 1)).default(120000))
         .action(action(() => Promise.resolve(require("./commands/scale") as typeof import("./commands/scale"))));
 
     targetOptions(program.command("rebalance"))
         .description("even out slots over the masters (by weight) without a topology change")
         .option("--dry-run", "print the plan and change nothing")
-        .addOption(new Option("--threshold <pct>", "skip when every master is within this % of its share").argParser(Number).default(2))
-        .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel")).default(4))
-        .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch")).default(1000))
-        .addOption(new Option("--big-key-mb <n>", "keys of this many MiB or more (MEMORY USAGE) move alone with a timeout sized to them; 0 skips the check").argParser(Number).default(8))
+        .addOption(new Option("--threshold <pct>", "skip when every master is within this % of its share").argParser(numArg("--threshold", { min: 0, max: 100, fraction: true })).default(2))
+        .addOption(new Option("--parallel <n>", "concurrent source->target streams").argParser(intArg("--parallel", 1)).default(4))
+        .addOption(new Option("--batch <keys>", "keys per MIGRATE").argParser(intArg("--batch", 1)).default(1000))
+        .addOption(new Option("--big-key-mb <n>", "keys of this many MiB or more (MEMORY USAGE) move alone with a timeout sized to them; 0 skips the check").argParser(numArg("--big-key-mb", { min: 0, fraction: true })).default(8))
         .action(action(() => Promise.resolve(require("./commands/rebalance") as typeof import("./commands/rebalance"))));
 
     targetOptions(program.command("failover"))
@@ -131,7 +143,7 @@ export function buildProgram(): Command {
         .option("--zone <az>", "evacuate: move every master out of this zone")
         .option("--force", "CLUSTER FAILOVER FORCE: the master is unreachable; may lose writes not yet replicated")
         .option("--takeover", "CLUSTER FAILOVER TAKEOVER: no majority; bumps the epoch without agreement")
-        .addOption(new Option("--timeout <ms>", "how long to wait for all nodes to see the promotion").argParser(intArg("--timeout")).default(30000))
+        .addOption(new Option("--timeout <ms>", "how long to wait for all nodes to see the promotion").argParser(intArg("--timeout", 1)).default(30000))
         .action(action(() => Promise.resolve(require("./commands/failover") as typeof import("./commands/failover"))));
 
     targetOptions(program.command("forget"))

@@ -57,9 +57,26 @@ export class StepError extends Error {
     }
 }
 
+/** A node could not be reached (connection refused, timeout, TLS or auth failure at connect). */
+export class UnreachableError extends Error {
+    constructor(message: string, readonly node: string) {
+        super(message);
+        this.name = "UnreachableError";
+    }
+}
+
+/** A wait for the cluster to converge ran out of time, or was interrupted (Ctrl-C). */
+export class WaitTimeoutError extends Error {
+    constructor(message: string, readonly interrupted = false) {
+        super(message);
+        this.name = "WaitTimeoutError";
+    }
+}
+
 export function exitCodeFor(err: unknown): number {
     if (err instanceof ConfigError || err instanceof UsageError) return 2;
-    if (err instanceof StepError || err instanceof RefusedError) return 1;
+    if (err instanceof WaitTimeoutError && err.interrupted) return 130;
+    if (err instanceof StepError || err instanceof RefusedError || err instanceof UnreachableError || err instanceof WaitTimeoutError) return 1;
     return 70; // EX_SOFTWARE: a bug
 }
 

@@ -94,6 +94,16 @@ function readCredentialsFile(path: string): Credentials | undefined {
     return { user: doc.user, password: doc.password };
 }
 
+/** Commands look nodes up by name: a name used twice would silently mean the first one. */
+function refuseDuplicateNames(topology: Topology, source: string): void {
+    const at = new Map<string, number[]>();
+    topology.nodes.forEach((n, i) => at.set(n.name, [...(at.get(n.name) ?? []), i]));
+    const dups = [...at].filter(([, is]) => is.length > 1);
+    if (dups.length) {
+        throw new UsageError(`Invalid topology in ${source}:\n${dups.map(([name, is]) => ` - node name "${name}" is used by ${is.map((i) => `nodes[${i}]`).join(" and ")}; every node needs its own name`).join("\n")}`);
+    }
+}
+
 export async function resolveTarget(
     opts: TargetOptions,
     deps: { readStackOutputs?: StackOutputsReader; env?: NodeJS.ProcessEnv } = {},
@@ -121,6 +131,7 @@ export async function resolveTarget(
         } catch (e) {
             throw new UsageError((e as Error).message);
         }
+        refuseDuplicateNames(topology, `--topology ${opts.topology}`);
         source = opts.topology;
         stateDir = dirname(path);
         stackCreds = readCredentialsFile(join(stateDir, "credentials.json"));
@@ -133,6 +144,7 @@ export async function resolveTarget(
         } catch (e) {
             throw new UsageError((e as Error).message);
         }
+        refuseDuplicateNames(topology, `stack ${opts.stack} output "topology"`);
         const ac = outs.adminCredentials as Credentials | undefined;
         stackCreds = ac ? { user: ac.user, password: ac.password } : undefined;
         stackCaPem = typeof outs.tlsCaCertificate === "string" ? outs.tlsCaCertificate : undefined;

@@ -645,7 +645,7 @@ export async function restartLocalNode(dir: string, node: TopologyNode, bin: Ser
     startNode(bin, p, keyOf(node));
 }
 
-export type LocalRollOptions = LocalOptions & Pick<RollOptions, "dryRun" | "allowUnavailableShard" | "nodeTimeout"> & { engineBinary?: string };
+export type LocalRollOptions = LocalOptions & Pick<RollOptions, "dryRun" | "allowUnavailableShard" | "nodeTimeout" | "takeOverLease"> & { engineBinary?: string };
 
 export async function roll(opts: LocalRollOptions, out: Output, signal: AbortSignal): Promise<number> {
     const dir = stackDir(opts);
@@ -721,6 +721,7 @@ export function buildLocalProgram(): Command {
         .option("--engine-binary <path>", "roll: restart the nodes on this redis-server/valkey-server")
         .option("--dry-run", "roll: print the order and change nothing")
         .option("--allow-unavailable-shard", "roll: restart the master of a shard without an in-sync replica")
+        .option("--take-over-lease", "roll: replace the cluster lease of a roll that died (docs/lease.md)")
         .addOption(new Option("--node-timeout <ms>", "roll: how long a node may take to come back").argParser((v) => Number(v)).default(60000))
         .option("--json", "NDJSON on stdout: progress events, then the result on the last line")
         .option("-q, --quiet", "no progress on stderr")

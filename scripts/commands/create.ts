@@ -8,6 +8,8 @@ import { formCluster, FormResult } from "../redis/form";
 import { NodePool } from "../redis/pool";
 import { ClusterView } from "../redis/clusterView";
 import { fixOpenSlots } from "../redis/openSlots";
+import { acquireLease } from "../redis/lease";
+import { leaseMode } from "../redis/members";
 import { keyOf } from "../plan/topology";
 import { Topology } from "../../components/topology";
 
@@ -22,8 +24,14 @@ export interface CreateOptions extends CommonOptions {
  * Finishes or rolls back slots an interrupted move left open (scripts/redis/openSlots.ts),
  * before anything else, as every command of the tool does.
  */
-async function fixOpenSlotsFirst(pool: NodePool, topology: Topology, ctx: CommandContext, resumeHint: string): Promise<void> {
+async function fixOpenSlotsFirst(pool: NodePool, topology: Topology, ctx: CommandContext, resumeHint: string, takeOverLease?: boolean): Promise<void> {
     const view = await ClusterView.read(pool, topology.nodes.map(keyOf));
+    // A cluster that serves its slots holds the lease (docs/lease.md); nodes that form no
+    // cluster yet have nowhere to store it, so forming one from scratch goes on without.
+    if (view.reachable().some((v) => v.info.cluster_state === "ok")) {
+        const lease = await acquireLease(pool, topology.nodes.map(keyOf), { command: "create", out: ctx.out, takeOver: takeOverLease, mode: leaseMode("create", {}) });
+        pool.onClose(() => lease.release());
+    }
     if (view.openSlots().length === 0) return;
     await fixOpenSlots(pool, view, ctx, { op: "create", resumeHint });
 }
@@ -34,7 +42,7 @@ export async function run(opts: CreateOptions, ctx: CommandContext): Promise<num
     try {
         const again = `npm run cluster -- create ${opts.stack ? `--stack ${opts.stack}` : `--topology ${opts.topology}`}`;
         const resumeHint = `run the same create command again (${again}): it reads the live state and does only the missing steps`;
-        if (!opts.dryRun) await fixOpenSlotsFirst(pool, target.topology, ctx, resumeHint);
+        if (!opts.dryRun) await fixOpenSlotsFirst(pool, target.topology, ctx, resumeHint, opts.takeOverLease);
         const r: FormResult = await formCluster(pool, target.topology, {
             force: opts.force,
             dryRun: opts.dryRun,

@@ -7,7 +7,7 @@
 import { createInterface } from "node:readline/promises";
 import type { CommandContext, CommonOptions } from "../cli";
 import { RefusedError } from "../errors";
-import { openSession } from "../redis/members";
+import { openSession, Session } from "../redis/members";
 
 export interface FlushallOptions extends CommonOptions {
     confirm?: string;
@@ -34,23 +34,31 @@ export async function confirmYes(question: string, yes: boolean | undefined, ref
 }
 
 export async function run(opts: FlushallOptions, ctx: CommandContext): Promise<number> {
-    const { target, pool, view } = await openSession(opts, ctx, "flushall");
-    try {
+    // Confirmed (and every master reachable) before anything changes: the lease and the
+    // repair of open slots come after, so a refused flushall leaves the cluster as it was.
+    let total = 0;
+    const confirm = async ({ target, pool, view }: { target: Session["target"]; pool: Session["pool"]; view: Session["view"] }) => {
         const name = target.topology.clusterName;
         const masters = view.reachable().filter((v) => v.myself?.role === "master" && v.myself.slots.length > 0);
         const lost = [...view.knownNodes().values()].filter((n) => n.role === "master" && n.slots.length > 0 && !masters.some((m) => m.myself!.id === n.id));
         if (lost.length) {
             throw new RefusedError(`flushall: master(s) ${lost.map((n) => n.key).join(", ")} cannot be reached; nothing was deleted (a partial flush would leave some keys behind). Bring them back or fail over first.`);
         }
-        const sizes = await Promise.all(masters.map(async (v) => Number(await pool.call(v.key, "DBSIZE"))));
-        const total = sizes.reduce((a, b) => a + b, 0);
-        if (opts.confirm === undefined) {
-            const typed = await ask(`This deletes all ${total} key(s) on the ${masters.length} master(s) of cluster "${name}" (${target.source}).\nType the cluster name to confirm: `);
-            if (typed === undefined) throw new RefusedError(`flushall refused: confirm with --confirm ${name} (no terminal to ask on); nothing was deleted`);
-            if (typed !== name) throw new RefusedError(`flushall refused: "${typed}" is not the cluster name "${name}"; nothing was deleted`);
-        } else if (opts.confirm !== name) {
-            throw new RefusedError(`flushall refused: --confirm "${opts.confirm}" does not match the cluster name "${name}"; nothing was deleted`);
+        if (opts.confirm !== undefined) {
+            if (opts.confirm !== name) throw new RefusedError(`flushall refused: --confirm "${opts.confirm}" does not match the cluster name "${name}"; nothing was deleted`);
         }
+        // Counted before the lease key exists, so the report counts the application's keys only.
+        const sizes = await Promise.all(masters.map(async (v) => Number(await pool.call(v.key, "DBSIZE"))));
+        total = sizes.reduce((a, b) => a + b, 0);
+        if (opts.confirm !== undefined) return;
+        const typed = await ask(`This deletes all ${total} key(s) on the ${masters.length} master(s) of cluster "${name}" (${target.source}).\nType the cluster name to confirm: `);
+        if (typed === undefined) throw new RefusedError(`flushall refused: confirm with --confirm ${name} (no terminal to ask on); nothing was deleted`);
+        if (typed !== name) throw new RefusedError(`flushall refused: "${typed}" is not the cluster name "${name}"; nothing was deleted`);
+    };
+    const { target, pool, view } = await openSession(opts, ctx, "flushall", [], { beforeChanges: confirm });
+    try {
+        const name = target.topology.clusterName;
+        const masters = view.reachable().filter((v) => v.myself?.role === "master" && v.myself.slots.length > 0);
         // Replicas follow their masters through replication.
         const results = await Promise.all(masters.map(async (v) => {
             try {

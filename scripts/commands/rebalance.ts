@@ -126,7 +126,9 @@ export async function planAndMove(pool: NodePool, view: ClusterView, masters: Ma
 }
 
 export async function run(opts: RebalanceOptions, ctx: CommandContext): Promise<number> {
-    const { target, pool, view } = await openSession(opts, ctx, "rebalance");
+    const session = await openSession(opts, ctx, "rebalance");
+    const { target, pool, view } = session;
+    ctx = { ...ctx, signal: session.signal };
     try {
         const unhealthy = view.unreachable().filter((v) => target.topology.nodes.some((n) => keyOfNode(n) === v.key));
         const failing = [...view.knownNodes().values()].filter((n) => n.role === "master" && n.failing && n.slots.length > 0);

@@ -24,6 +24,7 @@ import { CommandContext, CommonOptions } from "../cli";
 import { ConfigError, parseStackYaml, StackConfig } from "../../components/config";
 import { DesiredNodeSettings, desiredNodeSettingsOf, validateDesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
 import type { Topology, TopologyNode } from "../../components/topology";
+import { acquireLease } from "../redis/lease";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { automationOutputs, openPool, resolveTarget, StackOutputsReader, Target } from "../inventory";
 import { fmtDuration } from "../output";
@@ -256,6 +257,11 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
             }
         };
         if (plan.steps.length) await gate(plan.steps[0]);
+        // One changing run at a time (docs/lease.md); released by pool.close().
+        if (plan.steps.some((st) => st.changes.length)) {
+            const lease = await acquireLease(pool, topology.nodes.map(keyOf), { command: OP, out: ctx.out, takeOver: opts.takeOverLease });
+            pool.onClose(() => lease.release());
+        }
         if (!ctx.out.json) ctx.out.info(`${OP}: settings from ${desired.source}; ${plan.steps.filter((s) => s.changes.length).length} of ${plan.steps.length} node(s) to change, replicas first`);
 
         for (const [i, step] of plan.steps.entries()) {

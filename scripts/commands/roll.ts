@@ -28,6 +28,7 @@ import { parseInfo, waitUntil } from "../redis/clusterView";
 import { keyOfNode } from "../redis/members";
 import { collectStatus, evaluateStatus } from "../redis/healthReport";
 import { executeRoll, NodeAction, readRollState, RollReport } from "../redis/roll";
+import { acquireLease } from "../redis/lease";
 import type { NodePool } from "../redis/pool";
 
 /** The config key only `roll` sets: the one node whose instance may take the new values. */
@@ -86,11 +87,19 @@ async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): 
     if (r.confirm && !(await r.confirm(`roll ${updates.length} node(s) of ${r.topology.clusterName} in this order?`))) {
         throw new RefusedError("roll not confirmed; nothing was changed");
     }
-    r.beforeExecute?.();
-    const ids = new Map(state.nodes.map((n) => [n.name, n.id]));
-    const report = await executeRoll(r.pool, r.topology, plan.steps, ids, r.action, {
-        out: ctx.out, signal: ctx.signal, nodeTimeoutMs: r.nodeTimeoutMs, resume: r.resume,
-    });
+    // One changing run at a time (docs/lease.md): taken once the plan is accepted, so a refusal changes nothing.
+    const lease = await acquireLease(r.pool, r.topology.nodes.map(keyOfNode), { command: "roll", out: ctx.out, takeOver: opts.takeOverLease });
+    let report: RollReport;
+    try {
+        r.beforeExecute?.();
+        const ids = new Map(state.nodes.map((n) => [n.name, n.id]));
+        // A lease lost to another run stops the roll between nodes, as Ctrl-C does.
+        report = await executeRoll(r.pool, r.topology, plan.steps, ids, r.action, {
+            out: ctx.out, signal: AbortSignal.any([ctx.signal, lease.signal]), nodeTimeoutMs: r.nodeTimeoutMs, resume: r.resume,
+        });
+    } finally {
+        await lease.release();
+    }
     const health = evaluateStatus(await collectStatus(r.pool, r.topology));
     const text = summary(report, health.healthy, health.problems);
     ctx.out.result({ ok: health.healthy, ...report, healthy: health.healthy, problems: health.problems }, text);

@@ -104,6 +104,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
     const t0 = Date.now();
     const session = await openSession(opts, ctx, "scale");
     const { target, pool } = session;
+    ctx = { ...ctx, signal: session.signal };
     let view = session.view;
     try {
         let shards = opts.shards;
@@ -115,6 +116,11 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
             replicas = d.replicas;
         }
         const topology = declaredTopology(target.topology, shards, replicas);
+        const declaredShards = new Set(topology.nodes.map((n) => n.shard)).size;
+        if (declaredShards < 3) {
+            // The same warning as create's (plan/topology.ts); stack config refuses fewer than 3 shards.
+            ctx.out.warn(`only ${declaredShards} shard(s) declared: Redis Cluster needs a majority of at least 3 masters to fail over automatically`);
+        }
         const declared = new Set(topology.nodes.map(keyOfNode));
 
         // Who is in the cluster now, who joins, who leaves.

@@ -8,6 +8,7 @@ import { openPool, resolveTarget, Target } from "../inventory";
 import { fmtBytes } from "../output";
 import { MetricsSnapshot } from "../plan/metrics";
 import { collectMetrics } from "../redis/collector";
+import { describeLease, readLease } from "../redis/lease";
 import { collectStatus, evaluateStatus, NodeStatus, StatusInput, StatusReport } from "../redis/healthReport";
 
 export interface StatusOptions extends CommonOptions {
@@ -71,7 +72,13 @@ export async function run(opts: StatusOptions, ctx: CommandContext): Promise<num
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
     try {
         const report = evaluateStatus(await collectStatus(pool, target.topology));
-        ctx.out.result(report, renderStatus(report));
+        // A changing command at work (docs/lease.md); unreadable when the cluster is down.
+        const lease = await readLease(pool, target.topology.nodes.map((n) => `${n.host}:${n.port}`)).catch(() => undefined);
+        const leaseLine = lease && (lease.expires > lease.now
+            ? `lease: ${describeLease(lease)} (a changing command is running; expires in ${Math.round((lease.expires - lease.now) / 1000)} s unless renewed)`
+            : `lease: ${describeLease(lease)} expired ${Math.round((lease.now - lease.expires) / 1000)} s ago (that run probably died; the next changing command needs --take-over-lease)`);
+        ctx.out.result({ ...report, lease: lease ? { command: lease.command, owner: lease.owner, started: lease.started, expires: lease.expires, expired: lease.expires <= lease.now } : null },
+            renderStatus(report) + (leaseLine ? `\n${leaseLine}` : ""));
         return report.healthy ? 0 : 1;
     } finally {
         await pool.close();

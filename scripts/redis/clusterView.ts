@@ -4,6 +4,7 @@
  * between steps; helpers here answer the questions they share (agreement on the
  * slot map, open slots, who is the master of what).
  */
+import { RefusedError, WaitTimeoutError } from "../errors";
 import { ClusterNodeInfo, parseClusterNodes, slotOwners, SLOT_COUNT } from "./clusterNodes";
 import { NodeKey, NodePool } from "./pool";
 
@@ -53,6 +54,7 @@ export class ClusterView {
                 const nodes = parseClusterNodes(nodesText);
                 return [key, { key, reachable: true, nodes, myself: nodes.find((n) => n.myself), info: parseInfo(infoText) }];
             } catch (e) {
+                if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
                 pool.drop(key);
                 return [key, { key, reachable: false, error: (e as Error).message, nodes: [], info: {} }];
             }
@@ -146,11 +148,11 @@ export async function waitUntil<T>(check: () => Promise<T | false | undefined>, 
     const deadline = Date.now() + opts.timeoutMs;
     let interval = opts.intervalMs ?? 10;
     for (;;) {
-        if (opts.signal?.aborted) throw new Error(`interrupted while waiting for ${opts.what}`);
+        if (opts.signal?.aborted) throw new WaitTimeoutError(`interrupted while waiting for ${opts.what}; rerun the command to finish`, true);
         const r = await check();
         if (r) return r;
         if (Date.now() >= deadline) {
-            throw new Error(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${describeLast ? `: ${describeLast()}` : ""}`);
+            throw new WaitTimeoutError(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${describeLast ? `: ${describeLast()}` : ""}`);
         }
         await new Promise((res) => setTimeout(res, Math.min(interval, Math.max(1, deadline - Date.now()))));
         interval = Math.min(opts.maxIntervalMs ?? 200, interval * 1.5);

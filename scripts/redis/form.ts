@@ -105,6 +105,7 @@ export async function probeNodes(pool: NodePool, topology: Topology): Promise<No
                 nodes, myself: nodes.find((n) => n.myself), info: parseInfo(clusterInfo as string), replication: parseInfo(repl as string),
             };
         } catch (e) {
+            if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
             pool.drop(key);
             return { ...empty, reachable: false, error: (e as Error).message };
         }

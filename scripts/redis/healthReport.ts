@@ -3,6 +3,7 @@
  * pure function into shards, cluster-wide facts, problems (unhealthy: exit 1)
  * and warnings. Live nodes are matched to topology entries by `host:port`.
  */
+import { RefusedError } from "../errors";
 import { Topology } from "../../components/topology";
 import { keyOf } from "../plan/topology";
 import { ClusterNodeInfo, countSlots, formatRanges, parseClusterNodes, slotOwners, SLOT_COUNT, toRanges } from "./clusterNodes";
@@ -139,6 +140,7 @@ export async function collectStatus(pool: NodePool, topology: Topology, opts: Co
                 version: info.redis_version, dbsize: Number(vals[4]), at: Date.now(),
             };
         } catch (e) {
+            if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
             pool.drop(key);
             return { ...empty, error: (e as Error).message };
         }

@@ -263,6 +263,13 @@ export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slot
     // 3. keys
     await migrateKeysOfSlots(pool, srcC, src, dst, states, s, result, fail, openState, fetcher);
 
+    // The engine's invariant: a slot is never assigned away from a node that still holds
+    // keys in it. Once the target owns the slot (SETSLOT NODE bumps its epoch), gossip
+    // reaches the source, which deletes every key it still has there as a "dirty slot"
+    // (cluster.c clusterUpdateSlotsConfigWith) while its replicas keep them: the keys are
+    // gone from the cluster. So the source is counted, not trusted to be empty.
+    await ensureSourceEmpty(srcC, src, dst, states, s, result, fail, openState, fetcher, pool);
+
     // 4. new owner first
     const r4 = await pipe(dstC, slots.map((slot) => setslot(slot, "NODE", dst.id))).catch((e) => fail("set-node-target", dst, undefined, e, openState(`emptied on ${src.key}, still MIGRATING/IMPORTING`)));
     r4.forEach(([err], i) => {
@@ -307,6 +314,37 @@ export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slot
 }
 
 type Fail = (step: string, node: NodeRef, slot: number | undefined, cause: unknown, state: string) => never;
+
+/**
+ * COUNTKEYSINSLOT on the source for every slot of the batch; slots that still hold keys
+ * are emptied again (at most twice), then the batch fails with the slots left open
+ * (MIGRATING/IMPORTING, keys on the source: the next run rolls them back or finishes them).
+ */
+async function ensureSourceEmpty(
+    srcC: Redis, src: NodeRef, dst: NodeRef, states: SlotState[], s: MoveSettings, result: MoveResult,
+    fail: Fail, openState: (which: string) => string, fetcher: KeyFetcher, pool: NodePool,
+): Promise<void> {
+    for (let round = 0; ; round++) {
+        const counts = await pipe(srcC, states.map((st) => ({ name: "CLUSTER", args: ["COUNTKEYSINSLOT", String(st.slot)] })))
+            .catch((e) => fail("count-source-keys", src, undefined, e, openState(`MIGRATING on ${src.key}, not assigned to ${dst.key}`)));
+        const holding: { st: SlotState; keys: number }[] = [];
+        counts.forEach(([err, n], i) => {
+            if (err) fail("count-source-keys", src, states[i].slot, err, openState(`MIGRATING on ${src.key}, not assigned to ${dst.key}`));
+            if (Number(n) > 0) holding.push({ st: states[i], keys: Number(n) });
+        });
+        if (holding.length === 0) return;
+        const total = holding.reduce((a, h) => a + h.keys, 0);
+        if (round >= 2) {
+            fail("check-source-empty", src, holding[0].st.slot, `${src.key} still holds ${total} key(s) in slot(s) ${describe(holding.map((h) => h.st.slot))} after moving their keys; a slot is never assigned away from a node that holds keys in it`,
+                openState(`MIGRATING on ${src.key} with their keys still there, not assigned to ${dst.key}`));
+        }
+        const r = await pipe(srcC, holding.map((h) => getkeys(h.st.slot, s.batchKeys)))
+            .catch((e) => fail("get-keys", src, undefined, e, openState(`MIGRATING on ${src.key}`)));
+        holding.forEach((h, i) => fetcher.apply(h.st, (r[i][1] as Buffer[]) ?? [], false));
+        s.warn(`${src.key} still held ${total} key(s) in ${holding.length} slot(s) after they were emptied; moving them again before assigning the slots`);
+        await migrateKeysOfSlots(pool, srcC, src, dst, holding.map((h) => h.st), s, result, fail, openState, fetcher);
+    }
+}
 
 async function migrateKeysOfSlots(
     pool: NodePool, srcC: Redis, src: NodeRef, dst: NodeRef, states: SlotState[], s: MoveSettings, result: MoveResult,

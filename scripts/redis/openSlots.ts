@@ -79,7 +79,9 @@ export async function fixOpenSlots(pool: NodePool, view: ClusterView, ctx: Comma
     const refuse = (slot: number, why: string): never => {
         throw new StepError({ op, step: "fix-open-slots", slot, cause: why, state: `slot ${slot} stays open; the cluster keeps serving it`, resume });
     };
-    const need = (id: string, slot: number, role: string): NodeRef => refs.get(id) ?? refuse(slot, `the ${role} ${id} is not reachable`);
+    const known = view.knownNodes();
+    const need = (id: string, slot: number, role: string): NodeRef => refs.get(id) ?? refuse(slot,
+        `the ${role} ${id} (${known.get(id)?.key ?? "not known to any reachable node"}) is not reachable; it may hold keys of the slot already moved there, so the slot is neither finished nor rolled back. Bring that node back; if it is gone for good, \`forget\` it (that clears the slot on the other side; keys already moved to it are lost with it)`);
 
     // Decide per slot; count keys on the importing side in one pipeline per node.
     type Decision = { slot: number; a: NodeRef; b: NodeRef; kind: "close" | "decide" };
@@ -116,10 +118,26 @@ export async function fixOpenSlots(pool: NodePool, view: ClusterView, ctx: Comma
         }
     }
 
-    // 1. closes: the target already owns the slot
+    // 1. closes: the target already owns the slot. The migrating side must hold no key
+    // of it: SETSLOT NODE there would leave its keys in a slot it no longer serves
+    // (unreadable, and deleted when the new owner's claim reaches it by gossip).
     const closes = decisions.filter((d) => d.kind === "close");
     await Promise.all(groupBy(closes, (d) => d.a.key).map(async (ds) => {
         const c = await pool.get(ds[0].a.key);
+        const handing = ds.filter((d) => d.a.id !== d.b.id);
+        if (handing.length) {
+            const cp = c.pipeline();
+            for (const d of handing) cp.call("CLUSTER", "COUNTKEYSINSLOT", String(d.slot));
+            const counts = (await cp.exec())!;
+            counts.forEach(([err, n], i) => {
+                const d = handing[i];
+                if (err) refuse(d.slot, `cannot count the keys ${d.a.key} holds in it: ${err.message}`);
+                if (Number(n) > 0) {
+                    refuse(d.slot, `${d.b.key} owns it but ${d.a.key} still holds ${n} key(s) of it (a move assigned the slot before its keys had moved); handing it over would lose them. ` +
+                        `The tool will not close this slot: inspect it (redis-cli --cluster check ${d.a.key}) and save the keys before anything else changes it`);
+                }
+            });
+        }
         const p = c.pipeline();
         // SETSLOT NODE on a node that is the owner itself just clears the importing flag; STABLE does the same explicitly.
         for (const d of ds) p.call("CLUSTER", "SETSLOT", String(d.slot), ...(d.a.id === d.b.id ? ["STABLE"] : ["NODE", d.b.id]));
@@ -132,6 +150,23 @@ export async function fixOpenSlots(pool: NodePool, view: ClusterView, ctx: Comma
 
     // 2. count keys on the importing side
     const open2 = decisions.filter((d) => d.kind === "decide");
+    // An importing node keeps the slot's old owner whatever gossip says (cluster.c,
+    // clusterUpdateSlotsConfigWith). When that owner died and its replica took over, B
+    // still names the dead node, reports cluster_state:fail and answers the MIGRATE of a
+    // forward move with CLUSTERDOWN (issue 9, defect 5). Telling B the current owner
+    // (SETSLOT NODE <owner> on B, which keeps B importing and its keys where they are;
+    // B owns nothing here, so nothing is assigned away from it) brings B back first.
+    const stale = open2.filter((d) => view.slotMapOf(d.b.key)[d.slot] !== d.a.id);
+    await Promise.all(groupBy(stale, (d) => d.b.key).map(async (ds) => {
+        const c = await pool.get(ds[0].b.key);
+        const p = c.pipeline();
+        for (const d of ds) p.call("CLUSTER", "SETSLOT", String(d.slot), "NODE", d.a.id);
+        const r = (await p.exec())!;
+        r.forEach(([err], i) => {
+            if (err) refuse(ds[i].slot, `${ds[i].b.key} refused to learn that ${ds[i].a.key} owns it now: ${err.message}`);
+        });
+    }));
+    if (stale.length) ctx.out.info(`${stale.length} importing slot(s) named an owner that is gone; told the importing node(s) the current owner`);
     const keysOnB = new Map<number, number>();
     await Promise.all(groupBy(open2, (d) => d.b.key).map(async (ds) => {
         const c = await pool.get(ds[0].b.key);

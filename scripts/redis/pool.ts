@@ -8,6 +8,9 @@
  */
 import Redis, { RedisOptions } from "ioredis";
 import { readFileSync } from "node:fs";
+import { isIP } from "node:net";
+import { RefusedError, UnreachableError } from "../errors";
+import { parseClusterNodes } from "./clusterNodes";
 
 export type NodeKey = string; // "host:port"
 
@@ -35,6 +38,24 @@ export interface PoolOptions {
     connectTimeoutMs?: number;
     /** Per-command timeout; undefined means none (MIGRATE of big keys sets its own). @default 30000 */
     commandTimeoutMs?: number;
+    /**
+     * Check on connect that the node reached is the one meant: the address on its own
+     * `myself` line of CLUSTER NODES must be the announced key (port always; host when both
+     * are IPs and the node knows its own). A wrong --nat-map fails here. @default true
+     */
+    verifyIdentity?: boolean;
+}
+
+/**
+ * Why `node` (the node its CLUSTER NODES `myself` line describes) is not `key`, or
+ * undefined when it is. A node that has not learnt its own IP yet (never met) shows an
+ * empty host: only its port is compared then. Pure.
+ */
+export function identityMismatch(key: NodeKey, me: { host: string; port: number; id: string }): string | undefined {
+    const want = parseNodeKey(key);
+    const hostDiffers = me.host !== "" && isIP(me.host) !== 0 && isIP(want.host) !== 0 && me.host !== want.host;
+    if (me.port === want.port && !hostDiffers) return undefined;
+    return `it reports itself as ${me.host || "(no address yet)"}:${me.port} (id ${me.id.slice(0, 8)})`;
 }
 
 export function nodeKey(host: string, port: number): NodeKey {
@@ -118,15 +139,38 @@ export class NodePool {
                 const via = this.options.natMap?.[key] ? ` (via ${this.resolve(key).host}:${this.resolve(key).port})` : "";
                 // ioredis rejects with "Connection is closed."; the socket's own error (ECONNREFUSED, timeout) says why.
                 const why = (e as Error).message === "Connection is closed." && socketError ? socketError.message : (e as Error).message;
-                throw new Error(`cannot connect to ${key}${via}: ${why}`);
+                throw new UnreachableError(`cannot connect to ${key}${via}: ${why}`, key);
             } finally {
                 this.connecting.delete(key);
+            }
+            if (this.options.verifyIdentity !== false) await this.verify(key, client);
+            if (this.closed) {
+                // close() ran while this connection was under way (a reader gave up early): do not leak it.
+                hangUp(client);
+                throw new Error(`${key}: the node pool was closed`);
             }
             this.clients.set(key, client);
             return client;
         })();
         this.connecting.set(key, p);
         return p;
+    }
+
+    /** Refuses a node that is not the one `key` names (see identityMismatch). */
+    private async verify(key: NodeKey, client: Redis): Promise<void> {
+        let text: string;
+        try {
+            text = (await client.call("CLUSTER", "NODES")) as string;
+        } catch {
+            return; // cluster mode off, loading, no permission: the command's own checks say so
+        }
+        const me = parseClusterNodes(text).find((n) => n.myself);
+        const why = me && identityMismatch(key, me);
+        if (!why) return;
+        hangUp(client);
+        const r = this.resolve(key);
+        const via = this.options.natMap?.[key] ? `; --nat-map sends ${key} to ${r.host}:${r.port}, check that mapping` : "";
+        throw new RefusedError(`${key} is not the node that answered at ${r.host}:${r.port}: ${why}${via}. Nothing was changed.`, { node: key });
     }
 
     /** Sends one command to a node; errors carry the node key. */
@@ -148,7 +192,20 @@ export class NodePool {
         this.clients.delete(key);
     }
 
+    private readonly beforeClose: (() => Promise<void>)[] = [];
+
+    /** Runs `fn` (e.g. releasing the cluster lease) at the start of `close()`, while the clients still work. */
+    onClose(fn: () => Promise<void>): void {
+        this.beforeClose.push(fn);
+    }
+
+    private closed = false;
+
     async close(): Promise<void> {
+        for (const fn of this.beforeClose.splice(0)) await fn().catch(() => undefined);
+        this.closed = true;
+        // Connections still under way end up closed by get() itself.
+        await Promise.all([...this.connecting.values()].map((p) => p.catch(() => undefined)));
         const all = [...this.clients.values()];
         this.clients.clear();
         await Promise.all(all.map(async (c) => {

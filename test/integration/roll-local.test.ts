@@ -315,8 +315,13 @@ test("roll (local): killed in the middle of a restart, run again, completes; eac
     const restartedFirst = first.events.filter((e) => e.event === "node-back").map((e) => e.node);
     assert.equal(restartedFirst.length, 2);
 
-    const second = await rollAsync();
+    // The killed run's cluster lease is still there: the rerun is refused without --take-over-lease.
+    const refusedRerun = await rollAsync();
+    assert.equal(refusedRerun.code, 1, refusedRerun.err);
+    assert.match(refusedRerun.err, /roll: the cluster lease of .* no longer runs on this host.*rerun with --take-over-lease/);
+    const second = await rollAsync(["--take-over-lease"]);
     assert.equal(second.code, 0, second.err + second.out);
+    assert.match(second.err, /taking it over \(--take-over-lease\)/);
     assert.match(second.err, /resuming the roll started earlier/);
     const restartedSecond = second.events.filter((e) => e.event === "node").map((e) => e.node);
     for (const n of restartedFirst) assert.ok(!restartedSecond.includes(n), `${n} was restarted again`);

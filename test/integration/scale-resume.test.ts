@@ -48,7 +48,11 @@ test("a scale-out killed mid-way completes on the next run: no open slot, every 
 
     assert.ok(openNow > 0, "the kill left slots open (the case this test is about)");
 
-    const second = await runCli(["scale", "--topology", fx.topologyFile, "--yes"]);
+    // The killed run still holds the cluster lease: refused until it is taken over explicitly.
+    const refused = await runCli(["scale", "--topology", fx.topologyFile, "--yes"]);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`lease of scale by .*:${run.proc.pid} .* no longer runs on this host \\(pid ${run.proc.pid} is not running\\); nothing was changed.*--take-over-lease`));
+    const second = await runCli(["scale", "--topology", fx.topologyFile, "--yes", "--take-over-lease"]);
     assert.equal(second.code, 0, second.stderr);
     assert.match(second.stderr, /open slot\(s\).*interrupted move/);
     t.diagnostic(`killed with ${killedWith.owned} slots moved, ${openNow} open; rerun: ${second.stderr.split("\n").filter((l) => /open slots:/.test(l)).join(" ")}`);

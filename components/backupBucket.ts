@@ -28,7 +28,10 @@ export class BackupBucket extends pulumi.ComponentResource {
 
     constructor(name: string, args: BackupBucketArgs, opts?: pulumi.ComponentResourceOptions) {
         super("rediscluster:index:BackupBucket", name, {}, opts);
-        const parent = { parent: this };
+        // A protected bucket is retained by `pulumi destroy`; so is everything that secures it. Deleting
+        // these would suspend versioning and remove the public access block, encryption default, TLS-only
+        // policy and lifecycle of the bucket left behind.
+        const parent = { parent: this, retainOnDelete: args.protect };
 
         this.bucket = new aws.s3.Bucket(childName(name, "backups"), {
             forceDestroy: args.forceDestroy,
@@ -47,7 +50,7 @@ export class BackupBucket extends pulumi.ComponentResource {
             ignorePublicAcls: true,
             restrictPublicBuckets: true,
         }, parent);
-        new aws.s3.BucketVersioning(childName(name, "versioning"), {
+        const versioning = new aws.s3.BucketVersioning(childName(name, "versioning"), {
             bucket,
             versioningConfiguration: { status: "Enabled" },
         }, parent);
@@ -71,7 +74,7 @@ export class BackupBucket extends pulumi.ComponentResource {
                     Condition: { Bool: { "aws:SecureTransport": "false" } },
                 }],
             }),
-        }, { parent: this, dependsOn: [publicAccess] });
+        }, { ...parent, dependsOn: [publicAccess] });
         new aws.s3.BucketLifecycleConfiguration(childName(name, "lifecycle"), {
             bucket,
             rules: [{
@@ -84,7 +87,8 @@ export class BackupBucket extends pulumi.ComponentResource {
                 noncurrentVersionExpiration: { noncurrentDays: args.expirationDays },
                 abortIncompleteMultipartUpload: { daysAfterInitiation: 7 },
             }],
-        }, parent);
+        // Noncurrent-version rules need versioning on first (the provider's own example orders them so).
+        }, { ...parent, dependsOn: [versioning] });
 
         this.bucketName = this.bucket.bucket;
         this.arn = this.bucket.arn;

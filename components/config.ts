@@ -9,15 +9,22 @@
  */
 
 import { placementProblems } from "./plan/placement";
+import { isXenInstanceType } from "./plan/ami";
 import { rolloutProblems } from "./plan/rollout";
 import { nodeName } from "./topology";
 
 /** Config namespace: the `name` in Pulumi.yaml. Keys are `redis-cluster:<key>`. */
 export const CONFIG_NAMESPACE = "redis-cluster";
 
-/** Redis engine package installed on the nodes. */
-export type Engine = "redis6" | "valkey" | "redis";
-export const ENGINES: readonly Engine[] = ["redis6", "valkey", "redis"];
+/**
+ * Engine package installed on the nodes. `valkey` (Valkey 8 on Amazon Linux
+ * 2023) is the default; `redis6` (Redis 6.2) left security support on
+ * 2025-08-31 (AL2023 support_info.xml, eol_redis6) and is kept for clusters
+ * created with it; `redis` exists in local mode only (AL2023 has no such
+ * package, so lookupEnvironment refuses it for a deployment).
+ */
+export type Engine = "valkey" | "redis6" | "redis";
+export const ENGINES: readonly Engine[] = ["valkey", "redis6", "redis"];
 
 export type MaxmemoryPolicy =
     | "noeviction" | "allkeys-lru" | "allkeys-lfu" | "allkeys-random"
@@ -50,7 +57,7 @@ export interface StackConfig {
     clientCidrs: string[];
     /** Security groups allowed to reach the Redis port. @default [] */
     clientSecurityGroupIds: string[];
-    /** Engine package on the nodes (`redis6` on Amazon Linux 2023, or `valkey`). @default "redis6" */
+    /** Engine package on the nodes: `valkey` (Valkey 8), or `redis6` (Redis 6.2, out of security support since 2025-08-31). @default "valkey" */
     engine: Engine;
     /** Data volume (gp3) size. @default 50 */
     dataVolumeSizeGiB: number;
@@ -90,6 +97,12 @@ export interface StackConfig {
     interfaceEndpoints: boolean;
     /** Retention of VPC flow logs and node logs. @default 30 */
     logRetentionDays: number;
+    /**
+     * IAM roles/users (ARNs) that administer the cluster's KMS key and may use it through
+     * SSM, EC2 and S3 (deploy, refresh, restore backups), besides the node and snapshot roles.
+     * Name every principal that runs `pulumi up` (CI and people). @default the principal running `pulumi up`
+     */
+    keyAdministratorArns: string[];
     /** Memory alarm (warning): DatabaseMemoryUsagePercentage above this. @default 80 */
     alarmMemoryWarningPercent: number;
     /** Memory alarm (critical): above this; writes fail at 100 with noeviction. @default 90 */
@@ -235,6 +248,8 @@ export function parseStackConfig(
     const instanceType = str("instanceType", "r7g.large")!;
     if (!/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(instanceType)) {
         problems.push(`${key("instanceType")} must be an EC2 instance type such as r7g.large (got ${show(instanceType)})`);
+    } else if (isXenInstanceType(instanceType)) {
+        problems.push(`${key("instanceType")} ${instanceType} is a Xen (non-Nitro) type: its EBS volumes have no NVMe serial, by which the nodes find their data volume; choose a Nitro type such as r7g.large, m7i.large or t4g.medium (got ${show(instanceType)})`);
     }
     const amiId = str("amiId", undefined);
     if (amiId !== undefined && !/^ami-[0-9a-f]{8,17}$/.test(amiId)) {
@@ -263,7 +278,7 @@ export function parseStackConfig(
     for (const g of clientSecurityGroupIds) {
         if (!/^sg-[0-9a-f]{8,17}$/.test(g)) problems.push(`${key("clientSecurityGroupIds")} entry must be a security group id such as sg-0123456789abcdef0 (got ${show(g)})`);
     }
-    const engine = oneOf("engine", "redis6", ENGINES);
+    const engine = oneOf("engine", "valkey", ENGINES);
     const dataVolumeSizeGiB = int("dataVolumeSizeGiB", 50, 1, 16384, " (gp3 limits)");
     const dataVolumeIops = int("dataVolumeIops", 3000, 3000, 16000, " (gp3 limits)");
     const dataVolumeThroughputMiBps = int("dataVolumeThroughputMiBps", 125, 125, 1000, " (gp3 limits)");
@@ -306,6 +321,10 @@ export function parseStackConfig(
         problems.push(`${key("protectData")} and ${key("backupBucketForceDestroy")} are both true: a protected bucket cannot be force-destroyed; set one of them to false`);
     }
     const interfaceEndpoints = bool("interfaceEndpoints", true);
+    const keyAdministratorArns = list("keyAdministratorArns");
+    for (const a of keyAdministratorArns) {
+        if (!/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]{1,512}$/.test(a)) problems.push(`${key("keyAdministratorArns")} entry must be an IAM role or user ARN such as arn:aws:iam::123456789012:role/ops (got ${show(a)})`);
+    }
     const logRetentionDays = int("logRetentionDays", 30, 1, 3653);
     if (!LOG_RETENTION_DAYS.includes(logRetentionDays)) {
         problems.push(`${key("logRetentionDays")} must be one of CloudWatch's values ${LOG_RETENTION_DAYS.join(", ")} (got ${logRetentionDays})`);
@@ -342,6 +361,7 @@ export function parseStackConfig(
         clusterReplicaValidityFactor, minReplicasToWrite, minReplicasMaxLagSec, backupTransitionDays,
         backupExpirationDays, snapshotRetentionCount, snapshotIntervalHours, alarmEmail,
         cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays,
+        keyAdministratorArns,
         alarmMemoryWarningPercent, alarmMemoryCriticalPercent, alarmEngineCpuPercent, alarmReplicationLagSeconds,
         alarmDataVolumePercent, alarmBackupMaxAgeHours, backupVerifyMaxAgeDays, rollout,
     };
@@ -355,6 +375,7 @@ export const KNOWN_KEYS = [
     "clusterReplicaValidityFactor", "minReplicasToWrite", "minReplicasMaxLagSec", "backupTransitionDays",
     "backupExpirationDays", "snapshotRetentionCount", "snapshotIntervalHours", "alarmEmail",
     "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays",
+    "keyAdministratorArns",
     "alarmMemoryWarningPercent", "alarmMemoryCriticalPercent", "alarmEngineCpuPercent", "alarmReplicationLagSeconds",
     "alarmDataVolumePercent", "alarmBackupMaxAgeHours", "backupVerifyMaxAgeDays", "rollout",
 ] as const;

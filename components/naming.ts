@@ -10,7 +10,11 @@ import { nodeName } from "./topology";
 
 /** Tag every resource carries, with the cluster name as value: DLM targets volumes by it. */
 export const CLUSTER_TAG = "redis-cluster:cluster";
-/** Tag on data volumes the snapshot policy picks up. */
+/**
+ * Tag on data volumes the snapshot policy picks up, with the cluster name as
+ * value: the policy's only target tag, so it never catches root volumes or
+ * another cluster's data volumes.
+ */
 export const SNAPSHOT_TAG = "redis-cluster:snapshot";
 /** Key prefix in the backup bucket that nodes may write to and read from (never delete). */
 export const BACKUP_PREFIX = "backups/";
@@ -57,10 +61,27 @@ export function awsName32(clusterName: string, suffix: string): string {
     return `${clusterName.slice(0, room).replace(/-+$/, "")}-${suffix}`;
 }
 
-/** Trust policy letting one AWS service assume a role. */
-export function assumeRolePolicy(service: string) {
+/**
+ * DLM schedule name. The API allows only `[0-9A-Za-z _-]+`, at most 120
+ * characters (botocore dlm/2018-01-12 ScheduleName): no comma, no colon.
+ */
+export function dlmScheduleName(intervalHours: number, retentionCount: number): string {
+    return `every ${intervalHours}h keep ${retentionCount}`;
+}
+
+/**
+ * Trust policy letting one AWS service assume a role. With `sourceAccount`,
+ * only on behalf of that account (the confused-deputy guard AWS recommends for
+ * service roles such as VPC Flow Logs').
+ */
+export function assumeRolePolicy(service: string, sourceAccount?: string) {
     return {
         Version: "2012-10-17",
-        Statement: [{ Effect: "Allow", Action: "sts:AssumeRole", Principal: { Service: service } }],
+        Statement: [{
+            Effect: "Allow",
+            Action: "sts:AssumeRole",
+            Principal: { Service: service },
+            ...(sourceAccount ? { Condition: { StringEquals: { "aws:SourceAccount": sourceAccount } } } : {}),
+        }],
     };
 }

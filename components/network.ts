@@ -22,6 +22,8 @@ export interface NetworkArgs {
     interfaceEndpoints: boolean;
     /** Retention of the VPC flow log group. */
     logRetentionDays: number;
+    /** Account the flow-log role may be assumed for (aws:SourceAccount). */
+    accountId?: string;
 }
 
 /**
@@ -139,7 +141,7 @@ export class Network extends pulumi.ComponentResource {
             tags: t(childName(args.clusterName, "flow-logs")),
         }, parent);
         const flowRole = new aws.iam.Role(childName(name, "flow-logs-role"), {
-            assumeRolePolicy: JSON.stringify(assumeRolePolicy("vpc-flow-logs.amazonaws.com")),
+            assumeRolePolicy: JSON.stringify(assumeRolePolicy("vpc-flow-logs.amazonaws.com", args.accountId)),
             tags: t(childName(args.clusterName, "flow-logs-role")),
         }, parent);
         new aws.iam.RolePolicy(childName(name, "flow-logs-policy"), {

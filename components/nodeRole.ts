@@ -4,6 +4,22 @@ import { ssmPrefix } from "./bootstrap/contract";
 import { assumeRolePolicy, BACKUP_PREFIX, childName, nodeLogGroupName, tags } from "./naming";
 import { COLLECTOR_KEY } from "./bootstrap/metricsHook";
 
+/**
+ * What the SSM agent needs for Session Manager, Run Command and State Manager:
+ * the actions of AmazonSSMManagedInstanceCore
+ * (https://docs.aws.amazon.com/aws-managed-policy/latest/reference/AmazonSSMManagedInstanceCore.html)
+ * except ssm:GetParameter and ssm:GetParameters.
+ */
+export const SSM_AGENT_ACTIONS = [
+    "ssm:DescribeAssociation", "ssm:GetDeployablePatchSnapshotForInstance", "ssm:GetDocument", "ssm:DescribeDocument",
+    "ssm:GetManifest", "ssm:ListAssociations", "ssm:ListInstanceAssociations", "ssm:PutInventory",
+    "ssm:PutComplianceItems", "ssm:PutConfigurePackageResult", "ssm:UpdateAssociationStatus",
+    "ssm:UpdateInstanceAssociationStatus", "ssm:UpdateInstanceInformation",
+    "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel", "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage", "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages", "ec2messages:SendReply",
+];
+
 export interface NodeRoleArgs {
     clusterName: string;
     region: string;
@@ -16,7 +32,9 @@ export interface NodeRoleArgs {
 /**
  * The nodes' IAM role and instance profile, least privilege:
  * - read the cluster's own SSM parameters (and decrypt them with the cluster key);
- * - Session Manager (AmazonSSMManagedInstanceCore), instead of SSH;
+ * - Session Manager and Run Command, instead of SSH: what AmazonSSMManagedInstanceCore
+ *   grants, without its ssm:GetParameter(s) on `*` (which would let a node read every
+ *   parameter of the account and region);
  * - write the node log group (the CloudWatch agent: embedded-metric-format documents, from
  *   which CloudWatch extracts the RedisCluster metrics; no cloudwatch:PutMetricData at all);
  * - read the metrics collector bundle the stack publishes (tools/metrics-collector.cjs);
@@ -26,6 +44,8 @@ export interface NodeRoleArgs {
 export class NodeRole extends pulumi.ComponentResource {
     readonly role: aws.iam.Role;
     readonly instanceProfile: aws.iam.InstanceProfile;
+    /** The inline policy: a node must not boot before it exists. */
+    readonly policy: aws.iam.RolePolicy;
 
     constructor(name: string, args: NodeRoleArgs, opts?: pulumi.ComponentResourceOptions) {
         super("rediscluster:index:NodeRole", name, {}, opts);
@@ -39,11 +59,7 @@ export class NodeRole extends pulumi.ComponentResource {
             description: `Redis nodes of ${args.clusterName}`,
             tags: tags(args.clusterName, childName(args.clusterName, "node-role")),
         }, parent);
-        new aws.iam.RolePolicyAttachment(childName(name, "node-ssm-core"), {
-            role: this.role.name,
-            policyArn: `arn:${p}:iam::aws:policy/AmazonSSMManagedInstanceCore`,
-        }, { parent: this.role });
-        new aws.iam.RolePolicy(childName(name, "node-policy"), {
+        this.policy = new aws.iam.RolePolicy(childName(name, "node-policy"), {
             role: this.role.id,
             policy: pulumi.jsonStringify({
                 Version: "2012-10-17",
@@ -53,6 +69,14 @@ export class NodeRole extends pulumi.ComponentResource {
                         Effect: "Allow",
                         Action: ["ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"],
                         Resource: [paramPath, `${paramPath}/*`],
+                    },
+                    {
+                        // The SSM agent's own calls (AmazonSSMManagedInstanceCore minus GetParameter/GetParameters).
+                        // These actions take no resource narrower than "*" that the agent could be given up front.
+                        Sid: "SessionManagerAgent",
+                        Effect: "Allow",
+                        Action: SSM_AGENT_ACTIONS,
+                        Resource: "*",
                     },
                     {
                         Sid: "UseClusterKey",

@@ -79,6 +79,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             region: env.region,
             interfaceEndpoints: cfg.interfaceEndpoints,
             logRetentionDays: cfg.logRetentionDays,
+            accountId: env.accountId,
         }, parent);
         const sgs = new SecurityGroups(childName(name, "sg"), {
             clusterName: cfg.clusterName,
@@ -98,7 +99,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             forceDestroy: cfg.backupBucketForceDestroy,
             protect: cfg.protectData,
         }, parent);
-        new SnapshotPolicy(childName(name, "snapshots"), {
+        const snapshots = new SnapshotPolicy(childName(name, "snapshots"), {
             clusterName: cfg.clusterName,
             intervalHours: cfg.snapshotIntervalHours,
             retentionCount: cfg.snapshotRetentionCount,
@@ -113,6 +114,14 @@ export class RedisCluster extends pulumi.ComponentResource {
             kmsKeyArn: key.arn,
             backupBucketArn: bucket.arn,
         }, parent);
+        key.restrictUse(childName(name, "kms-policy"), {
+            partition: env.partition,
+            region: env.region,
+            accountId: env.accountId,
+            nodeRoleArn: role.role.arn,
+            snapshotRoleArn: snapshots.roleArn,
+            administratorArns: cfg.keyAdministratorArns.length > 0 ? cfg.keyAdministratorArns : [env.deployerArn],
+        });
 
         // Cluster-wide settings (maxmemory share, policy, timeouts, min-replicas) live in one SSM
         // parameter the nodes read at every boot, not in their user data: changing one updates
@@ -148,7 +157,13 @@ export class RedisCluster extends pulumi.ComponentResource {
             backupBucketName: bucket.bucketName,
             renderUserData: args.renderUserData,
             namePrefix: name,
-        }, { parent: this, dependsOn: [...secrets.parameters, nodeSettingsParam, publisher] });
+            // A first boot needs its paths and files to exist: the endpoints, the S3 route and the egress
+            // rules (network, sgs), the node and key policies (role, key), the parameters, the metrics
+            // collector the hook fetches (publisher). A component stands for all of its children; a
+            // dependsOn on RedisNodes itself would not reach the instances. The node policy is listed
+            // itself: it is a child of the role resource, which the expansion stops at.
+            bootDependsOn: [...secrets.parameters, nodeSettingsParam, publisher, network, sgs, role, role.policy, key],
+        }, parent);
 
         const lb = new LoadBalancer(childName(name, "lb"), {
             clusterName: cfg.clusterName,

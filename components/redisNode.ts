@@ -29,6 +29,11 @@ export interface RedisNodeArgs {
     region: string;
     backupBucketName: pulumi.Input<string>;
     renderUserData: (input: UserDataInput) => string;
+    /**
+     * What the first boot needs to exist (endpoints, routes, egress rules, IAM and key policies,
+     * SSM parameters): the instance waits for them. A component stands for all of its children.
+     */
+    bootDependsOn?: pulumi.Input<pulumi.Resource>[];
 }
 
 /**
@@ -72,7 +77,7 @@ export class RedisNode extends pulumi.ComponentResource {
             kmsKeyId: args.kmsKeyArn,
             // Removing a node (scale-in, destroy) leaves a last snapshot behind.
             finalSnapshot: true,
-            tags: nodeTags(`${plan.name}-data`, { [SNAPSHOT_TAG]: "true" }),
+            tags: nodeTags(`${plan.name}-data`, { [SNAPSHOT_TAG]: cfg.clusterName }),
         }, { parent: this, protect, retainOnDelete: protect });
 
         // The same input `npm run render` shows: only per-node stable values (never the shape, never a secret).
@@ -84,7 +89,8 @@ export class RedisNode extends pulumi.ComponentResource {
             ami: args.amiId,
             instanceType: cfg.instanceType,
             iamInstanceProfile: args.instanceProfileName,
-            primaryNetworkInterface: { networkInterfaceId: this.networkInterface.id, deleteOnTermination: false },
+            // deleteOnTermination is read-only upstream, and EC2 never deletes an interface it did not create.
+            primaryNetworkInterface: { networkInterfaceId: this.networkInterface.id },
             metadataOptions: { httpEndpoint: "enabled", httpTokens: "required", httpPutResponseHopLimit: 1 },
             monitoring: true,
             ebsOptimized: true,
@@ -102,6 +108,7 @@ export class RedisNode extends pulumi.ComponentResource {
             tags: nodeTags(plan.name, { [CLUSTER_TAG]: cfg.clusterName }),
         }, {
             parent: this,
+            dependsOn: args.bootDependsOn,
             // The network interface can be attached to one instance at a time.
             deleteBeforeReplace: true,
             // Existing instances keep their deployed type, AMI and user data unless this node is the one

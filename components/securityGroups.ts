@@ -68,7 +68,7 @@ export class SecurityGroups extends pulumi.ComponentResource {
         egress("redis-to-nodes", nodes, { ...tcp(args.port), referencedSecurityGroupId: nodes, description: "Replication between nodes" });
         // Load balancer (traffic and health checks) to nodes.
         ingress("redis-from-lb", nodes, { ...tcp(args.port), referencedSecurityGroupId: lb, description: "Clients and health checks through the load balancer" });
-        egress("lb-to-nodes", lb, { ...tcp(args.port), referencedSecurityGroupId: nodes, description: "To the nodes' client port" });
+        egress("lb-to-nodes", lb, { ...tcp(args.port), referencedSecurityGroupId: nodes, description: "To the client port of the nodes" });
         // Clients, both to the load balancer (discovery) and to the nodes (after MOVED/ASK).
         // Rules are named after their source, not their position, so removing one client leaves the others alone.
         for (const cidr of args.clientCidrs) {

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { assumeRolePolicy, childName, CLUSTER_TAG, SNAPSHOT_TAG, tags } from "./naming";
+import { assumeRolePolicy, childName, CLUSTER_TAG, dlmScheduleName, SNAPSHOT_TAG, tags } from "./naming";
 
 export interface SnapshotPolicyArgs {
     clusterName: string;
@@ -17,11 +17,16 @@ export interface SnapshotPolicyArgs {
 /**
  * EBS snapshots of the data volumes with Data Lifecycle Manager, targeting the
  * volumes tagged for this cluster, so nodes added later are covered without a
- * change here. Crash-consistent (AOF with appendfsync everysec on the volume);
+ * change here. DLM ORs its target tags ("resources that have any of these
+ * tags", CreateLifecyclePolicy's TargetTags), so there is exactly one:
+ * `redis-cluster:snapshot=<clusterName>`, carried by the data volumes only (not
+ * the root volumes, not another cluster's volumes in the same account). Crash-consistent (AOF with appendfsync everysec on the volume);
  * the S3 backups are the application-consistent copy.
  */
 export class SnapshotPolicy extends pulumi.ComponentResource {
     readonly policy: aws.dlm.LifecyclePolicy;
+    /** DLM's role, named in the key policy. */
+    readonly roleArn: pulumi.Output<string>;
 
     constructor(name: string, args: SnapshotPolicyArgs, opts?: pulumi.ComponentResourceOptions) {
         super("rediscluster:index:SnapshotPolicy", name, {}, opts);
@@ -53,9 +58,9 @@ export class SnapshotPolicy extends pulumi.ComponentResource {
             state: "ENABLED",
             policyDetails: {
                 resourceTypes: ["VOLUME"],
-                targetTags: { [CLUSTER_TAG]: args.clusterName, [SNAPSHOT_TAG]: "true" },
+                targetTags: { [SNAPSHOT_TAG]: args.clusterName },
                 schedules: [{
-                    name: `every ${args.intervalHours}h, keep ${args.retentionCount}`,
+                    name: dlmScheduleName(args.intervalHours, args.retentionCount),
                     createRule: { interval: args.intervalHours, intervalUnit: "HOURS", times: "03:00" },
                     retainRule: { count: args.retentionCount },
                     copyTags: true,
@@ -64,6 +69,7 @@ export class SnapshotPolicy extends pulumi.ComponentResource {
             },
             tags: tags(args.clusterName, childName(args.clusterName, "snapshots")),
         }, parent);
-        this.registerOutputs({ policyArn: this.policy.arn });
+        this.roleArn = role.arn;
+        this.registerOutputs({ policyArn: this.policy.arn, roleArn: this.roleArn });
     }
 }

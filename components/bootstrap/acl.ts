@@ -8,7 +8,11 @@
  *
  * Users:
  *  - default: off. Every connection must AUTH as a named user.
- *  - admin: everything (the cluster tool: CLUSTER, MIGRATE, CONFIG, ...).
+ *  - admin: everything the cluster tool needs (CLUSTER, MIGRATE, CONFIG, ...), but
+ *    never MODULE or DEBUG, on every engine: on 7.0+ redis.conf also disables them
+ *    (enable-module-command/enable-debug-command no), but 6.2 lacks those
+ *    directives, and loading a module or DEBUG RELOAD/SEGFAULT/SET-ACTIVE-EXPIRE
+ *    is nothing an operations tool does.
  *  - app: every key and channel, every command except @dangerous and @admin,
  *    and explicitly never FLUSHALL, FLUSHDB, CONFIG or a CLUSTER subcommand
  *    that changes the cluster. What cluster clients need to discover the
@@ -43,7 +47,7 @@ export function aclTemplate(): string {
     ].join(" ");
     return [
         `user default off resetchannels -@all`,
-        `user ${ACL_USERS.admin} on #${TOKENS.adminPasswordSha256} ~* &* +@all`,
+        `user ${ACL_USERS.admin} on #${TOKENS.adminPasswordSha256} ~* &* +@all -module -debug`,
         // CLUSTER SHARDS exists from 7.0 on; 7.0 refuses a rule naming an unknown subcommand.
         gated("7.0", `${app} +cluster|shards`),
         gatedBelow("7.0", app),

@@ -115,8 +115,10 @@ ssm() {
   local i out err
   err=$(mktemp)
   for i in 1 2 3 4 5 6; do
-    if out=$(aws ssm get-parameter --region "$AWS_REGION" --name "$1" --with-decryption \
-      --query Parameter.Value --output text 2>"$err"); then
+    # Short CLI timeouts (defaults: 60 s connect, 60 s read, 3 attempts): six tries with these
+    # end in about 4.5 min, well inside the unit's TimeoutStartSec, so the die message below is logged.
+    if out=$(aws ssm get-parameter --cli-connect-timeout 5 --cli-read-timeout 10 --region "$AWS_REGION" \
+      --name "$1" --with-decryption --query Parameter.Value --output text 2>"$err"); then
       rm -f "$err"
       printf '%s' "$out"
       return 0
@@ -139,7 +141,7 @@ install_self() {
   systemctl daemon-reload
   systemctl enable redis-bootstrap.service
   systemctl start redis-bootstrap.service ||
-    die "redis-bootstrap.service failed: journalctl -u redis-bootstrap.service"
+    die "redis-bootstrap.service failed; systemd retries it every 30 s and starts $SERVICE once it succeeds: journalctl -u redis-bootstrap.service"
   systemctl start "$SERVICE" || die "$SERVICE failed to start: journalctl -u $SERVICE"
   log "node ready: $SERVICE is active"
 }
@@ -154,7 +156,7 @@ find_device() {
 }
 
 mount_data_volume() {
-  local dev="" waited=0 timeout=${REDIS_BOOTSTRAP_DEVICE_TIMEOUT:-600} rc=0 fstype uuid src line
+  local dev="" waited=0 timeout=${REDIS_BOOTSTRAP_DEVICE_TIMEOUT:-600} rc=0 fstype uuid src line out
   while dev=$(find_device); [[ -z $dev ]]; do
     (( waited >= timeout )) && die "data volume $DATA_VOLUME_ID is not attached after ${timeout}s (looked for $DEV_BY_ID/nvme-Amazon_Elastic_Block_Store_${DATA_VOLUME_ID//-/}): check the volume attachment"
     (( waited % 30 == 0 )) && log "waiting for data volume $DATA_VOLUME_ID to attach"
@@ -195,8 +197,10 @@ mount_data_volume() {
     mount -t ext4 -o defaults,noatime "UUID=$uuid" "$MOUNT_DIR"
     log "mounted $dev on $MOUNT_DIR"
   fi
-  # Grows the filesystem after the volume was enlarged (dataVolumeSizeGiB); no-op otherwise.
-  resize2fs "$dev" >/dev/null 2>&1 || log "resize2fs $dev failed; the filesystem keeps its size"
+  # Grows the filesystem after the volume was enlarged (dataVolumeSizeGiB); no-op otherwise. ext4 grows
+  # online, so running this script with --run on a live node (docs/infrastructure.md) applies a resize
+  # without a reboot.
+  out=$(resize2fs "$dev" 2>&1 >/dev/null) || log "resize2fs $dev failed ($(tail -n1 <<<"$out")); the filesystem keeps its size"
 }
 
 # --- every boot ----------------------------------------------------------------------
@@ -207,10 +211,25 @@ run() {
   exec 9>"$LOCK_FILE"
   flock 9
 
+  # Tools the script needs; a minimal or custom AMI may lack them (the standard AL2023 AMI has all).
+  local pkgs=()
+  command -v "$SERVER_BIN" >/dev/null || pkgs+=("$ENGINE_PACKAGE")
+  command -v mkfs.ext4 >/dev/null || pkgs+=(e2fsprogs)
+  command -v aws >/dev/null || pkgs+=(awscli-2)
+  command -v cmp >/dev/null || pkgs+=(diffutils)
+  command -v gunzip >/dev/null || pkgs+=(gzip)
+  if (( ${#pkgs[@]} )); then
+    skip REDIS_BOOTSTRAP_SKIP_PACKAGES && die "missing ${pkgs[*]} and REDIS_BOOTSTRAP_SKIP_PACKAGES=1"
+    log "installing ${pkgs[*]}"
+    dnf install -y -q --setopt=timeout=20 --setopt=retries=3 "${pkgs[@]}" ||
+      die "dnf install ${pkgs[*]} failed: check the S3 gateway endpoint and its route (the Amazon Linux repositories are in S3) and that the AMI's release ships these packages"
+  fi
+
   IMDS_TOKEN=$(imds_token) || die "no IMDSv2 token from $IMDS"
   AWS_REGION=$(imds meta-data/placement/region) || AWS_REGION=$REGION
   INSTANCE_ID=$(imds meta-data/instance-id) || INSTANCE_ID=unknown
-  export AWS_REGION
+  # One retry inside the CLI; ssm() retries around it with backoff.
+  export AWS_REGION AWS_MAX_ATTEMPTS=2 AWS_RETRY_MODE=standard
   log "bootstrap of $NODE_NAME ($CLUSTER_NAME) on $INSTANCE_ID in $AWS_REGION"
 
   # The user data may have changed by a stop/start (cloud-init does not rerun it then):
@@ -229,23 +248,22 @@ run() {
   rm -f "$ud" "$ud.raw"
 
   # Engine
-  local pkgs=()
-  command -v "$SERVER_BIN" >/dev/null || pkgs+=("$ENGINE_PACKAGE")
-  command -v mkfs.ext4 >/dev/null || pkgs+=(e2fsprogs)
-  if (( ${#pkgs[@]} )); then
-    skip REDIS_BOOTSTRAP_SKIP_PACKAGES && die "missing ${pkgs[*]} and REDIS_BOOTSTRAP_SKIP_PACKAGES=1"
-    log "installing ${pkgs[*]}"
-    dnf install -y -q "${pkgs[@]}"
-  fi
-  local version user group
+  local version user group unit_type supervised
   version=$("$SERVER_BIN" --version | sed -n 's/.*v=\([0-9]*\.[0-9]*\).*/\1/p')
   [[ $version =~ ^[0-9]+\.[0-9]+$ ]] || die "cannot read the version of $SERVER_BIN"
   ver_ge "$version" 6.2 || die "$SERVER_BIN is version $version; the bootstrap needs 6.2 or newer (ACL channels, CLIENT INFO)"
-  log "engine $SERVER_BIN $version"
+  # READY=1 comes only from a build with libsystemd; otherwise a notify unit would be killed at its start timeout.
+  # Not `ldd | grep -q`: grep quitting early makes ldd die of SIGPIPE, which pipefail reports as a failure.
+  if [[ $(ldd "$(command -v "$SERVER_BIN")" 2>/dev/null) == *libsystemd* ]]; then
+    unit_type=notify supervised=systemd
+  else
+    unit_type=simple supervised=no
+  fi
+  log "engine $SERVER_BIN $version (Type=$unit_type)"
   user=${REDIS_BOOTSTRAP_USER:-$SERVICE_USER}
   if ! id -u "$user" >/dev/null 2>&1; then
     log "creating system user $user"
-    useradd --system --no-create-home --home-dir "$MOUNT_DIR" --shell /sbin/nologin "$user"
+    useradd --system --user-group --no-create-home --home-dir "$MOUNT_DIR" --shell /sbin/nologin "$user"
   fi
   group=$(id -gn "$user")
 
@@ -298,7 +316,11 @@ run() {
   # systemd: this unit, and the engine's own unit extended by a drop-in. daemon-reload
   # also turns a new fstab line into the mount unit the engine's RequiresMountsFor= names.
   tpl_bootstrap_unit | write_file "$SYSTEMD_DIR/redis-bootstrap.service" 0644 root:root
-  tpl_engine_dropin | write_file "$SYSTEMD_DIR/$SERVICE.d/redis-cluster.conf" 0644 root:root
+  local dropin
+  dropin=$(tpl_engine_dropin)
+  dropin=${dropin//@@SERVICE_TYPE@@/$unit_type}
+  dropin=${dropin//@@SUPERVISED@@/$supervised}
+  printf '%s\n' "$dropin" | write_file "$SYSTEMD_DIR/$SERVICE.d/redis-cluster.conf" 0644 root:root
   if ! skip REDIS_BOOTSTRAP_SKIP_SYSTEMD; then
     systemctl daemon-reload
     systemctl enable -q redis-bootstrap.service "$SERVICE"

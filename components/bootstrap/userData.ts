@@ -17,7 +17,7 @@
  * No `@pulumi/*` import.
  */
 import { readFileSync } from "node:fs";
-import { gzipSync } from "node:zlib";
+import { gzipSync } from "fflate";
 import { join } from "node:path";
 import type { UserDataInput } from "./contract";
 import { ssmParameterNames, ssmPrefix } from "./contract";
@@ -84,7 +84,17 @@ export function resolvePaths(paths?: Partial<BootstrapPaths>): BootstrapPaths {
     return p;
 }
 
-/** systemd unit that runs the installed bootstrap on every boot, before the engine. */
+/**
+ * systemd unit that runs the installed bootstrap on every boot, before the engine.
+ *
+ * A failed run (SSM or the S3 repositories not reachable yet, a late volume) is
+ * retried every 30 s for as long as it fails: the engine `Requires=` this unit,
+ * so its start job fails with it, and without a retry Redis would stay down until
+ * someone restarts it by hand. ExecStartPost then starts the engine once a run
+ * succeeds (`--no-block`: the engine is ordered after this unit, so a blocking
+ * start from inside it would wait for itself). Restart=on-failure is allowed for
+ * oneshot units since systemd 244; Amazon Linux 2023 has 252.
+ */
 export function bootstrapUnit(paths: BootstrapPaths, service: string): string {
     return [
         "[Unit]",
@@ -92,14 +102,19 @@ export function bootstrapUnit(paths: BootstrapPaths, service: string): string {
         "Wants=network-online.target",
         "After=network-online.target",
         `Before=${service}`,
+        "StartLimitIntervalSec=0",
         "",
         "[Service]",
         "Type=oneshot",
         "RemainAfterExit=yes",
         `ExecStart=${paths.script} --run`,
+        `ExecStartPost=/usr/bin/systemctl start --no-block ${service}`,
+        "Restart=on-failure",
+        "RestartSec=30",
         // The AWS CLI wants a home directory for its (unused) config.
         "Environment=HOME=/root",
-        // Waiting for a late volume attachment (600 s) plus SSM retries.
+        // One run: waiting for a late volume attachment (600 s) plus SSM retries with short
+        // CLI timeouts (bootstrap.sh), so the script's own error message is always logged first.
         "TimeoutStartSec=20min",
         "",
         "[Install]",
@@ -107,7 +122,14 @@ export function bootstrapUnit(paths: BootstrapPaths, service: string): string {
     ].join("\n") + "\n";
 }
 
-/** Drop-in for the engine package's own unit. */
+/**
+ * Drop-in for the engine package's own unit. `Type=` and `--supervised` are
+ * tokens the boot script fills from the installed binary: `notify`/`systemd`
+ * when it links libsystemd (Redis 6.2 sends READY=1 only when built with it:
+ * "compiled without libsystemd support", 6.2 src/server.c), `simple`/`no`
+ * otherwise, so a build without it is never killed and restarted in a loop
+ * waiting for a READY that cannot come.
+ */
 export function engineDropIn(paths: BootstrapPaths, input: UserDataInput): string {
     const f = ENGINE_FACTS[input.config.engine];
     return [
@@ -119,12 +141,11 @@ export function engineDropIn(paths: BootstrapPaths, input: UserDataInput): strin
         "StartLimitIntervalSec=0",
         "",
         "[Service]",
-        // As the package's unit (Fedora lineage: built with systemd support): ready once the dataset is loaded.
-        "Type=notify",
+        `Type=${ENGINE_UNIT_TOKENS.type}`,
         `User=${SERVICE_USER}`,
         `Group=${SERVICE_USER}`,
         "ExecStart=",
-        `ExecStart=/usr/bin/${f.serverBin} ${nodeFiles(paths).redisConf} --supervised systemd --daemonize no`,
+        `ExecStart=/usr/bin/${f.serverBin} ${nodeFiles(paths).redisConf} --supervised ${ENGINE_UNIT_TOKENS.supervised} --daemonize no`,
         // In case the package's unit sandboxes the file system.
         `ReadWritePaths=${paths.mountDir}`,
         // No shutdown helper from the package (it would not know the ACL users): SIGTERM makes Redis fsync and exit.
@@ -137,6 +158,9 @@ export function engineDropIn(paths: BootstrapPaths, input: UserDataInput): strin
         "TimeoutStopSec=5min",
     ].join("\n") + "\n";
 }
+
+/** Tokens of the engine drop-in the boot script fills after looking at the binary. */
+export const ENGINE_UNIT_TOKENS = { type: "@@SERVICE_TYPE@@", supervised: "@@SUPERVISED@@" } as const;
 
 /** What Redis asks for at start: fork() for BGSAVE/AOF rewrite must not fail; room above tcp-backlog 511. */
 export const SYSCTL = [
@@ -247,12 +271,18 @@ export function renderUserData(input: UserDataInput): string {
 /**
  * The user data gzip-compressed and base64-encoded, for `aws.ec2.Instance`'s
  * `userDataBase64`: cloud-init decompresses it, and it leaves room under the
- * 16 KB limit for hooks. `mtime` 0 keeps the bytes stable, so an unchanged
- * script never shows as a user-data change in `pulumi preview`.
+ * 16 KB limit for hooks.
+ *
+ * The bytes must be a pure function of the script: any other difference shows
+ * as `~ userDataBase64` on every instance, which the provider applies as a
+ * stop/start of every node at once. Node's zlib is not that: the header's OS
+ * byte depends on the platform (3 on Linux, 19 on macOS, nodejs/node#48690) and
+ * its bundled zlib's output may change with the Node version. fflate is pure
+ * JavaScript, pinned to an exact version in package.json, and writes a fixed
+ * header (mtime 0, OS 3); test/unit/bootstrap.test.ts pins its output bytes.
  */
 export function gzipUserData(script: string): string {
-    const b64 = gzipSync(Buffer.from(script, "utf8"), { level: 9 }).toString("base64");
-    const bytes = Buffer.from(b64, "base64").length;
-    if (bytes > USER_DATA_LIMIT_BYTES) throw new Error(`user data is ${bytes} bytes gzip-compressed, above EC2's ${USER_DATA_LIMIT_BYTES}: shorten the hooks`);
-    return b64;
+    const gz = gzipSync(Buffer.from(script, "utf8"), { level: 9, mtime: 0 });
+    if (gz.length > USER_DATA_LIMIT_BYTES) throw new Error(`user data is ${gz.length} bytes gzip-compressed, above EC2's ${USER_DATA_LIMIT_BYTES}: shorten the hooks`);
+    return Buffer.from(gz).toString("base64");
 }

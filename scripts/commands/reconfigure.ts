@@ -31,6 +31,7 @@ import { fmtDuration } from "../output";
 import { parseInfo } from "../redis/clusterView";
 import { NodePool } from "../redis/pool";
 import { keyOf } from "../plan/topology";
+import { engineOf } from "../redis/engine";
 import {
     describeChanges, desiredConfig, diffNode, label, LiveNode, NodeStep, planReconfigure, ReconfigurePlan, RUNTIME_DIRECTIVES,
 } from "../plan/reconfigure";
@@ -129,7 +130,7 @@ export async function readLive(pool: NodePool, node: TopologyNode): Promise<Live
         return parseInfo(String(reply));
     });
     const [server, memory, replication] = infos;
-    const valkey = server.server_name === "valkey" || server.valkey_version !== undefined;
+    const engine = engineOf(server);
     const tlsPort = Number(config["tls-port"] ?? 0);
     return {
         key, name: node.name, shard: node.shard,
@@ -138,8 +139,8 @@ export async function readLive(pool: NodePool, node: TopologyNode): Promise<Live
         totalSystemMemory: Number(memory.total_system_memory),
         usedMemory: Number(memory.used_memory ?? 0),
         connectedReplicas: replication.connected_slaves !== undefined ? Number(replication.connected_slaves) : undefined,
-        engine: valkey ? "valkey" : "redis",
-        version: (valkey ? server.valkey_version : undefined) ?? server.redis_version ?? "?",
+        engine: engine.name,
+        version: engine.version,
         tls: tlsPort > 0,
         port: tlsPort > 0 ? tlsPort : Number(config.port),
     };

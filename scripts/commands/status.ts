@@ -57,7 +57,7 @@ export function renderStatus(r: StatusReport): string {
         out.push(...table(rows), "");
     }
     const c = r.cluster;
-    out.push(`cluster ${r.clusterName}: ${c.reachable}/${c.nodes} nodes reachable, cluster_state ok on ${c.stateOk}, ` +
+    out.push(`cluster ${r.clusterName}${c.engines.length ? ` (${c.engines.join(", ")})` : ""}: ${c.reachable}/${c.nodes} nodes reachable, cluster_state ok on ${c.stateOk}, ` +
         `${c.slotsAssigned}/16384 slots assigned, slot maps ${c.slotMapsAgree ? "agree" : "DISAGREE"}, ` +
         `${c.openSlots.length} open slot(s), ${c.failing.length} node(s) flagged failing`);
     if (r.problems.length) out.push("problems:", ...r.problems.map((p) => ` - ${p}`));

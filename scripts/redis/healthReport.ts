@@ -9,6 +9,7 @@ import { keyOf } from "../plan/topology";
 import { ClusterNodeInfo, countSlots, formatRanges, parseClusterNodes, slotOwners, SLOT_COUNT, toRanges } from "./clusterNodes";
 import { parseInfo } from "./clusterView";
 import { NodeKey, nodeKey, NodePool } from "./pool";
+import { EngineInfo, engineLabel, engineOf } from "./engine";
 
 /** Everything read from one node. */
 export interface NodeSample {
@@ -31,8 +32,10 @@ export interface NodeSample {
     masterReplication?: Record<string, string>;
     /** ms since the epoch when the node answered. */
     at?: number;
-    /** INFO server redis_version */
+    /** INFO server redis_version (Valkey: its Redis compatibility level, 7.2.4 on Valkey 8). */
     version?: string;
+    /** INFO server: the engine and its own release (server_name, valkey_version). */
+    engine?: EngineInfo;
     dbsize?: number;
 }
 
@@ -52,6 +55,8 @@ export interface NodeStatus {
     id?: string;
     reachable: boolean;
     error?: string;
+    /** "valkey 8.0.2", "redis 6.2.14". */
+    engine?: string;
     role: "master" | "replica" | "unknown";
     /** Key of the master, for a replica. */
     masterKey?: string;
@@ -92,6 +97,8 @@ export interface StatusReport {
     warnings: string[];
     shards: ShardStatus[];
     cluster: {
+        /** Distinct engines and releases the reachable nodes run ("valkey 8.0.2"). */
+        engines: string[];
         nodes: number;
         reachable: number;
         stateOk: number;
@@ -137,7 +144,7 @@ export async function collectStatus(pool: NodePool, topology: Topology, opts: Co
             return {
                 key, reachable: true, nodes, myself: nodes.find((n) => n.myself), clusterInfo: parseInfo(vals[1]),
                 replication: info, memory: info, info, hasErrorstats: /^# Errorstats/m.test(vals[3]),
-                version: info.redis_version, dbsize: Number(vals[4]), at: Date.now(),
+                version: info.redis_version, engine: engineOf(info), dbsize: Number(vals[4]), at: Date.now(),
             };
         } catch (e) {
             if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
@@ -235,6 +242,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
         const st: NodeStatus = {
             key, name: t?.name, shard: t?.shard, zone: t?.az, id,
             reachable: !!s?.reachable, error: s?.error,
+            engine: s?.engine ? engineLabel(s.engine) : undefined,
             role,
             masterKey: role === "replica" && line?.masterId ? keyById.get(line.masterId) ?? line.masterId.slice(0, 8) : undefined,
             slots: line ? countSlots(line.slots) : 0,
@@ -390,6 +398,11 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     for (const st of statuses.values()) {
         if (st.failureReports && !st.flaggedBy.length) warnings.push(`${label(st.key)} has ${st.failureReports} failure report(s) from masters`);
     }
+    const engines = [...new Set([...statuses.values()].map((s) => s.engine).filter((e): e is string => e !== undefined))].sort();
+    if (engines.length > 1) {
+        const by = (e: string) => [...statuses.values()].filter((s) => s.engine === e).map((s) => label(s.key));
+        warnings.push(`nodes run different engines or releases (fine during a rolling upgrade, not for long): ${engines.map((e) => `${e} on ${by(e).join(", ")}`).join("; ")}`);
+    }
 
     return {
         healthy: problems.length === 0,
@@ -398,6 +411,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
         warnings,
         shards,
         cluster: {
+            engines,
             nodes: topology.nodes.length,
             reachable: topology.nodes.length - unreachable.length,
             stateOk: reachable.length - notOk.length,

@@ -116,7 +116,8 @@ export class FakeImds {
 /**
  * Writes `aws` into binDir: `aws ssm get-parameter --region R --name N --with-decryption
  * --query Parameter.Value --output text` prints the value stored for N, like the real CLI
- * (value and a newline). Refuses other regions and calls without --with-decryption, and
+ * (value and a newline). Refuses other regions, calls without --with-decryption, and calls
+ * without short CLI timeouts (--cli-connect-timeout/--cli-read-timeout, AWS_MAX_ATTEMPTS), and
  * logs each call (names only) to binDir/aws-calls.log. With FAKE_AWS_FAIL_FIRST=N in its
  * environment, the first N calls fail (counted in binDir/aws-failures).
  */
@@ -128,9 +129,11 @@ export function writeFakeAws(binDir: string, values: Record<string, string>, reg
 set -euo pipefail
 [[ "$1 $2" == "ssm get-parameter" ]] || { echo "fake aws: unsupported: $*" >&2; exit 252; }
 shift 2
-region="" name="" decrypt=0 query="" output=""
+region="" name="" decrypt=0 query="" output="" connect="" read=""
 while (( $# )); do
   case $1 in
+    --cli-connect-timeout) connect=$2; shift 2 ;;
+    --cli-read-timeout) read=$2; shift 2 ;;
     --region) region=$2; shift 2 ;;
     --name) name=$2; shift 2 ;;
     --with-decryption) decrypt=1; shift ;;
@@ -151,6 +154,9 @@ if [[ -n \${FAKE_AWS_FAIL_FIRST:-} ]]; then
   fi
 fi
 [[ $region == ${JSON.stringify(region)} ]] || { echo "fake aws: wrong region '$region'" >&2; exit 253; }
+# The boot script must bound every call well under its unit's start timeout (CLI defaults: 60 s each).
+[[ $connect =~ ^[0-9]+$ && $read =~ ^[0-9]+$ ]] && (( connect <= 10 && read <= 20 )) || { echo "fake aws: expected --cli-connect-timeout <= 10 and --cli-read-timeout <= 20 (got '$connect' '$read')" >&2; exit 252; }
+[[ \${AWS_MAX_ATTEMPTS:-} =~ ^[12]$ ]] || { echo "fake aws: expected AWS_MAX_ATTEMPTS of 1 or 2 (got '\${AWS_MAX_ATTEMPTS:-}')" >&2; exit 252; }
 [[ $decrypt == 1 && $query == Parameter.Value && $output == text ]] || { echo "fake aws: expected --with-decryption --query Parameter.Value --output text" >&2; exit 252; }
 f=${JSON.stringify(store)}/\${name//\\//%2F}
 [[ -f $f ]] || { echo "An error occurred (ParameterNotFound) when calling the GetParameter operation: Parameter $name not found." >&2; exit 254; }

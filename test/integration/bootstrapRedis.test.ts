@@ -130,6 +130,18 @@ for (const stack of testStacks()) {
             });
         });
 
+        test("admin may not load modules or run DEBUG, whatever redis.conf allows", async () => {
+            await withClient(client(pair[0], cfg.tls, "admin"), async (c) => {
+                // ACL DRYRUN (7.0+) asks the ACL alone, apart from enable-module-command/enable-debug-command.
+                for (const cmd of [["MODULE", "LIST"], ["DEBUG", "SLEEP", "0"]]) {
+                    const verdict = String(await c.call("ACL", "DRYRUN", ACL_USERS.admin, ...cmd));
+                    assert.match(verdict, /no permissions to run/, `${cmd.join(" ")}: ${verdict}`);
+                }
+                assert.equal(String(await c.call("ACL", "DRYRUN", ACL_USERS.admin, "CONFIG", "SET", "maxmemory-policy", "noeviction")), "OK");
+                await assert.rejects(c.call("MODULE", "LIST"), /NOPERM|not allowed/);
+            });
+        });
+
         test("the default user is refused", async () => {
             await withClient(client(pair[0], cfg.tls), async (c) => {
                 await assert.rejects(c.get("k"), /NOAUTH/);

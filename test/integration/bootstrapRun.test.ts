@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, unlinkSync, writeFileSync, chmodSync } from "node:fs";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { renderAclFile } from "../../components/bootstrap/acl";
@@ -172,6 +172,15 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         assert.match(readFileSync(join(paths.systemdDir, "redis-bootstrap.service"), "utf8"), new RegExp(`ExecStart=${paths.script} --run`));
         const dropIn = readFileSync(join(paths.systemdDir, `${facts.service}.d`, "redis-cluster.conf"), "utf8");
         assert.match(dropIn, /Restart=always/);
+        // Type=notify only for a binary that can send READY=1 (linked with libsystemd, as Debian's redis-server is).
+        const linked = /libsystemd/.test(sh("ldd", [redisServerBinary()]));
+        assert.match(dropIn, linked ? /^Type=notify$/m : /^Type=simple$/m);
+        assert.match(dropIn, new RegExp(`--supervised ${linked ? "systemd" : "no"} --daemonize no$`, "m"));
+        assert.doesNotMatch(dropIn, /@@/);
+        const unit = readFileSync(join(paths.systemdDir, "redis-bootstrap.service"), "utf8");
+        assert.match(unit, /^Restart=on-failure$/m);
+        assert.match(unit, /^RestartSec=30$/m);
+        assert.match(unit, new RegExp(`^ExecStartPost=/usr/bin/systemctl start --no-block ${facts.service}$`, "m"));
         assert.match(dropIn, /LimitNOFILE=65536/);
         assert.match(dropIn, new RegExp(`RequiresMountsFor=${paths.mountDir}`));
         assert.match(readFileSync(join(paths.sysctlDir, "90-redis-cluster.conf"), "utf8"), /vm.overcommit_memory = 1/);
@@ -196,6 +205,41 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         assert.equal(volume.blkid("UUID"), uuid);
         assert.equal(readFileSync(join(files.dataDir, "marker"), "utf8"), "keep me");
         assert.equal(hookRuns(), 2);
+    });
+
+    test("a minimal AMI without aws, cmp and gunzip gets them from dnf before they are needed; a failed dnf says what to check", async () => {
+        // PATH as on a minimal image: this machine's commands, minus the three (and Debian's real aws).
+        const sys = join(root, "minimal-bin");
+        const installed = join(root, "installed-bin");
+        const dnfLog = join(root, "dnf.log");
+        mkdirSync(sys);
+        mkdirSync(installed);
+        const hidden = new Set(["aws", "cmp", "gunzip", "dnf"]);
+        for (const d of ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
+            if (!existsSync(d)) continue;
+            for (const f of readdirSync(d)) if (!hidden.has(f) && !existsSync(join(sys, f))) symlinkSync(join(d, f), join(sys, f));
+        }
+        symlinkSync(redisServerBinary(), join(sys, facts.serverBin));
+        // dnf "installs" by putting the real commands (and the fake SSM aws) on PATH.
+        const dnf = (ok: boolean) => writeFileSync(join(sys, "dnf"), `#!/bin/bash\necho "$*" >> ${dnfLog}\n${ok ? "" : "exit 1\n"}` +
+            `ln -sf ${join(binDir, "aws")} ${installed}/aws\nln -sf ${sh("sh", ["-c", "command -v cmp"]).trim()} ${installed}/cmp\nln -sf ${sh("sh", ["-c", "command -v gunzip"]).trim()} ${installed}/gunzip\n`, { mode: 0o755 });
+        const minimalEnv = { ...env(), PATH: `${sys}:${installed}`, REDIS_BOOTSTRAP_SKIP_PACKAGES: "" };
+        try {
+            dnf(false);
+            const failed = await runScript([paths.script, "--run"], minimalEnv);
+            assert.equal(failed.code, 1, failed.output);
+            assert.match(failed.output, /ERROR: dnf install awscli-2 diffutils gzip failed: check the S3 gateway endpoint and its route/);
+            dnf(true);
+            const r = await runScript([paths.script, "--run"], minimalEnv);
+            assert.equal(r.code, 0, r.output);
+            assert.match(r.output, /installing awscli-2 diffutils gzip/);
+            // Once for the failed run, once for this one: nothing was missing any more after it.
+            assert.equal(readFileSync(dnfLog, "utf8"), "install -y -q --setopt=timeout=20 --setopt=retries=3 awscli-2 diffutils gzip\n".repeat(2));
+            assert.match(r.output, /bootstrap done/);
+        } finally {
+            rmSync(sys, { recursive: true, force: true });
+            rmSync(installed, { recursive: true, force: true });
+        }
     });
 
     test("a settings change in SSM reaches redis.conf at the next boot; the user data stays as it is", async () => {
@@ -278,6 +322,10 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
             assert.doesNotMatch(conf, /cluster-port|enable-debug-command/);
             assert.equal(readFileSync(files.aclFile, "utf8"), renderAclFile({ ...PASSWORDS, engineVersion: "6.2.14" }));
             assert.doesNotMatch(readFileSync(files.aclFile, "utf8"), /cluster\|shards/);
+            // A binary without libsystemd never sends READY=1: a plain service, not one systemd waits on.
+            const dropIn = readFileSync(join(paths.systemdDir, `${facts.service}.d`, "redis-cluster.conf"), "utf8");
+            assert.match(dropIn, /^Type=simple$/m);
+            assert.match(dropIn, /--supervised no --daemonize no$/m);
         } finally {
             unlinkSync(bin);
             symlinkSync(redisServerBinary(), bin);
@@ -297,6 +345,28 @@ describe(`boot script of ${node.name} (stack ${stack.name}, ${cfg.engine}, tls) 
         assert.equal(hookRuns(), runsBefore + 2, "both hooks ran once, in the re-executed script only");
         const again = await reboot();
         assert.doesNotMatch(again.output, /user data changed/);
+    });
+
+    test("a volume enlarged in place is grown online by the next run, mounted and with its data", async () => {
+        // What ModifyVolume does to a live NVMe volume; the run below is what Run Command or the next boot does.
+        const size = () => Number(sh("df", ["-B1", "--output=size", paths.mountDir]).split("\n")[1].trim());
+        const before = size();
+        sh("truncate", ["-s", "96M", volume.image]);
+        sh("losetup", ["-c", volume.device]);
+        const r = await reboot();
+        assert.equal(r.code, 0, r.output);
+        // Online growth (EXT4_IOC_RESIZE_FS) needs CAP_SYS_RESOURCE, which root has on an instance but not
+        // in every container: there the run must say why and still bring the node up at its old size.
+        const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync("/proc/self/status", "utf8"))![1]}`);
+        if ((capEff >> 24n) & 1n) {
+            assert.doesNotMatch(r.output, /resize2fs .* failed/);
+            assert.ok(size() >= before + 28 * 1024 * 1024, `filesystem still ${size()} bytes (was ${before}) after the volume grew by 32 MiB`);
+        } else {
+            assert.match(r.output, /resize2fs \/dev\/loop\d+ failed \(resize2fs: Permission denied to resize filesystem\); the filesystem keeps its size/);
+            assert.equal(size(), before);
+        }
+        assert.equal(sh("findmnt", ["-rno", "SOURCE", "--mountpoint", paths.mountDir]).trim(), volume.device, "stayed mounted");
+        assert.ok(existsSync(join(files.dataDir, "nodes.conf")), "the node keeps its cluster identity");
     });
 
     test("a device holding something else is never formatted or mounted", async () => {

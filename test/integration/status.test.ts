@@ -9,7 +9,7 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startServers, stopAll, killServer, TestServer } from "../helpers/redisServers";
+import { startServers, stopAll, killServer, TestServer, redisServerVersion } from "../helpers/redisServers";
 import { Topology, TopologyNode, nodeName } from "../../components/topology";
 import { zoneOf } from "../../components/plan/placement";
 import { NodePool } from "../../scripts/redis/pool";
@@ -50,6 +50,8 @@ test("status: healthy exits 0; a killed replica and a killed master exit 1 and a
     const healthy = await statusOf(file);
     assert.deepEqual(healthy.report.problems, []);
     assert.equal(healthy.code, 0);
+    // Read from INFO server: this machine's redis-server, by name and release.
+    assert.deepEqual(healthy.report.cluster.engines, [`redis ${redisServerVersion().join(".")}`]);
     assert.equal(healthy.report.shards.length, 3);
     assert.deepEqual(healthy.report.shards.map((g) => g.nodes.map((n) => `${n.name} ${n.role} ${n.masterLinkStatus ?? ""}`.trim())), [
         ["t-s0-r0 master", "t-s0-r1 replica up"], ["t-s1-r0 master", "t-s1-r1 replica up"], ["t-s2-r0 master", "t-s2-r1 replica up"],

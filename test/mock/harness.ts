@@ -41,6 +41,10 @@ export interface Registered {
     retainOnDelete: boolean;
     deleteBeforeReplace: boolean;
     ignoreChanges: string[];
+    /** `type::name` of the resources this one waits for (explicit dependsOn, expanded from components). */
+    dependencies: string[];
+    /** `type::name`, as in other resources' dependencies. */
+    ref: string;
 }
 
 export interface RunResult {
@@ -55,6 +59,16 @@ export interface RunOptions {
     stack?: string;
     /** Zones the mocked region offers. */
     availabilityZones?: string[];
+    /** Zones that offer the instance type (default: all of availabilityZones). */
+    instanceTypeZones?: string[];
+    /** Interface endpoint service -> zones that offer it (default: all of availabilityZones). */
+    endpointServiceZones?: Record<string, string[]>;
+    /** EbsInfo.NvmeSupport of the instance type. @default "required" */
+    ebsNvmeSupport?: string;
+    /** Name and architecture of a pinned AMI (getAmi by image-id). */
+    pinnedAmi?: { name: string; architecture: string };
+    /** ARN getCallerIdentity returns. @default an IAM user of ACCOUNT */
+    callerArn?: string;
     /** Config keys (full, e.g. "redis-cluster:alarmEmail") set as secrets, as `pulumi config set --secret` does. */
     secretKeys?: string[];
     /** The previous deployment: its effective inputs are the "state" ignoreChanges falls back to. */
@@ -165,7 +179,7 @@ export async function runProgram(config: Record<string, string>, opts: RunOption
     const azs = opts.availabilityZones ?? DEFAULT_AZS.slice(0, 3);
     const resources: Registered[] = [];
     const invokes: { token: string; inputs: any }[] = [];
-    const options = new Map<string, Pick<Registered, "parent" | "protect" | "retainOnDelete" | "deleteBeforeReplace" | "ignoreChanges">>();
+    const options = new Map<string, Pick<Registered, "parent" | "protect" | "retainOnDelete" | "deleteBeforeReplace" | "ignoreChanges" | "dependencies">>();
 
     await pulumi.runtime.setMocks({
         newResource(args) {
@@ -181,18 +195,39 @@ export async function runProgram(config: Record<string, string>, opts: RunOption
                 }
             }
             const state = mockState(args.type, args.name, id, effectiveInputs);
-            resources.push({ type: args.type, name: args.name, inputs: args.inputs, effectiveInputs, id, state, ...o });
+            resources.push({ type: args.type, name: args.name, inputs: args.inputs, effectiveInputs, id, state, ref: `${args.type}::${args.name}`, ...o });
             return { id, state };
         },
         call(args) {
             invokes.push({ token: args.token, inputs: args.inputs });
             switch (args.token) {
                 case "aws:index/getRegion:getRegion": return { region: REGION, name: REGION, id: REGION, endpoint: `ec2.${REGION}.amazonaws.com`, description: "US East (N. Virginia)" };
-                case "aws:index/getCallerIdentity:getCallerIdentity": return { accountId: ACCOUNT, arn: `arn:aws:iam::${ACCOUNT}:user/test`, userId: "AIDATEST", id: ACCOUNT };
+                case "aws:index/getCallerIdentity:getCallerIdentity": return { accountId: ACCOUNT, arn: opts.callerArn ?? `arn:aws:iam::${ACCOUNT}:user/test`, userId: "AIDATEST", id: ACCOUNT };
+                case "aws:iam/getSessionContext:getSessionContext": {
+                    const m = /^arn:aws:sts::(\d+):assumed-role\/([^/]+)\/(.+)$/.exec(args.inputs.arn)!;
+                    return { arn: args.inputs.arn, issuerArn: `arn:aws:iam::${m[1]}:role/ops-path/${m[2]}`, issuerName: m[2], sessionName: m[3], issuerId: "AROATEST", id: args.inputs.arn };
+                }
+                case "aws:ec2/getInstanceType:getInstanceType":
+                    return { instanceType: args.inputs.instanceType, ebsNvmeSupport: opts.ebsNvmeSupport ?? "required", hypervisor: opts.ebsNvmeSupport === "unsupported" ? "xen" : "nitro", id: args.inputs.instanceType };
+                case "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings": {
+                    const type = args.inputs.filters[0].values[0];
+                    const locs = opts.instanceTypeZones ?? azs;
+                    return { locations: locs, instanceTypes: locs.map(() => type), locationTypes: locs.map(() => "availability-zone"), id: REGION };
+                }
+                case "aws:ec2/getVpcEndpointService:getVpcEndpointService": {
+                    const svc = args.inputs.service as string;
+                    return { service: svc, serviceName: `com.amazonaws.${REGION}.${svc}`, serviceType: "Interface", availabilityZones: opts.endpointServiceZones?.[svc] ?? azs, id: svc };
+                }
                 case "aws:index/getPartition:getPartition": return { partition: "aws", dnsSuffix: "amazonaws.com", reverseDnsPrefix: "com.amazonaws", id: "aws" };
                 case "aws:index/getAvailabilityZones:getAvailabilityZones": return { names: azs, zoneIds: azs.map((_, i) => `use1-az${i + 1}`), id: REGION };
                 case "aws:ec2/getAmi:getAmi": {
-                    const arch = (args.inputs.filters as { name: string; values: string[] }[]).find((f) => f.name === "architecture")?.values[0];
+                    const filters = args.inputs.filters as { name: string; values: string[] }[];
+                    const byId = filters.find((f) => f.name === "image-id")?.values[0];
+                    if (byId) {
+                        const p = opts.pinnedAmi ?? { name: "al2023-ami-2023.9.20251110.1-kernel-6.1-arm64", architecture: "arm64" };
+                        return { id: byId, name: p.name, architecture: p.architecture };
+                    }
+                    const arch = filters.find((f) => f.name === "architecture")?.values[0];
                     return { id: MOCK_AMI, architecture: arch, name: `al2023-ami-2023.6.20250101.0-kernel-6.1-${arch}` };
                 }
             }
@@ -210,6 +245,8 @@ export async function runProgram(config: Record<string, string>, opts: RunOption
             retainOnDelete: req.getRetainondelete() === true,
             deleteBeforeReplace: req.getDeletebeforereplace() === true,
             ignoreChanges: req.getIgnorechangesList(),
+            // urn:pulumi:<stack>::<project>::<parent types$>type::name -> type::name
+            dependencies: (req.getDependenciesList() as string[]).map((u) => { const [, , t, n] = u.split("::"); return `${t.split("$").at(-1)}::${n}`; }),
         });
         return original(req, cb);
     };

@@ -81,11 +81,11 @@ test("settings change: the parameter holds the new settings, Standard tier Strin
     assert.ok((read.Resource as string[]).some((r) => new RegExp(`^${r.replace(/[.]/g, "\\.").replace(/\*/g, ".*")}$`).test(arn)), `${arn} not covered by ${read.Resource}`);
     assert.deepEqual(after.outputs.nodeSettings.settings, parseNodeSettings(p1.insecureValue));
     assert.equal(after.outputs.nodeSettings.parameterName, p1.name);
-    assert.deepEqual(after.outputs.nodeSettings.fixed, { port: 6379, tls: true, engine: "redis6" });
+    assert.deepEqual(after.outputs.nodeSettings.fixed, { port: 6379, tls: true, engine: "valkey" });
 });
 
 test("settings change: what cannot change in place (port, engine) still changes the user data, as the docs say", async () => {
-    const engine = await runProgram({ ...base, "redis-cluster:engine": "valkey" }, { stack: "prod" });
+    const engine = await runProgram({ ...base, "redis-cluster:engine": "redis6" }, { stack: "prod" });
     const port = await runProgram({ ...base, "redis-cluster:port": "6380" }, { stack: "prod" });
     const ud = (r: RunResult) => byType(r, T.instance).map((i) => i.inputs.userDataBase64);
     for (const r of [engine, port]) {

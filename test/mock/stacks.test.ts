@@ -9,6 +9,8 @@ import { parseStackYaml, StackConfig } from "../../components/config";
 import { ssmParameterNames } from "../../components/bootstrap/contract";
 import { validateTopology } from "../../components/topology";
 import { INTERFACE_ENDPOINT_SERVICES } from "../../components/network";
+import { SSM_AGENT_ACTIONS } from "../../components/nodeRole";
+import { KEY_ADMIN_ACTIONS } from "../../components/encryptionKey";
 import { byType, MOCK_AMI, MOCK_S3_PREFIX_LIST, readStack, Registered, REGION, RunResult, runStack, T, userDataOf } from "./harness";
 
 const STACKS = ["dev", "staging", "prod"] as const;
@@ -64,7 +66,8 @@ for (const stack of STACKS) {
             assert.notEqual(i.inputs.associatePublicIpAddress, true, `${i.name} has a public IP`);
             assert.equal(i.inputs.subnetId, undefined, `${i.name} must use its own network interface`);
             assert.ok(i.inputs.primaryNetworkInterface?.networkInterfaceId, `${i.name} has no fixed network interface`);
-            assert.equal(i.inputs.primaryNetworkInterface.deleteOnTermination, false);
+            // deleteOnTermination is read-only upstream (terraform-provider-aws docs/r/instance): setting it fails at Check.
+            assert.deepEqual(Object.keys(i.inputs.primaryNetworkInterface), ["networkInterfaceId"]);
         }
         for (const forbidden of ["aws:ec2/eip:Eip", "aws:ec2/internetGateway:InternetGateway", "aws:ec2/natGateway:NatGateway", "aws:ec2/route:Route"]) {
             assert.equal(byType(r, forbidden).length, 0, `${forbidden} registered`);
@@ -163,16 +166,22 @@ for (const stack of STACKS) {
         assert.equal(bucket.inputs.forceDestroy, cfg.backupBucketForceDestroy);
         assert.equal(bucket.protect, cfg.protectData);
         assert.equal(bucket.retainOnDelete, cfg.protectData);
+        // A retained bucket keeps what secures it: nothing of it is deleted while the bucket stays.
+        for (const t of [T.publicAccess, T.versioning, T.sse, T.bucketPolicy, T.lifecycle, "aws:s3/bucketOwnershipControls:BucketOwnershipControls"]) {
+            assert.equal(one(r, t).retainOnDelete, cfg.protectData, `${t} retainOnDelete`);
+        }
+        assert.ok(one(r, T.lifecycle).dependencies.includes(one(r, T.versioning).ref), "lifecycle rules before versioning is on");
         for (const v of byType(r, T.volume)) {
             assert.equal(v.protect, cfg.protectData, `${v.name} protect`);
             assert.equal(v.retainOnDelete, cfg.protectData, `${v.name} retainOnDelete`);
         }
         const dlm = one(r, T.dlm).inputs.policyDetails;
-        assert.deepEqual(dlm.targetTags, { "redis-cluster:cluster": cfg.clusterName, "redis-cluster:snapshot": "true" });
+        // DLM ORs target tags: one tag, whose value only this cluster's data volumes carry.
+        assert.deepEqual(dlm.targetTags, { "redis-cluster:snapshot": cfg.clusterName });
         assert.equal(dlm.schedules[0].retainRule.count, cfg.snapshotRetentionCount);
-        for (const v of byType(r, T.volume)) {
-            for (const [k, val] of Object.entries(dlm.targetTags)) assert.equal(v.inputs.tags[k], val, `${v.name} not picked up by the snapshot policy`);
-        }
+        const targeted = (tagsOf: Record<string, string> | undefined) => Object.entries(dlm.targetTags).some(([k, v]) => tagsOf?.[k] === v);
+        for (const v of byType(r, T.volume)) assert.ok(targeted(v.inputs.tags), `${v.name} not picked up by the snapshot policy`);
+        for (const i of byType(r, T.instance)) assert.ok(!targeted(i.inputs.rootBlockDevice.tags), `${i.name}: root volume targeted by the snapshot policy`);
     });
 
     test(`${stack}: each shard's nodes in distinct zones, masters spread, volumes beside their instance`, async () => {
@@ -270,7 +279,50 @@ for (const stack of STACKS) {
             const actions = [s.Action].flat();
             assert.ok(!actions.some((a: string) => a.endsWith(":*") || a === "*"), `wildcard action in ${s.Sid}`);
             assert.ok(!actions.includes("s3:DeleteObject"), "nodes may not delete backups");
-            if (s.Resource === "*") assert.ok(s.Condition, `${s.Sid} on every resource without a condition`);
+            if (s.Sid !== "ReadClusterParameters") assert.ok(!actions.some((a: string) => /^ssm:GetParameter/.test(a)), `${s.Sid} reads parameters outside the cluster's path`);
+            // Only the SSM agent's own calls, which AWS grants on "*" in AmazonSSMManagedInstanceCore, go unconditioned.
+            if (s.Resource === "*" && !s.Condition) assert.deepEqual(actions, SSM_AGENT_ACTIONS, `${s.Sid} on every resource without a condition`);
+        }
+        // The flow-log service may assume its role only on behalf of this account (confused deputy).
+        const flowTrust = JSON.parse(r.resources.find((x) => x.type === "aws:iam/role:Role" && x.name.endsWith("-flow-logs-role"))!.inputs.assumeRolePolicy);
+        assert.deepEqual(flowTrust.Statement[0].Condition, { StringEquals: { "aws:SourceAccount": "123456789012" } });
+        // Nor through a managed policy: AmazonSSMManagedInstanceCore grants ssm:GetParameter(s) on "*".
+        assert.deepEqual(byType(r, "aws:iam/rolePolicyAttachment:RolePolicyAttachment").map((a) => a.inputs.policyArn),
+            ["arn:aws:iam::aws:policy/service-role/AWSDataLifecycleManagerServiceRole"]);
+    });
+
+    test(`${stack}: the key policy names who may use the key; the account only administers it`, async () => {
+        const { r } = await get(stack);
+        const kp = one(r, "aws:kms/keyPolicy:KeyPolicy");
+        assert.equal(kp.inputs.keyId, one(r, T.kmsKey).state.keyId);
+        const policy = JSON.parse(kp.inputs.policy);
+        const roleArn = (suffix: string) => r.resources.find((x) => x.type === "aws:iam/role:Role" && x.name.endsWith(suffix))!.state.arn;
+        const decrypters = new Set<string>();
+        for (const s of policy.Statement) {
+            assert.equal(s.Effect, "Allow");
+            const actions = [s.Action].flat() as string[];
+            const principals = [s.Principal.AWS].flat() as string[];
+            if (principals.includes("arn:aws:iam::123456789012:root")) {
+                assert.deepEqual(actions, KEY_ADMIN_ACTIONS, "the account gets more than key administration");
+                assert.ok(!actions.some((a) => /Decrypt|Encrypt|GenerateDataKey|CreateGrant|\*/.test(a)), `${s.Sid}: the account may use the key`);
+            }
+            if (actions.includes("kms:Decrypt")) principals.forEach((p) => decrypters.add(p));
+        }
+        assert.deepEqual([...decrypters].sort(), [roleArn("-node-role"), roleArn("-dlm-role"), "arn:aws:iam::123456789012:user/test"].sort());
+        const admins = policy.Statement.find((s: any) => s.Sid === "AdministratorsUseTheKeyThroughServices");
+        assert.deepEqual(admins.Condition.StringEquals["kms:ViaService"], ["ssm", "ec2", "s3"].map((x) => `${x}.${REGION}.amazonaws.com`));
+    });
+
+    test(`${stack}: instances wait for their paths: endpoints, S3 route, egress rules, node and key policies`, async () => {
+        const { r } = await get(stack);
+        const must = [
+            ...byType(r, T.endpoint), ...byType(r, "aws:ec2/routeTableAssociation:RouteTableAssociation"), ...byType(r, T.egress),
+            one(r, "aws:kms/keyPolicy:KeyPolicy"), r.resources.find((x) => x.type === T.rolePolicy && x.name.endsWith("-node-policy"))!,
+            ...byType(r, T.param), ...byType(r, "aws:s3/bucketObjectv2:BucketObjectv2"),
+        ];
+        assert.ok(byType(r, "aws:s3/bucketObjectv2:BucketObjectv2").length > 0, "no metrics collector object registered");
+        for (const i of byType(r, T.instance)) {
+            for (const m of must) assert.ok(i.dependencies.includes(m.ref), `${i.name} does not wait for ${m.name}`);
         }
     });
 }

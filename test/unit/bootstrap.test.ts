@@ -136,7 +136,7 @@ describe("renderAclFile", () => {
             const lines = acl.trim().split("\n");
             assert.equal(lines.length, 4);
             assert.equal(lines[0], "user default off resetchannels -@all");
-            assert.match(acl, new RegExp(`^user admin on #${passwordSha256("a-pw")} ~\\* &\\* \\+@all$`, "m"));
+            assert.match(acl, new RegExp(`^user admin on #${passwordSha256("a-pw")} ~\\* &\\* \\+@all -module -debug$`, "m"));
             assert.match(acl, new RegExp(`^user replicator on #${passwordSha256("c-pw")} resetchannels -@all \\+psync \\+replconf \\+ping$`, "m"));
             const app = lines.find((l) => l.startsWith("user app "))!;
             assert.match(app, /-@dangerous -@admin -flushall -flushdb -config -cluster /);
@@ -196,7 +196,12 @@ describe("renderUserData", () => {
         for (const name of Object.values(ssmParameterNames(s.config.clusterName))) assert.ok(values.has(name), `${name} is not a variable of the user data`);
         assert.match(ud, /^masterauth @@MASTERAUTH@@$/m);
         assert.match(ud, /^maxmemory @@MAXMEMORY_BYTES@@$/m);
-        assert.match(ud, new RegExp(`^ExecStart=/usr/bin/${ENGINE_FACTS[s.config.engine].serverBin} ${DEFAULT_PATHS.confDir}/redis.conf --supervised systemd --daemonize no$`, "m"));
+        assert.match(ud, new RegExp(`^ExecStart=/usr/bin/${ENGINE_FACTS[s.config.engine].serverBin} ${DEFAULT_PATHS.confDir}/redis.conf --supervised @@SUPERVISED@@ --daemonize no$`, "m"));
+        assert.match(ud, /^Type=@@SERVICE_TYPE@@$/m);
+        assert.match(ud, /^Restart=on-failure$/m);
+        // The drop-in says Group=redis-cluster: the user gets its own group whatever login.defs says.
+        assert.match(ud, /useradd --system --user-group /);
+        assert.match(ud, /^ExecStartPost=\/usr\/bin\/systemctl start --no-block /m);
         assert.match(ud, /^main "\$@"\n$/m);
     });
 

@@ -87,7 +87,7 @@ describe("node settings document (SSM)", () => {
         assert.deepEqual(problemsOf(() => validateDesiredNodeSettings({ version: 2, settings: CHANGED, fixed: { tls: "yes", engine: "memcached" } }, "s")), [
             "version must be 1 (got 2); this tool reads version 1",
             'fixed.tls must be true or false (got "yes")',
-            'fixed.engine must be one of redis6, valkey, redis (got "memcached")',
+            'fixed.engine must be one of valkey, redis6, redis (got "memcached")',
         ]);
     });
 });

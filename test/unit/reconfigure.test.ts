@@ -125,7 +125,7 @@ describe("where the desired settings come from", () => {
         const cfg = join(dir, "Pulumi.staging.yaml");
         writeFileSync(cfg, "config:\n  redis-cluster:tls: true\n  redis-cluster:maxmemoryPolicy: allkeys-lru\n  redis-cluster:minReplicasMaxLagSec: 20\n");
         const aws = await loadDesired({ stack: "staging", config: cfg }, target(), { nodeSettings: desired() });
-        assert.deepEqual(aws.fixed, { port: 6379, tls: true, engine: "redis6" });
+        assert.deepEqual(aws.fixed, { port: 6379, tls: true, engine: "valkey" });
         assert.equal(aws.settings.maxmemoryPolicy, "allkeys-lru");
         assert.equal(aws.nodeMemoryBytes, undefined);
         writeFileSync(join(dir, "settings.json"), JSON.stringify(local));

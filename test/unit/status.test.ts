@@ -155,3 +155,17 @@ test("status: nodes that disagree on which master a replica follows are a proble
     assert.deepEqual(flagged.cluster.replicaMasterDisagreements, []);
     assert.deepEqual(evaluateStatus(input(samples(healthyNodes))).cluster.replicaMasterDisagreements, []);
 });
+
+test("status: the engine each node runs, from server_name/valkey_version; mixed engines are a warning", () => {
+    const valkey = { name: "valkey" as const, version: "8.0.2", compatVersion: "7.2.4" };
+    const all = samples(healthyNodes).map((s) => ({ ...s, engine: valkey }));
+    const r = evaluateStatus(input(all));
+    assert.deepEqual(r.cluster.engines, ["valkey 8.0.2"]);
+    assert.equal(r.shards[0].nodes[0].engine, "valkey 8.0.2");
+    assert.match(renderStatus(r), /^cluster t \(valkey 8\.0\.2\): 6\/6 nodes reachable/m);
+    assert.deepEqual(r.warnings, []);
+    const mixed = evaluateStatus(input(all.map((s, i) => (i === 0 ? { ...s, engine: { name: "redis" as const, version: "6.2.14", compatVersion: "6.2.14" } } : s))));
+    assert.deepEqual(mixed.cluster.engines, ["redis 6.2.14", "valkey 8.0.2"]);
+    assert.match(mixed.warnings.join("\n"), /nodes run different engines or releases .*redis 6\.2\.14 on t-s0-r0/);
+    assert.equal(mixed.healthy, true);
+});

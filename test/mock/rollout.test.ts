@@ -12,7 +12,8 @@ import { byType, readStack, Registered, RunResult, runProgram, T, yamlToConfig }
 
 const AMI_A = "ami-0aaaaaaaaaaaaaaa1";
 const AMI_B = "ami-0bbbbbbbbbbbbbbb2";
-const base = { ...yamlToConfig(readStack("staging")), "redis-cluster:amiId": AMI_A };
+// Deployed on Redis 6.2 (a stack from before Valkey became the default); the engine change is the upgrade to Valkey.
+const base = { ...yamlToConfig(readStack("staging")), "redis-cluster:amiId": AMI_A, "redis-cluster:engine": "redis6" };
 const run = (extra: Record<string, string>, previous?: RunResult) => runProgram({ ...base, ...extra }, { stack: "staging", previous });
 const instances = (r: RunResult) => new Map(byType(r, T.instance).map((i) => [i.name, i]));
 const nodeOf = (i: Registered) => i.name.replace(/^.*?-(s\d+-r\d+)-instance$/, "$1");

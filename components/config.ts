@@ -8,6 +8,7 @@
  * value and what would be valid.
  */
 
+import { AutoscalePolicy, parseAutoscale } from "./autoscaleConfig";
 import { placementProblems } from "./plan/placement";
 import { isXenInstanceType } from "./plan/ami";
 import { rolloutProblems } from "./plan/rollout";
@@ -117,6 +118,8 @@ export interface StackConfig {
     alarmBackupMaxAgeHours: number;
     /** LastVerifiedRestoreAgeSeconds above this many days: no `backup verify` succeeded lately. @default 7 */
     backupVerifyMaxAgeDays: number;
+    /** Automatic scaling policy (components/autoscaleConfig.ts); off unless `enabled`. */
+    autoscale: AutoscalePolicy;
     /**
      * The one node whose instance may take the current instanceType, amiId and user data
      * (every other existing node keeps what it was deployed with). Set only by
@@ -340,6 +343,7 @@ export function parseStackConfig(
     const alarmBackupMaxAgeHours = int("alarmBackupMaxAgeHours", 26, 1, 8760);
     const backupVerifyMaxAgeDays = int("backupVerifyMaxAgeDays", 7, 1, 365);
 
+    const autoscale = parseAutoscale(raw("autoscale"), { shards, replicasPerShard, minReplicasToWrite, ns: CONFIG_NAMESPACE }, problems);
     const rollout = str("rollout", undefined);
     if (!problems.some((p) => ["shards", "replicasPerShard", "clusterName"].some((k) => p.startsWith(`${key(k)} `)))) {
         const names: string[] = [];
@@ -351,6 +355,12 @@ export function parseStackConfig(
     const shapeKeys = ["shards", "replicasPerShard", "zones", "vpcCidr"].map(key);
     if (parsedVpc && !problems.some((p) => shapeKeys.some((k) => p.startsWith(`${k} `)))) {
         problems.push(...placementProblems({ shards, replicasPerShard, zones, vpcCidr }, CONFIG_NAMESPACE));
+        // The largest shape the autoscaler may reach must fit too, or its `pulumi up` would fail half-way.
+        if (autoscale.enabled && !problems.some((p) => p.startsWith(`${CONFIG_NAMESPACE}:autoscale.`))) {
+            for (const p of placementProblems({ shards: autoscale.maxShards, replicasPerShard: autoscale.maxReplicas, zones, vpcCidr }, CONFIG_NAMESPACE)) {
+                problems.push(`${CONFIG_NAMESPACE}:autoscale.maxShards/maxReplicas (${autoscale.maxShards}/${autoscale.maxReplicas}) do not fit: ${p}`);
+            }
+        }
     }
 
     if (problems.length > 0) throw new ConfigError(problems);
@@ -363,7 +373,7 @@ export function parseStackConfig(
         cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays,
         keyAdministratorArns,
         alarmMemoryWarningPercent, alarmMemoryCriticalPercent, alarmEngineCpuPercent, alarmReplicationLagSeconds,
-        alarmDataVolumePercent, alarmBackupMaxAgeHours, backupVerifyMaxAgeDays, rollout,
+        alarmDataVolumePercent, alarmBackupMaxAgeHours, backupVerifyMaxAgeDays, autoscale, rollout,
     };
 }
 
@@ -377,7 +387,7 @@ export const KNOWN_KEYS = [
     "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays",
     "keyAdministratorArns",
     "alarmMemoryWarningPercent", "alarmMemoryCriticalPercent", "alarmEngineCpuPercent", "alarmReplicationLagSeconds",
-    "alarmDataVolumePercent", "alarmBackupMaxAgeHours", "backupVerifyMaxAgeDays", "rollout",
+    "alarmDataVolumePercent", "alarmBackupMaxAgeHours", "backupVerifyMaxAgeDays", "autoscale", "rollout",
 ] as const;
 
 /**

@@ -177,6 +177,14 @@ export function buildProgram(): Command {
         .option("--confirm <clusterName>", "non-interactive confirmation: the cluster name")
         .action(action(() => Promise.resolve(require("./commands/flushall") as typeof import("./commands/flushall"))));
 
+    targetOptions(program.command("autoscale"))
+        .description("apply the stack config's autoscale policy: read metrics, decide, and grow or shrink (pulumi up through the Automation API, then scale); one line per decision")
+        .option("--once", "one decision (and its action), then exit: for a scheduler")
+        .option("--dry-run", "decide and print, change nothing")
+        .option("--state-file <file>", "history of samples and actions (default: .autoscale/<stack>.json in the repository)")
+        .addOption(new Option("--interval <seconds>", "seconds between decisions (default: autoscale.intervalSeconds)").argParser(intArg("--interval", 1)))
+        .action(action(() => Promise.resolve(require("./commands/autoscale") as typeof import("./commands/autoscale"))));
+
     return program;
 }
 

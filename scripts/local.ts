@@ -710,7 +710,7 @@ export function stateDirProblem(err: unknown, opts: Pick<LocalOptions, "stack" |
 export function buildLocalProgram(): Command {
     const program = new Command("local")
         .description("run the stack's Redis Cluster locally: real redis-server processes on 127.0.0.1, rendered like the EC2 nodes")
-        .argument("[action]", "up (default), down, or roll (restart every node one at a time, replicas first)", "up")
+        .argument("[action]", "up (default), down, roll (restart every node one at a time, replicas first), or autoscale (the stack config's autoscale policy, acting by the same shape change as --shards)", "up")
         .option("--stack <name>", "stack whose Pulumi.<stack>.yaml to read; state goes to .local/<stack>", "dev")
         .option("--config <file>", "stack config file to read instead of Pulumi.<stack>.yaml")
         .option("--state-dir <dir>", "where local state lives (default: .local in the repository)")
@@ -725,6 +725,9 @@ export function buildLocalProgram(): Command {
         .addOption(new Option("--node-timeout <ms>", "roll: how long a node may take to come back").argParser((v) => Number(v)).default(60000))
         .option("--json", "NDJSON on stdout: progress events, then the result on the last line")
         .option("-q, --quiet", "no progress on stderr")
+        .option("--once", "autoscale: one decision (and its action), then exit")
+        .option("--dry-run", "autoscale: decide and print, change nothing")
+        .addOption(new Option("--interval <seconds>", "autoscale: seconds between decisions (default: autoscale.intervalSeconds)").argParser(wholeNumber("--interval")))
         .showHelpAfterError()
         .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
         .action(async (action: string, o: LocalRollOptions) => {
@@ -733,6 +736,9 @@ export function buildLocalProgram(): Command {
                 if (action === "up") {
                     const r = await up(o, out);
                     process.exitCode = r.healthy ? 0 : 1;
+                } else if (action === "autoscale") {
+                    const { runLocalAutoscale } = await import("./autoscale/local");
+                    process.exitCode = await runLocalAutoscale(o, out);
                 } else if (action === "down") {
                     await down(o, out);
                     process.exitCode = 0;
@@ -746,7 +752,7 @@ export function buildLocalProgram(): Command {
                         process.off("SIGINT", onSigint);
                     }
                 } else {
-                    throw new UsageError(`unknown action "${action}": use up (default), down or roll`);
+                    throw new UsageError(`unknown action "${action}": use up (default), down, roll or autoscale`);
                 }
             } catch (e) {
                 const err = stateDirProblem(e, o) ?? e;

@@ -10,6 +10,7 @@
 
 import { AutoscalePolicy, parseAutoscale } from "./autoscaleConfig";
 import { placementProblems } from "./plan/placement";
+import { backupScheduleProblem, DEFAULT_BACKUP_SCHEDULE } from "./backupSchedule";
 import { isXenInstanceType } from "./plan/ami";
 import { rolloutProblems } from "./plan/rollout";
 import { nodeName } from "./topology";
@@ -78,6 +79,11 @@ export interface StackConfig {
     minReplicasToWrite: number;
     /** `min-replicas-max-lag`. @default 10 */
     minReplicasMaxLagSec: number;
+    /**
+     * When the nodes back up to S3: a systemd OnCalendar expression in UTC (`daily`, `*-*-* 03:00`,
+     * `Mon..Fri 02:30`), or `off`. Seconds must be 00. @default "daily"
+     */
+    backupSchedule: string;
     /** Days before backups move to STANDARD_IA (0 disables). @default 30 */
     backupTransitionDays: number;
     /** Days before backups (and noncurrent versions) expire. @default 90 */
@@ -300,6 +306,11 @@ export function parseStackConfig(
         problems.push(`${key("minReplicasToWrite")} (${minReplicasToWrite}) cannot exceed ${key("replicasPerShard")} (${replicasPerShard}): every write would be refused`);
     }
     const minReplicasMaxLagSec = int("minReplicasMaxLagSec", 10, 1, 3600);
+    const backupSchedule = str("backupSchedule", DEFAULT_BACKUP_SCHEDULE)!;
+    const scheduleProblem = backupScheduleProblem(backupSchedule);
+    if (scheduleProblem) {
+        problems.push(`${key("backupSchedule")} must be a systemd OnCalendar expression in UTC such as daily, hourly or "*-*-* 03:00", or off: ${scheduleProblem} (got ${show(backupSchedule)})`);
+    }
     const backupTransitionDays = int("backupTransitionDays", 30, 0, 3650, " (0 disables; S3 needs at least 30 for STANDARD_IA)");
     if (backupTransitionDays > 0 && backupTransitionDays < 30) {
         problems.push(`${key("backupTransitionDays")} must be 0 (off) or at least 30, the minimum S3 allows for STANDARD_IA (got ${backupTransitionDays})`);
@@ -368,7 +379,7 @@ export function parseStackConfig(
         clusterName, shards, replicasPerShard, zones, port, tls, instanceType, amiId, vpcCidr,
         clientCidrs, clientSecurityGroupIds, engine, dataVolumeSizeGiB, dataVolumeIops,
         dataVolumeThroughputMiBps, maxmemoryPercent, maxmemoryPolicy, clusterNodeTimeoutMs,
-        clusterReplicaValidityFactor, minReplicasToWrite, minReplicasMaxLagSec, backupTransitionDays,
+        clusterReplicaValidityFactor, minReplicasToWrite, minReplicasMaxLagSec, backupSchedule, backupTransitionDays,
         backupExpirationDays, snapshotRetentionCount, snapshotIntervalHours, alarmEmail,
         cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays,
         keyAdministratorArns,
@@ -382,7 +393,7 @@ export const KNOWN_KEYS = [
     "clusterName", "shards", "replicasPerShard", "zones", "port", "tls", "instanceType", "amiId", "vpcCidr",
     "clientCidrs", "clientSecurityGroupIds", "engine", "dataVolumeSizeGiB", "dataVolumeIops",
     "dataVolumeThroughputMiBps", "maxmemoryPercent", "maxmemoryPolicy", "clusterNodeTimeoutMs",
-    "clusterReplicaValidityFactor", "minReplicasToWrite", "minReplicasMaxLagSec", "backupTransitionDays",
+    "clusterReplicaValidityFactor", "minReplicasToWrite", "minReplicasMaxLagSec", "backupSchedule", "backupTransitionDays",
     "backupExpirationDays", "snapshotRetentionCount", "snapshotIntervalHours", "alarmEmail",
     "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays",
     "keyAdministratorArns",

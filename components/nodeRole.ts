@@ -1,7 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
 import { ssmPrefix } from "./bootstrap/contract";
-import { assumeRolePolicy, BACKUP_PREFIX, childName, nodeLogGroupName, tags } from "./naming";
+import { backupS3Prefix } from "./bootstrap/backupHook";
+import { assumeRolePolicy, childName, nodeLogGroupName, tags } from "./naming";
 import { COLLECTOR_KEY } from "./bootstrap/metricsHook";
 
 /**
@@ -38,8 +39,9 @@ export interface NodeRoleArgs {
  * - write the node log group (the CloudWatch agent: embedded-metric-format documents, from
  *   which CloudWatch extracts the RedisCluster metrics; no cloudwatch:PutMetricData at all);
  * - read the metrics collector bundle the stack publishes (tools/metrics-collector.cjs);
- * - put, get and list backups under `backups/` in the cluster's bucket, never delete
- *   (versioning keeps what an overwrite replaced).
+ * - put, get and list backups under `backups/<clusterName>/` in the cluster's bucket (the
+ *   node backup script, backupHook.ts), never delete (versioning keeps what an overwrite
+ *   replaced); AbortMultipartUpload lets the aws CLI clean up a failed multipart upload.
  */
 export class NodeRole extends pulumi.ComponentResource {
     readonly role: aws.iam.Role;
@@ -89,13 +91,13 @@ export class NodeRole extends pulumi.ComponentResource {
                         Effect: "Allow",
                         Action: "s3:ListBucket",
                         Resource: args.backupBucketArn,
-                        Condition: { StringLike: { "s3:prefix": [`${BACKUP_PREFIX}*`] } },
+                        Condition: { StringLike: { "s3:prefix": [`${backupS3Prefix(args.clusterName)}*`] } },
                     },
                     {
                         Sid: "ReadWriteBackups",
                         Effect: "Allow",
-                        Action: ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:AbortMultipartUpload"],
-                        Resource: pulumi.interpolate`${args.backupBucketArn}/${BACKUP_PREFIX}*`,
+                        Action: ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+                        Resource: pulumi.interpolate`${args.backupBucketArn}/${backupS3Prefix(args.clusterName)}*`,
                     },
                     {
                         Sid: "NodeLogs",

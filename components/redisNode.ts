@@ -81,8 +81,8 @@ export class RedisNode extends pulumi.ComponentResource {
         }, { parent: this, protect, retainOnDelete: protect });
 
         // The same input `npm run render` shows: only per-node stable values (never the shape, never a secret).
-        const userData = pulumi.all([this.dataVolume.id, args.backupBucketName]).apply(([dataVolumeId, backupBucket]) =>
-            args.renderUserData(userDataInputFor(cfg, plan, { az: args.availabilityZone, dataVolumeId, region: args.region, backupBucket })));
+        const userData = pulumi.all([this.dataVolume.id, args.backupBucketName, args.kmsKeyArn]).apply(([dataVolumeId, backupBucket, backupKmsKeyArn]) =>
+            args.renderUserData(userDataInputFor(cfg, plan, { az: args.availabilityZone, dataVolumeId, region: args.region, backupBucket, backupKmsKeyArn })));
 
         const userDataBase64 = userData.apply(gzipUserData);
         this.instance = new aws.ec2.Instance(`${name}-instance`, {

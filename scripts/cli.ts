@@ -177,6 +177,45 @@ export function buildProgram(): Command {
         .option("--confirm <clusterName>", "non-interactive confirmation: the cluster name")
         .action(action(() => Promise.resolve(require("./commands/flushall") as typeof import("./commands/flushall"))));
 
+    const s3Options = (cmd: Command) => cmd
+        .option("--s3-endpoint <url>", "S3-compatible endpoint (MinIO, Ceph, s3rver ...): path-style addressing")
+        .option("--region <region>", "AWS region of the bucket and of SSM (default: AWS_REGION)");
+
+    const backup = s3Options(targetOptions(program.command("backup")))
+        .description("take a cluster-wide backup now and wait for it: --stack starts the nodes' backup service through SSM; --topology with --to does the same steps from here")
+        .option("--to <dir|s3://bucket/prefix>", "where the backup goes (with --stack: default s3://<backupBucketName>/backups)")
+        .option("--kms-key-id <id>", "KMS key for server-side encryption of what the tool uploads (default: the bucket's default encryption)")
+        .addOption(new Option("--timeout <ms>", "how long one shard's save and upload may take").argParser(intArg("--timeout")).default(6 * 3600_000))
+        .action(action(() => Promise.resolve(require("./commands/backup") as typeof import("./commands/backup"))));
+    s3Options(targetOptions(backup.command("verify")))
+        .description("restore a backup into a throw-away local cluster (redis-server on loopback), compare key counts and digests with the manifests, write verified.json")
+        .option("--from <dir|s3://bucket/prefix>", "the backups (with --stack: s3://<backupBucketName>/backups)")
+        .option("--cluster <name>", "whose backups, when the location holds several clusters")
+        .option("--backup <id>", "backup id (default: the newest complete one)")
+        .option("--keep", "leave the throw-away cluster running (its directory is printed)")
+        .action(action(() => Promise.resolve(require("./commands/verify") as typeof import("./commands/verify"))));
+
+    s3Options(program.command("backups"))
+        .description("list backups: id, time, shards, keys, bytes, complete, checksums, last verification")
+        .option("--from <dir|s3://bucket/prefix>", "where the backups are")
+        .option("--stack <name>", "the stack's backup bucket and cluster")
+        .option("--cluster <name>", "only this cluster's backups")
+        .option("--no-verify", "do not download the RDB files to check their SHA-256")
+        .option("--json", "machine-readable output on stdout")
+        .option("-q, --quiet", "no progress on stderr")
+        .action(action(() => Promise.resolve(require("./commands/backups") as typeof import("./commands/backups"))));
+
+    s3Options(targetOptions(program.command("restore")))
+        .description("load a backup into a running cluster of any shard count: stream each shard's RDB, route every key to its slot's owner, pipelined RESTORE … ABSTTL")
+        .requiredOption("--from <dir|s3://bucket/prefix>", "where the backups are")
+        .option("--cluster <name>", "whose backups, when the location holds several clusters (default: the target's name, else the only one)")
+        .option("--backup <id>", "backup id (default: the newest complete one)")
+        .option("--replace", "overwrite keys that exist (default: report them and keep them)")
+        .option("--yes", "restore into a cluster that holds keys without asking")
+        .addOption(new Option("--memory-mb <n>", "most RDB and in-flight RESTORE bytes held in memory at once").argParser(intArg("--memory-mb")).default(256))
+        .addOption(new Option("--pipeline <n>", "RESTOREs in flight per master").argParser(intArg("--pipeline")).default(4096))
+        .action(action(() => Promise.resolve(require("./commands/restore") as typeof import("./commands/restore"))));
+
     targetOptions(program.command("autoscale"))
         .description("apply the stack config's autoscale policy: read metrics, decide, and grow or shrink (pulumi up through the Automation API, then scale); one line per decision")
         .option("--once", "one decision (and its action), then exit: for a scheduler")

@@ -7,6 +7,8 @@
 import type { StackConfig } from "../config";
 import type { NodePlan } from "../plan/placement";
 import type { UserDataInput } from "./contract";
+import { backupHook } from "./backupHook";
+import { ENGINE_FACTS } from "./engine";
 import { metricsHook } from "./metricsHook";
 
 export interface DeployedValues {
@@ -16,7 +18,9 @@ export interface DeployedValues {
     dataVolumeId: string;
     region: string;
     backupBucket?: string;
-    /** Hook scripts (backup timer, metrics publisher ...). @default the metrics publisher (metricsHook.ts) */
+    /** KMS key the node's backup uploads are encrypted with (the cluster key). */
+    backupKmsKeyArn?: string;
+    /** Hook scripts besides the backup hook (metrics publisher ...). @default the metrics publisher (metricsHook.ts) */
     hooks?: UserDataInput["hooks"];
 }
 
@@ -30,6 +34,10 @@ export function userDataInputFor(config: StackConfig, plan: NodePlan, deployed: 
         dataVolumeId: deployed.dataVolumeId,
         region: deployed.region,
         backupBucket: deployed.backupBucket,
-        hooks: deployed.hooks ?? [metricsHook({ config, node: { name: plan.name }, privateIp: plan.privateIp })],
+        // The backup hook always (with backupSchedule off it removes the timer and keeps on-demand backups), then the others.
+        hooks: [
+            backupHook({ schedule: config.backupSchedule, engineService: ENGINE_FACTS[config.engine].service, bucket: deployed.backupBucket ?? "", kmsKeyArn: deployed.backupKmsKeyArn }),
+            ...(deployed.hooks ?? [metricsHook({ config, node: { name: plan.name }, privateIp: plan.privateIp })]),
+        ],
     };
 }

@@ -1,0 +1,49 @@
+/**
+ * Runs the node backup script as the hook installs it (components/bootstrap/backup.sh
+ * without comments) against a harness server, with s3rver and Debian's aws CLI, the
+ * way redis-cluster-backup@<id>.service runs it on a node.
+ */
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { backupScript } from "../../components/bootstrap/backupHook";
+import { ADMIN_PASSWORD } from "./cluster";
+import type { TestServer } from "./redisServers";
+import { AWS_CLI, S3Fixture } from "./s3";
+
+let script: string | undefined;
+let lockDir: string | undefined;
+
+export function installedBackupScript(): string {
+    if (!script) {
+        const dir = mkdtempSync(join(tmpdir(), "rct-backup-sh-"));
+        script = join(dir, "redis-cluster-backup");
+        writeFileSync(script, backupScript(), { mode: 0o700 });
+        lockDir = dir;
+    }
+    return script;
+}
+
+export interface NodeRun {
+    code: number | null;
+    log: string;
+}
+
+export function runNodeBackup(s: TestServer, node: { clusterName: string; shard: number; replica: number }, s3: S3Fixture, id: string, env: Record<string, string> = {}): Promise<NodeRun> {
+    const file = installedBackupScript();
+    const proc = spawn("bash", [file, "--id", id], {
+        stdio: ["ignore", "ignore", "pipe"],
+        env: {
+            PATH: process.env.PATH!, ...s3.env,
+            CLUSTER_NAME: node.clusterName, NODE_NAME: `${node.clusterName}-s${node.shard}-r${node.replica}`, SHARD: String(node.shard), PORT: String(s.port), TLS: "0",
+            CLI_BIN: "redis-cli", BACKUP_HOST: s.host, BACKUP_ROOT: `s3://${s3.bucket}/backups`, BACKUP_S3_ENDPOINT: s3.endpoint,
+            BACKUP_ADMIN_PASSWORD: ADMIN_PASSWORD, BACKUP_AWS: AWS_CLI, BACKUP_LOCK_FILE: join(lockDir!, `lock-${s.port}`),
+            BACKUP_RETRY_BASE_SEC: "0", BACKUP_ATTEMPTS: "2",
+            ...env,
+        },
+    });
+    let log = "";
+    proc.stderr!.on("data", (d) => (log += d));
+    return new Promise((r) => proc.on("exit", (code) => r({ code, log })));
+}

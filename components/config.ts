@@ -12,6 +12,8 @@ import { AutoscalePolicy, parseAutoscale } from "./autoscaleConfig";
 import { placementProblems } from "./plan/placement";
 import { backupScheduleProblem, DEFAULT_BACKUP_SCHEDULE } from "./backupSchedule";
 import { isXenInstanceType } from "./plan/ami";
+import { rolloutProblems } from "./plan/rollout";
+import { nodeName } from "./topology";
 
 /** Config namespace: the `name` in Pulumi.yaml. Keys are `redis-cluster:<key>`. */
 export const CONFIG_NAMESPACE = "redis-cluster";
@@ -137,6 +139,12 @@ export interface StackConfig {
     backupVerifyMaxAgeDays: number;
     /** Automatic scaling policy (components/autoscaleConfig.ts); off unless `enabled`. */
     autoscale: AutoscalePolicy;
+    /**
+     * The one node whose instance may take the current instanceType, amiId and user data
+     * (every other existing node keeps what it was deployed with). Set only by
+     * `npm run cluster -- roll`, for one targeted update. @default undefined
+     */
+    rollout?: string;
 }
 
 /** A raw value as found in pulumi.Config or in a stack YAML file. */
@@ -367,6 +375,12 @@ export function parseStackConfig(
     // The default vpcCidr passes through (a validated config fed back in carries it); any other is a mistake.
     problems.push(...vpcKeyProblems({ vpcId, subnetIds, zones, replicasPerShard, vpcCidrSet: raw("vpcCidr") !== undefined && vpcCidr !== DEFAULT_VPC_CIDR }));
     const autoscale = parseAutoscale(raw("autoscale"), { shards, replicasPerShard, minReplicasToWrite, ns: CONFIG_NAMESPACE }, problems);
+    const rollout = str("rollout", undefined);
+    if (!problems.some((p) => ["shards", "replicasPerShard", "clusterName"].some((k) => p.startsWith(`${key(k)} `)))) {
+        const names: string[] = [];
+        for (let s = 0; s < shards; s++) for (let r = 0; r <= replicasPerShard; r++) names.push(nodeName(clusterName, s, r));
+        problems.push(...rolloutProblems(rollout, names, key("rollout")));
+    }
 
     // Fixed node addresses must fit the subnets; only judged when the shape keys are valid on their own.
     // In an existing VPC the subnets' CIDRs are only known from AWS: lookupEnvironment judges them.
@@ -391,7 +405,7 @@ export function parseStackConfig(
         cpuAlarmThresholdPercent, protectData, backupBucketForceDestroy, interfaceEndpoints, logRetentionDays,
         keyAdministratorArns,
         alarmMemoryWarningPercent, alarmMemoryCriticalPercent, alarmEngineCpuPercent, alarmReplicationLagSeconds,
-        alarmDataVolumePercent, alarmBackupMaxAgeHours, backupVerifyMaxAgeDays, autoscale,
+        alarmDataVolumePercent, alarmBackupMaxAgeHours, backupVerifyMaxAgeDays, autoscale, rollout,
     };
 }
 
@@ -440,7 +454,7 @@ export const KNOWN_KEYS = [
     "cpuAlarmThresholdPercent", "protectData", "backupBucketForceDestroy", "interfaceEndpoints", "logRetentionDays",
     "keyAdministratorArns",
     "alarmMemoryWarningPercent", "alarmMemoryCriticalPercent", "alarmEngineCpuPercent", "alarmReplicationLagSeconds",
-    "alarmDataVolumePercent", "alarmBackupMaxAgeHours", "backupVerifyMaxAgeDays", "autoscale",
+    "alarmDataVolumePercent", "alarmBackupMaxAgeHours", "backupVerifyMaxAgeDays", "autoscale", "rollout",
 ] as const;
 
 /**

@@ -5,6 +5,7 @@ import type { UserDataInput } from "./bootstrap/contract";
 import { ACL_USERS, ssmParameterNames } from "./bootstrap/contract";
 import { DesiredNodeSettings, desiredNodeSettingsOf, nodeSettingsOf, renderNodeSettings } from "./bootstrap/nodeSettings";
 import type { Topology } from "./topology";
+import type { PendingNodeChange } from "./plan/rollout";
 import { Environment, lookupEnvironment } from "./environment";
 import { planNodes } from "./plan/placement";
 import { EncryptionKey } from "./encryptionKey";
@@ -60,6 +61,12 @@ export interface ClusterOutputs {
      */
     nodeSettings: pulumi.Output<DesiredNodeSettings>;
     networkMode: pulumi.Output<NetworkMode>;
+    /**
+     * Nodes whose instance still runs an older instance type, pinned AMI or user data
+     * (bootstrap, engine): a plain `pulumi up` leaves them alone, `roll` applies the
+     * change one node at a time (docs/operations-roll.md).
+     */
+    pendingNodeChanges: pulumi.Output<PendingNodeChange[]>;
     vpcId: pulumi.Output<string>;
     privateSubnetIds: pulumi.Output<string[]>;
     /** Allow your application's security group from here, or list it in `clientSecurityGroupIds`. */
@@ -131,6 +138,7 @@ export class RedisCluster extends pulumi.ComponentResource {
                 nodeSecurityGroupId: later("nodeSecurityGroupId"),
                 alarmTopicArn: later("alarmTopicArn"),
                 dashboardName: later("dashboardName"),
+                pendingNodeChanges: later("pendingNodeChanges"),
             };
         }
         this.topology = this.outputs.topology;
@@ -288,6 +296,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             ...(secrets.caCertPem ? { tlsCaCertificate: secrets.caCertPem } : {}),
             nodeSettings: pulumi.output(desiredNodeSettingsOf(cfg, { parameterName: nodeSettingsName })),
             networkMode: pulumi.output<NetworkMode>(existing ? "existing" : "created"),
+            pendingNodeChanges: nodes.pendingNodeChanges,
             vpcId: network.vpcId,
             privateSubnetIds: pulumi.all(network.subnetIds),
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,

@@ -4,6 +4,7 @@ import type { StackConfig } from "./config";
 import type { UserDataInput } from "./bootstrap/contract";
 import type { NodePlan } from "./plan/placement";
 import { isBurstable } from "./plan/ami";
+import { instanceChanges, instanceIgnoreChanges, PendingNodeChange } from "./plan/rollout";
 import { gzipUserData } from "./bootstrap/userData";
 import { userDataInputFor } from "./bootstrap/nodeInput";
 import { CLUSTER_TAG, SNAPSHOT_TAG, tags } from "./naming";
@@ -47,6 +48,8 @@ export class RedisNode extends pulumi.ComponentResource {
     readonly dataVolume: aws.ebs.Volume;
     readonly instanceId: pulumi.Output<string>;
     readonly privateIp: string;
+    /** How the deployed instance differs from the desired one (undefined: it does not); see docs/operations-roll.md. */
+    readonly pendingChange: pulumi.Output<PendingNodeChange | undefined>;
 
     constructor(name: string, args: RedisNodeArgs, opts?: pulumi.ComponentResourceOptions) {
         super("rediscluster:index:RedisNode", name, {}, opts);
@@ -81,6 +84,7 @@ export class RedisNode extends pulumi.ComponentResource {
         const userData = pulumi.all([this.dataVolume.id, args.backupBucketName, args.kmsKeyArn]).apply(([dataVolumeId, backupBucket, backupKmsKeyArn]) =>
             args.renderUserData(userDataInputFor(cfg, plan, { az: args.availabilityZone, dataVolumeId, region: args.region, backupBucket, backupKmsKeyArn })));
 
+        const userDataBase64 = userData.apply(gzipUserData);
         this.instance = new aws.ec2.Instance(`${name}-instance`, {
             ami: args.amiId,
             instanceType: cfg.instanceType,
@@ -100,16 +104,24 @@ export class RedisNode extends pulumi.ComponentResource {
             },
             creditSpecification: isBurstable(cfg.instanceType) ? { cpuCredits: "standard" } : undefined,
             // gzip: cloud-init inflates it, and it leaves room under EC2's 16 KB limit for hooks.
-            userDataBase64: userData.apply(gzipUserData),
+            userDataBase64,
             tags: nodeTags(plan.name, { [CLUSTER_TAG]: cfg.clusterName }),
         }, {
             parent: this,
             dependsOn: args.bootDependsOn,
             // The network interface can be attached to one instance at a time.
             deleteBeforeReplace: true,
-            // A looked-up AMI changes whenever Amazon publishes one; that must not replace every node.
-            ignoreChanges: args.amiPinned ? [] : ["ami"],
+            // Existing instances keep their deployed type, AMI and user data unless this node is the one
+            // `roll` names in `rollout`: a plain `pulumi up` never stops the fleet (docs/operations-roll.md).
+            ignoreChanges: instanceIgnoreChanges(plan.name, cfg.rollout, args.amiPinned),
         });
+        // For an ignored input the instance's output is the deployed value (from the state).
+        this.pendingChange = pulumi.all([this.instance.instanceType, this.instance.ami, this.instance.userDataBase64, userDataBase64, this.instance.urn])
+            .apply(([instanceType, ami, deployedUserData, desiredUserData, instanceUrn]) => {
+                const changes = instanceChanges({ instanceType, ami, userDataBase64: deployedUserData },
+                    { instanceType: cfg.instanceType, ami: args.amiId, userDataBase64: desiredUserData }, args.amiPinned);
+                return changes.length ? { node: plan.name, instanceUrn, changes } : undefined;
+            });
 
         new aws.ec2.VolumeAttachment(`${name}-data-attachment`, {
             instanceId: this.instance.id,

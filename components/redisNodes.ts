@@ -3,6 +3,7 @@ import * as aws from "@pulumi/aws";
 import type { UserDataInput } from "./bootstrap/contract";
 import type { TopologyNode } from "./topology";
 import type { NodePlan } from "./plan/placement";
+import type { PendingNodeChange } from "./plan/rollout";
 import { renderUserData } from "./bootstrap/userData";
 import { RedisNode, RedisNodeArgs } from "./redisNode";
 import { childName, nodeLogGroupName, nodeResourceName, tags } from "./naming";
@@ -29,6 +30,8 @@ export class RedisNodes extends pulumi.ComponentResource {
     /** The `topology.nodes` the operations tool reads. */
     readonly topologyNodes: pulumi.Output<TopologyNode[]>;
     readonly logGroup: aws.cloudwatch.LogGroup;
+    /** Nodes whose instance differs from the desired type/AMI/user data: what `roll` applies. */
+    readonly pendingNodeChanges: pulumi.Output<PendingNodeChange[]>;
 
     constructor(name: string, args: RedisNodesArgs, opts?: pulumi.ComponentResourceOptions) {
         super("rediscluster:index:RedisNodes", name, {}, opts);
@@ -61,6 +64,17 @@ export class RedisNodes extends pulumi.ComponentResource {
                 port: cfg.port,
                 instanceId,
             }))));
-        this.registerOutputs({ topologyNodes: this.topologyNodes, logGroupArn: this.logGroup.arn });
+        this.pendingNodeChanges = pulumi.all(this.nodes.map(({ node }) => node.pendingChange))
+            .apply((all) => {
+                const pending = all.filter((c): c is PendingNodeChange => c !== undefined);
+                if (pending.length) {
+                    // What `pulumi preview` would otherwise show as a fleet-wide stop, said once and plainly.
+                    const fields = [...new Set(pending.flatMap((p) => p.changes.map((c) => c.field)))].join(", ");
+                    pulumi.log.warn(`${pending.length} of ${this.nodes.length} node(s) still run an older ${fields}: this update leaves them alone; ` +
+                        `apply it one node at a time with: npm run cluster -- roll --stack ${pulumi.getStack()}`, this);
+                }
+                return pending;
+            });
+        this.registerOutputs({ topologyNodes: this.topologyNodes, logGroupArn: this.logGroup.arn, pendingNodeChanges: this.pendingNodeChanges });
     }
 }

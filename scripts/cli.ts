@@ -173,6 +173,14 @@ export function buildProgram(): Command {
         .option("--force", "apply even when a node would be left below its used memory or a master with fewer connected replicas than min-replicas-to-write")
         .action(action(() => Promise.resolve(require("./commands/reconfigure") as typeof import("./commands/reconfigure"))));
 
+    targetOptions(program.command("roll"))
+        .description("apply instance type, AMI, bootstrap and engine changes one node at a time: replicas first, a controlled failover before each master, each node back in the cluster before the next")
+        .option("--dry-run", "print the order and what changes on each node, and change nothing")
+        .option("--allow-unavailable-shard", "roll the master of a shard that has no in-sync replica (its slots are unavailable while it restarts)")
+        .option("--yes", "do not ask before starting")
+        .addOption(new Option("--node-timeout <ms>", "how long a node may take to come back after its update").argParser(intArg("--node-timeout")).default(15 * 60_000))
+        .action(action(() => Promise.resolve(require("./commands/roll") as typeof import("./commands/roll"))));
+
     targetOptions(program.command("flushall"))
         .description("delete every key on every master (asks for the cluster name)")
         .option("--confirm <clusterName>", "non-interactive confirmation: the cluster name")

@@ -29,6 +29,9 @@
  * removed nodes stops them; topology.json always lists the nodes that run.
  * `down` stops every node (SHUTDOWN NOSAVE as admin, then SIGKILL by pid file) and
  * removes the state directory.
+ * `roll [--engine-binary PATH]` re-renders the node files and restarts every node
+ * one at a time the way `npm run cluster -- roll` updates EC2 nodes (replicas
+ * first, a failover before each master): scripts/commands/roll.ts.
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import Redis from "ioredis";
@@ -55,9 +58,10 @@ import { waitUntil } from "./redis/clusterView";
 import { collectStatus, evaluateStatus } from "./redis/healthReport";
 import { renderStatus } from "./commands/status";
 import { keyOf } from "./plan/topology";
-import { findServer, ServerBinary } from "./redis/serverBinary";
+import { findServer, serverAt, ServerBinary } from "./redis/serverBinary";
 import { clusterTlsFiles, ensureLocalTls, nodeTlsFiles } from "./local/tls";
 import { ensurePrerequisites, realSystem } from "./prereqs";
+import { rollLocal, RollOptions } from "./commands/roll";
 
 export const REPO_ROOT = resolve(__dirname, "..");
 /**
@@ -615,6 +619,56 @@ export async function down(opts: LocalOptions, out: Output): Promise<{ stopped: 
     return { stopped };
 }
 
+// ---------------------------------------------------------------- roll
+
+/** Stops a node's server (SHUTDOWN, SIGKILL after 10 s) and starts it again with `bin`: `roll`'s action. */
+export async function restartLocalNode(dir: string, node: TopologyNode, bin: ServerBinary, pool: NodePool): Promise<void> {
+    const p = nodePaths(dir, node.name);
+    const pid = readPid(p.pid);
+    if (pid && isServerProcess(pid)) {
+        await shutdown(pool, keyOf(node));
+        const gone = await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 10000, what: `${node.name} (pid ${pid}) to exit` }).catch(() => false);
+        if (!gone) {
+            process.kill(pid, "SIGKILL");
+            await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${node.name} (pid ${pid}) to exit after SIGKILL` });
+        }
+    }
+    pool.drop(keyOf(node));
+    startNode(bin, p, keyOf(node));
+}
+
+export type LocalRollOptions = LocalOptions & Pick<RollOptions, "dryRun" | "allowUnavailableShard" | "nodeTimeout" | "takeOverLease"> & { engineBinary?: string };
+
+export async function roll(opts: LocalRollOptions, out: Output, signal: AbortSignal): Promise<number> {
+    const dir = stackDir(opts);
+    if (!existsSync(join(dir, "topology.json"))) throw new UsageError(`no local cluster in ${dir}: start one with npm run local${opts.stack !== "dev" ? ` -- --stack ${opts.stack}` : ""}`);
+    const bin = opts.engineBinary ? serverAt(opts.engineBinary) : ensureRedisServer(out);
+    if (!bin) throw new UsageError(`--engine-binary ${opts.engineBinary}: not a redis-server/valkey-server that answers --version`);
+    const topology = validateTopology(JSON.parse(readFileSync(join(dir, "topology.json"), "utf8")), "topology.json");
+    const creds = JSON.parse(readFileSync(join(dir, "credentials.json"), "utf8")) as LocalCredentials;
+    const { config } = loadLocalConfig(opts);
+    const pool = new NodePool({ credentials: { user: creds.user, password: creds.password }, connectTimeoutMs: 1000 });
+    const running = (n: TopologyNode) => {
+        const pid = readPid(nodePaths(dir, n.name).pid);
+        return pid && isServerProcess(pid) ? pid : undefined;
+    };
+    try {
+        return await rollLocal({
+            dir, binary: bin, pidOf: running,
+            startStopped: async () => {
+                const stopped = topology.nodes.filter((n) => !running(n));
+                for (const n of stopped) startNode(bin, nodePaths(dir, n.name), keyOf(n));
+                return stopped.map((n) => n.name);
+            },
+            restart: (node) => restartLocalNode(dir, node, bin, pool),
+            // A setting that needs a restart, or another binary's version gates: the files a node restarts with.
+            beforeRestarts: () => void renderNodeFiles(dir, topology, config, creds, bin),
+        }, { ...opts, connectTimeout: 1000 }, { out, signal });
+    } finally {
+        await pool.close();
+    }
+}
+
 // ---------------------------------------------------------------- CLI
 
 const wholeNumber = (name: string) => (v: string) => {
@@ -648,7 +702,7 @@ export function stateDirProblem(err: unknown, opts: Pick<LocalOptions, "stack" |
 export function buildLocalProgram(): Command {
     const program = new Command("local")
         .description("run the stack's Redis Cluster locally: real redis-server processes on 127.0.0.1, rendered like the EC2 nodes")
-        .argument("[action]", "up (default), down, or autoscale (the stack config's autoscale policy, acting by the same shape change as --shards)", "up")
+        .argument("[action]", "up (default), down, roll (restart every node one at a time, replicas first), or autoscale (the stack config's autoscale policy, acting by the same shape change as --shards)", "up")
         .option("--stack <name>", "stack whose Pulumi.<stack>.yaml to read; state goes to .local/<stack>", "dev")
         .option("--config <file>", "stack config file to read instead of Pulumi.<stack>.yaml")
         .option("--state-dir <dir>", "where local state lives (default: .local in the repository)")
@@ -656,14 +710,18 @@ export function buildLocalProgram(): Command {
         .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to form").argParser((v) => Number(v)).default(60000))
         .addOption(new Option("--shards <n>", "shards to run: a fresh cluster starts with them, a running one is scaled to them with the cluster tool's scale (default: the stack config's, or what runs)").argParser(wholeNumber("--shards")))
         .addOption(new Option("--replicas <n>", "replicas per shard, likewise").argParser(wholeNumber("--replicas")))
+        .option("--engine-binary <path>", "roll: restart the nodes on this redis-server/valkey-server")
+        .option("--allow-unavailable-shard", "roll: restart the master of a shard without an in-sync replica")
+        .option("--take-over-lease", "roll: replace the cluster lease of a roll that died (docs/lease.md)")
+        .addOption(new Option("--node-timeout <ms>", "roll: how long a node may take to come back").argParser((v) => Number(v)).default(60000))
         .option("--json", "NDJSON on stdout: progress events, then the result on the last line")
         .option("-q, --quiet", "no progress on stderr")
         .option("--once", "autoscale: one decision (and its action), then exit")
-        .option("--dry-run", "autoscale: decide and print, change nothing")
+        .option("--dry-run", "roll, autoscale: print the plan or decision, change nothing")
         .addOption(new Option("--interval <seconds>", "autoscale: seconds between decisions (default: autoscale.intervalSeconds)").argParser(wholeNumber("--interval")))
         .showHelpAfterError()
         .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-        .action(async (action: string, o: Omit<LocalOptions, "stack"> & { stack: string }) => {
+        .action(async (action: string, o: LocalRollOptions) => {
             const out = createOutput({ json: o.json, quiet: o.quiet });
             try {
                 if (action === "up") {
@@ -675,8 +733,17 @@ export function buildLocalProgram(): Command {
                 } else if (action === "down") {
                     await down(o, out);
                     process.exitCode = 0;
+                } else if (action === "roll") {
+                    const ac = new AbortController();
+                    const onSigint = () => (ac.signal.aborted ? process.exit(130) : (out.warn("interrupt: stopping after the current node (Ctrl-C again to quit now)"), ac.abort()));
+                    process.on("SIGINT", onSigint);
+                    try {
+                        process.exitCode = await roll(o, out, ac.signal);
+                    } finally {
+                        process.off("SIGINT", onSigint);
+                    }
                 } else {
-                    throw new UsageError(`unknown action "${action}": use up (default), down or autoscale`);
+                    throw new UsageError(`unknown action "${action}": use up (default), down, roll or autoscale`);
                 }
             } catch (e) {
                 const err = stateDirProblem(e, o) ?? e;

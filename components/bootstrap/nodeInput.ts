@@ -26,8 +26,9 @@ export interface DeployedValues {
 
 export function userDataInputFor(config: StackConfig, plan: NodePlan, deployed: DeployedValues): UserDataInput {
     return {
-        // Only per-node stable inputs reach the user data: not the alarm e-mail (possibly a secret, no business of the node).
-        config: { ...config, alarmEmail: undefined },
+        // Only per-node stable inputs reach the user data: not the alarm e-mail (possibly a secret, no business of the node),
+        // nor the rollout key (it names the node being rolled; every node's user data would change with it).
+        config: { ...config, alarmEmail: undefined, rollout: undefined },
         node: { name: plan.name, shard: plan.shard, replica: plan.replica, az: deployed.az },
         privateIp: plan.privateIp,
         dataVolumeId: deployed.dataVolumeId,

@@ -18,6 +18,13 @@ export function which(cmd: string): string | undefined {
     return r.status === 0 ? r.stdout.trim().split("\n")[0] || undefined : undefined;
 }
 
+/** The server at `path` and its version; undefined when it does not run as `<path> --version`. */
+export function serverAt(path: string): ServerBinary | undefined {
+    const r = spawnSync(path, ["--version"], { encoding: "utf8" });
+    if (r.status !== 0) return undefined;
+    return { server: path, version: /v=(\d+\.\d+\.\d+)/.exec(r.stdout)?.[1] ?? "0.0.0" };
+}
+
 export function findServer(): ServerBinary | undefined {
     for (const [server, cli] of [["redis-server", "redis-cli"], ["redis6-server", "redis6-cli"], ["valkey-server", "valkey-cli"]]) {
         const path = which(server);

@@ -68,15 +68,22 @@ test("alarm e-mail set with --secret: subscribed, kept secret, and out of every 
     assert.equal(byType(dev, T.topicSubscription).length, 0);
 });
 
-test("pinned AMI is used and its changes are not ignored; x86 instance types look up an x86_64 AMI", async () => {
+test("pinned AMI is used, and rolled with the node named in rollout; x86 instance types look up an x86_64 AMI", async () => {
     const pinned = await runProgram({ ...base, [`${NS}:amiId`]: "ami-0fedcba9876543210" }, { stack: "dev" });
     // Looked up by id only, to check it against the engine and architecture; never replaced by the newest.
     const amiCalls = pinned.invokes.filter((x) => x.token === "aws:ec2/getAmi:getAmi");
     assert.deepEqual(amiCalls.map((c) => c.inputs.filters), [[{ name: "image-id", values: ["ami-0fedcba9876543210"] }]]);
     for (const i of byType(pinned, T.instance)) {
         assert.equal(i.inputs.ami, "ami-0fedcba9876543210");
-        assert.deepEqual(i.ignoreChanges, []);
+        assert.ok(i.ignoreChanges.includes("ami"), "held at the deployed AMI until roll names the node");
     }
+    const rolling = await runProgram({ ...base, [`${NS}:amiId`]: "ami-0fedcba9876543210", [`${NS}:rollout`]: "redis-cluster-dev-s1-r0" }, { stack: "dev" });
+    for (const i of byType(rolling, T.instance)) {
+        assert.deepEqual(i.ignoreChanges, i.name.endsWith("-s1-r0-instance") ? [] : ["instanceType", "creditSpecification", "userDataBase64", "ami"], i.name);
+    }
+    const unpinned = await runProgram({ ...base, [`${NS}:rollout`]: "redis-cluster-dev-s1-r0" }, { stack: "dev" });
+    const rolled = byType(unpinned, T.instance).find((i) => i.name.endsWith("-s1-r0-instance"))!;
+    assert.deepEqual(rolled.ignoreChanges, ["ami"], "a looked-up AMI is never rolled");
     const x86 = await runProgram({ ...base, [`${NS}:instanceType`]: "m7i.large" }, { stack: "dev" });
     const filters = x86.invokes.find((x) => x.token === "aws:ec2/getAmi:getAmi")!.inputs.filters;
     assert.deepEqual(filters.find((f: any) => f.name === "architecture").values, ["x86_64"]);

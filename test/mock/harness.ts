@@ -27,6 +27,13 @@ export interface Registered {
     type: string;
     name: string;
     inputs: Record<string, any>;
+    /**
+     * The inputs the engine would send the provider: with `previous` (RunOptions), every
+     * property named in ignoreChanges takes the previous run's value, as Pulumi takes the
+     * state's value (https://www.pulumi.com/docs/iac/concepts/options/ignorechanges/);
+     * a resource the previous run did not have is created with the program's inputs.
+     */
+    effectiveInputs: Record<string, any>;
     id: string;
     state: Record<string, any>;
     parent: string;
@@ -68,6 +75,8 @@ export interface RunOptions {
     invokes?: Record<string, (inputs: any) => any>;
     /** The outputs of the stack's last update, as a StackReference to the stack itself reads them. @default none (a new stack) */
     previousOutputs?: Record<string, unknown>;
+    /** The previous deployment: its effective inputs are the "state" ignoreChanges falls back to. */
+    previous?: RunResult;
 }
 
 const hex = (s: string, n: number) => createHash("sha256").update(s).digest("hex").slice(0, n);
@@ -182,9 +191,18 @@ export async function runProgram(config: Record<string, string>, opts: RunOption
                 return { id: args.inputs.name, state: { name: args.inputs.name, outputs: opts.previousOutputs ?? {}, secretOutputNames: [] } };
             }
             const id = mockId(args.type, args.name);
-            const state = mockState(args.type, args.name, id, args.inputs);
             const o = options.get(`${args.type}::${args.name}`)!;
-            resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, state, ref: `${args.type}::${args.name}`, ...o });
+            const old = opts.previous?.resources.find((x) => x.type === args.type && x.name === args.name);
+            const effectiveInputs = { ...args.inputs };
+            if (old) {
+                for (const path of o.ignoreChanges) {
+                    if (path.includes(".") || path.includes("[")) throw new Error(`harness: nested ignoreChanges path ${path} is not modelled`);
+                    if (path in old.effectiveInputs) effectiveInputs[path] = old.effectiveInputs[path];
+                    else delete effectiveInputs[path];
+                }
+            }
+            const state = mockState(args.type, args.name, id, effectiveInputs);
+            resources.push({ type: args.type, name: args.name, inputs: args.inputs, effectiveInputs, id, state, ref: `${args.type}::${args.name}`, ...o });
             return { id, state };
         },
         call(args) {

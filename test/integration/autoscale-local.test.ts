@@ -20,6 +20,7 @@ import { autoscaleRound, DecisionRecord } from "../../scripts/autoscale/run";
 import { createOutput } from "../../scripts/output";
 import { missingKeys, startTraffic } from "../helpers/cluster";
 import type { Topology } from "../../components/topology";
+import { killRedisUnder } from "../helpers/processes";
 
 const ROOT = join(__dirname, "..", "..");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,6 +137,7 @@ test("autoscale (local): grows by one shard under load with no lost key, shrinks
     } finally {
         data?.disconnect();
         await down({ ...opts }, quiet).catch(() => undefined);
+        killRedisUnder(tmp);
         rmSync(tmp, { recursive: true, force: true });
     }
 });

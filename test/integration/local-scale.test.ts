@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Redis, { Cluster } from "ioredis";
 import { Topology } from "../../components/topology";
-import { redisAlive } from "../helpers/processes";
+import { redisAlive, killRedisUnder } from "../helpers/processes";
 import { loadKeys, missingKeys, runCli } from "../helpers/cluster";
 import { formatRanges, parseClusterNodes } from "../../scripts/redis/clusterNodes";
 
@@ -141,6 +141,7 @@ test("local mode: --shards 4 then --shards 3 keeps every key, runs exactly the t
         data?.disconnect();
         if (existsSync(dir)) local("down");
         for (const pid of seen.values()) if (redisAlive(pid)) process.kill(pid, "SIGKILL");
+        killRedisUnder(tmp);
         rmSync(tmp, { recursive: true, force: true });
     }
     assert.deepEqual([...seen.values()].filter(redisAlive), [], "no stray servers");
@@ -160,6 +161,7 @@ test("local mode: a state folder it may not write is a usage error (exit 2) with
         assert.match(r.stderr, new RegExp(`cannot write its state folder: EACCES on ${state}/dev .*sudo chown -R "\\$\\(id -un\\)" ${state}.*--state-dir DIR`));
         assert.doesNotMatch(r.stderr, /internal error/);
     } finally {
+        killRedisUnder(tmp);
         rmSync(tmp, { recursive: true, force: true });
     }
 });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { redisAlive } from "../helpers/processes";
+import { redisAlive, killRedisUnder } from "../helpers/processes";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { Topology } from "../../components/topology";
@@ -98,6 +98,7 @@ test("local mode: up renders and forms an ACL-protected cluster, a second up cha
     } finally {
         if (existsSync(dir)) local("down", ...common);
         for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");
+        killRedisUnder(tmp);
         rmSync(tmp, { recursive: true, force: true });
     }
 });

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { redisAlive } from "../helpers/processes";
+import { redisAlive, killRedisUnder } from "../helpers/processes";
 import { join } from "node:path";
 import { nodeSettingsOf, maxmemoryBytesFor, DesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
 import type { Topology } from "../../components/topology";
@@ -198,6 +198,7 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
         await pool?.close();
         if (existsSync(dir)) await down(opts, quiet());
         for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");
+        killRedisUnder(tmp);
         rmSync(tmp, { recursive: true, force: true });
     }
 });

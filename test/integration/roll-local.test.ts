@@ -19,7 +19,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Redis, { Cluster } from "ioredis";
 import { Topology } from "../../components/topology";
-import { redisAlive } from "../helpers/processes";
+import { redisAlive, killRedisUnder } from "../helpers/processes";
 import { NodePool } from "../../scripts/redis/pool";
 import { collectStatus, evaluateStatus } from "../../scripts/redis/healthReport";
 import { waitUntil } from "../../scripts/redis/clusterView";
@@ -340,11 +340,13 @@ test("roll (local): tear down", async () => {
         assert.equal(d.status, 0, d.stderr);
     }
     for (const p of started) if (redisAlive(p)) process.kill(p, "SIGKILL");
+    killRedisUnder(tmp);
     rmSync(tmp, { recursive: true, force: true });
 });
 
 process.on("exit", () => {
     // A failed test above must not leave servers behind.
     if (existsSync(dir)) localSync("down", ...common);
+    killRedisUnder(tmp);
     rmSync(tmp, { recursive: true, force: true });
 });

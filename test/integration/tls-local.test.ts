@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Topology } from "../../components/topology";
+import { killRedisUnder } from "../helpers/processes";
 
 const ROOT = join(__dirname, "..", "..");
 const run = (script: string, ...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", script, ...args], { cwd: ROOT, encoding: "utf8", timeout: 90000 });
@@ -59,6 +60,7 @@ test("local mode runs a tls: true stack over TLS with the nodes' AWS file names"
         assert.match(flip.stderr, /runs with TLS, but .* now has tls: false/);
     } finally {
         const down = run("scripts/local.ts", "down", ...common);
+        killRedisUnder(tmp);
         rmSync(tmp, { recursive: true, force: true });
         assert.equal(down.status, 0, down.stderr);
     }

@@ -4,6 +4,7 @@
  * the stack's alarms and dashboard are generated from. Pure: no `@pulumi/*`
  * import, so the tool and the node's collector bundle share it.
  */
+import type { StackConfig } from "./config";
 
 /** CloudWatch units used here (MetricDatum's list). */
 export type MetricUnit = "Percent" | "Count" | "Seconds" | "Bytes" | "None";
@@ -89,18 +90,17 @@ export interface MonitoredNode {
     resourceName: string;
 }
 
-/** What the alarm table needs from the stack config. */
-export interface AlarmSettings {
-    clusterName: string;
-    replicasPerShard: number;
-    alarmMemoryWarningPercent: number;
-    alarmMemoryCriticalPercent: number;
-    alarmEngineCpuPercent: number;
-    alarmReplicationLagSeconds: number;
-    alarmDataVolumePercent: number;
-    alarmBackupMaxAgeHours: number;
-    backupVerifyMaxAgeDays: number;
-}
+/** What the alarm table needs from the stack config (the keys' docs and defaults are there). */
+export type AlarmSettings = Pick<StackConfig,
+    | "clusterName"
+    | "replicasPerShard"
+    | "alarmMemoryWarningPercent"
+    | "alarmMemoryCriticalPercent"
+    | "alarmEngineCpuPercent"
+    | "alarmReplicationLagSeconds"
+    | "alarmDataVolumePercent"
+    | "alarmBackupMaxAgeHours"
+    | "backupVerifyMaxAgeDays">;
 
 export type AlarmScope = "node" | "shard" | "cluster";
 

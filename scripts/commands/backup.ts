@@ -17,7 +17,7 @@ import { fmtBytes, fmtDuration } from "../output";
 import { readCluster } from "../redis/members";
 import { backupIdOf, BackupManifest, backupPaths, buildBackupManifest, parseBackupManifest, parseShardManifest, ShardManifest } from "../backup/manifest";
 import type { TopologyNode } from "../../components/topology";
-import { openStore, StoreOptions } from "../backup/store";
+import { BackupStore, openStore, StoreOptions } from "../backup/store";
 import { takeBackup } from "../backup/take";
 import { NodeCommandRunner, ssmRunner } from "../backup/nodeRunner";
 
@@ -46,6 +46,15 @@ function memo(read: StackOutputsReader): StackOutputsReader {
 
 export function storeOptions(opts: { s3Endpoint?: string; kmsKeyId?: string; region?: string }): StoreOptions {
     return { s3Endpoint: opts.s3Endpoint, kmsKeyId: opts.kmsKeyId, region: opts.region };
+}
+
+/** The store `--from` names, for backups, restore and verify: a malformed location is a usage error. */
+export function openFromStore(from: string, opts: { s3Endpoint?: string; kmsKeyId?: string; region?: string }): BackupStore {
+    try {
+        return openStore(from, storeOptions(opts));
+    } catch (e) {
+        throw new UsageError(`--from: ${(e as Error).message}`);
+    }
 }
 
 export async function run(opts: BackupOptions, ctx: CommandContext, deps: BackupDeps = {}): Promise<number> {

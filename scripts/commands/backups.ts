@@ -9,8 +9,7 @@ import { automationOutputs, StackOutputsReader } from "../inventory";
 import { UsageError } from "../errors";
 import { fmtBytes } from "../output";
 import { listBackups } from "../backup/catalog";
-import { openStore } from "../backup/store";
-import { storeOptions } from "./backup";
+import { openFromStore } from "./backup";
 
 export interface BackupsOptions extends CommonOptions {
     from?: string;
@@ -33,12 +32,7 @@ export async function sourceOf(opts: { from?: string; stack?: string; cluster?: 
 
 export async function run(opts: BackupsOptions, ctx: CommandContext, deps: { readStackOutputs?: StackOutputsReader } = {}): Promise<number> {
     const src = await sourceOf(opts, deps.readStackOutputs);
-    let store;
-    try {
-        store = openStore(src.from, storeOptions(opts));
-    } catch (e) {
-        throw new UsageError(`--from: ${(e as Error).message}`);
-    }
+    const store = openFromStore(src.from, opts);
     const verify = opts.verify !== false;
     if (verify) ctx.out.info(`reading ${store.location}${src.cluster ? `/${src.cluster}` : ""} and hashing every RDB (--no-verify to skip) …`);
     const list = await listBackups(store, { clusterName: src.cluster, verify });

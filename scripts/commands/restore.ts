@@ -10,9 +10,8 @@ import { RefusedError, UsageError } from "../errors";
 import { fmtBytes, fmtDuration } from "../output";
 import { openSession } from "../redis/members";
 import { clustersIn, loadBackup } from "../backup/catalog";
-import { openStore } from "../backup/store";
 import { ownerKeys, restoreBackup, RestoreResult } from "../backup/restore";
-import { storeOptions } from "./backup";
+import { openFromStore } from "./backup";
 import { ask } from "./flushall";
 
 /** RESTOREs per write to a master (one buffer, one syscall). */
@@ -48,12 +47,7 @@ export function renderRestore(r: RestoreResult, label: string): string {
 }
 
 export async function run(opts: RestoreCommandOptions, ctx: CommandContext): Promise<number> {
-    let store;
-    try {
-        store = openStore(opts.from, storeOptions(opts));
-    } catch (e) {
-        throw new UsageError(`--from: ${(e as Error).message}`);
-    }
+    const store = openFromStore(opts.from, opts);
     const session = await openSession(opts, ctx, "restore");
     const { target, pool, view } = session;
     try {

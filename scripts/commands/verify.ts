@@ -13,16 +13,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import type { CommandContext, CommonOptions } from "../cli";
-import { RefusedError, StepError, UsageError } from "../errors";
+import { RefusedError, StepError } from "../errors";
 import { createOutput, fmtDuration } from "../output";
 import { openPool, resolveTarget, StackOutputsReader } from "../inventory";
 import { readCluster } from "../redis/members";
 import { down, up } from "../local";
 import { loadBackup } from "../backup/catalog";
 import { backupPaths, VerifiedManifest } from "../backup/manifest";
-import { openStore } from "../backup/store";
 import { ownerKeys, restoreBackup, RestoreResult } from "../backup/restore";
-import { storeOptions } from "./backup";
+import { openFromStore } from "./backup";
 import { sourceOf } from "./backups";
 
 export interface VerifyOptions extends CommonOptions {
@@ -39,12 +38,7 @@ const sink = () => new Writable({ write: (_c, _e, cb) => cb() });
 export async function run(opts: VerifyOptions, ctx: CommandContext, deps: { readStackOutputs?: StackOutputsReader } = {}): Promise<number> {
     const t0 = Date.now();
     const src = await sourceOf(opts, deps.readStackOutputs);
-    let store;
-    try {
-        store = openStore(src.from, storeOptions(opts));
-    } catch (e) {
-        throw new UsageError(`--from: ${(e as Error).message}`);
-    }
+    const store = openFromStore(src.from, opts);
     const loaded = await loadBackup(store, { clusterName: src.cluster, backupId: opts.backup });
     const { backup } = loaded;
     const shards = loaded.shards.length;

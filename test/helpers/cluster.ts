@@ -226,9 +226,10 @@ export async function clusterCheck(node: TestServer, auth?: { user: string; pass
 /**
  * A client that keeps writing new keys and reading back acknowledged ones through an
  * ioredis Cluster (which follows MOVED/ASK and retries TRYAGAIN itself). Every error
- * that reaches the caller is recorded: the tests expect none.
+ * that reaches the caller is recorded: the tests expect none. With `keys`, each lane
+ * rewrites at most that many keys (round robin), so a long run holds its memory flat.
  */
-export function startTraffic(c: Cluster, prefix = "w"): { stop(): Promise<void>; acked: Map<string, string>; errors: string[]; ops(): number } {
+export function startTraffic(c: Cluster, prefix = "w", keys = Infinity): { stop(): Promise<void>; acked: Map<string, string>; errors: string[]; ops(): number } {
     const acked = new Map<string, string>();
     const errors: string[] = [];
     let running = true;
@@ -236,7 +237,7 @@ export function startTraffic(c: Cluster, prefix = "w"): { stop(): Promise<void>;
     const loop = async (lane: number) => {
         let i = 0;
         while (running) {
-            const key = `${prefix}:${lane}:${i}`;
+            const key = `${prefix}:${lane}:${i % keys}`;
             const val = `${lane}-${i}-${Date.now()}`;
             try {
                 await c.set(key, val);
@@ -244,7 +245,7 @@ export function startTraffic(c: Cluster, prefix = "w"): { stop(): Promise<void>;
                 const back = await c.get(key);
                 if (back !== val) errors.push(`read ${key}: got ${back}, want ${val}`);
                 if (i > 10) {
-                    const old = `${prefix}:${lane}:${Math.floor(Math.random() * i)}`;
+                    const old = `${prefix}:${lane}:${Math.floor(Math.random() * Math.min(i, keys))}`;
                     const want = acked.get(old);
                     const got = await c.get(old);
                     if (want !== undefined && got !== want) errors.push(`read ${old}: got ${got}, want ${want}`);

@@ -45,6 +45,18 @@ function targetOptions(cmd: Command): Command {
         .option("-q, --quiet", "no progress on stderr");
 }
 
+/** Where an S3 location named on the command line is served from. */
+function s3Options(cmd: Command): Command {
+    return cmd
+        .option("--s3-endpoint <url>", "S3-compatible endpoint (MinIO, Ceph, s3rver ...): path-style addressing")
+        .option("--region <region>", "AWS region of the bucket, and of SSM for backup --stack (default: AWS_REGION)");
+}
+
+/** The backups whose ages `metrics` and `status --watch` show (LastBackupAgeSeconds, LastVerifiedRestoreAgeSeconds). */
+function backupsFromOptions(cmd: Command, what: string): Command {
+    return s3Options(cmd.option("--backups-from <dir|s3://bucket/prefix>", `${what} (with --stack: default s3://<backupBucketName>/backups)`));
+}
+
 /**
  * Parser for a numeric flag: rejects NaN, fractions (unless `fraction`), and values
  * outside [min, max] with a usage error (exit 2) naming the flag, the value and what is valid.
@@ -104,23 +116,17 @@ export function buildProgram(): Command {
         .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to converge").argParser(intArg("--timeout", 1)).default(60000))
         .action(action(() => Promise.resolve(require("./commands/create") as typeof import("./commands/create"))));
 
-    targetOptions(program.command("status"))
+    backupsFromOptions(targetOptions(program.command("status")), "with --watch: show the backup ages from these backups")
         .description("health per shard and cluster-wide; exit 0 only when healthy")
         .addOption(new Option("--watch [seconds]", "refresh a per-shard table (role, ops/s, memory %, lag, link, fail reports) until Ctrl-C").argParser(intArg("--watch")))
-        .option("--backups-from <dir|s3://bucket/prefix>", "with --watch: show the backup ages from these backups (with --stack: default s3://<backupBucketName>/backups)")
-        .option("--s3-endpoint <url>", "S3-compatible endpoint of --backups-from: path-style addressing")
-        .option("--region <region>", "AWS region of the backup bucket (default: AWS_REGION)")
         .action(action(() => Promise.resolve(require("./commands/status") as typeof import("./commands/status"))));
 
-    targetOptions(program.command("metrics"))
+    backupsFromOptions(targetOptions(program.command("metrics")), "backups for LastBackupAgeSeconds and LastVerifiedRestoreAgeSeconds")
         .description("the collector's samples from every node: one snapshot (--format json|prometheus|emf) or a Prometheus endpoint (--serve [host:]port)")
         .option("--format <format>", "json (default), prometheus (text exposition) or emf (CloudWatch embedded metric format, one document per line)")
         .option("--serve <[host:]port>", "serve GET /metrics in the Prometheus text format; every scrape reads every node directly (host defaults to 127.0.0.1)")
         .option("--namespace <name>", "CloudWatch namespace of --format emf (default RedisCluster)")
         .addOption(new Option("--command-timeout <ms>", "per-node command timeout: a node that accepts but does not answer is reported as down after this").argParser(intArg("--command-timeout")).default(5000))
-        .option("--backups-from <dir|s3://bucket/prefix>", "backups for LastBackupAgeSeconds and LastVerifiedRestoreAgeSeconds (with --stack: default s3://<backupBucketName>/backups)")
-        .option("--s3-endpoint <url>", "S3-compatible endpoint of --backups-from (MinIO, Ceph, s3rver ...): path-style addressing")
-        .option("--region <region>", "AWS region of the backup bucket (default: AWS_REGION)")
         .addOption(new Option("--backups-every <minutes>", "with --serve: read the backups at most this often").argParser(intArg("--backups-every", 1)).default(15))
         .action(action(() => Promise.resolve(require("./commands/metrics") as typeof import("./commands/metrics"))));
 
@@ -185,10 +191,6 @@ export function buildProgram(): Command {
         .description("delete every key on every master (asks for the cluster name)")
         .option("--confirm <clusterName>", "non-interactive confirmation: the cluster name")
         .action(action(() => Promise.resolve(require("./commands/flushall") as typeof import("./commands/flushall"))));
-
-    const s3Options = (cmd: Command) => cmd
-        .option("--s3-endpoint <url>", "S3-compatible endpoint (MinIO, Ceph, s3rver ...): path-style addressing")
-        .option("--region <region>", "AWS region of the bucket and of SSM (default: AWS_REGION)");
 
     const backup = s3Options(targetOptions(program.command("backup")))
         .description("take a cluster-wide backup now and wait for it: --stack starts the nodes' backup service through SSM; --topology with --to does the same steps from here")

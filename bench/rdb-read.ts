@@ -11,12 +11,8 @@ import { join } from "node:path";
 import Redis from "ioredis";
 import { startServer, stopAll, TestServer } from "../test/helpers/redisServers";
 import { readRdb, dumpPayload } from "../scripts/rdb";
+import { opt } from "./args";
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : def;
-};
 const KEYS = Number(opt("keys", "1000000"));
 const VALUE_BYTES = Number(opt("value-bytes", "64"));
 const CHUNK = Number(opt("chunk-kib", "64")) * 1024;

@@ -35,13 +35,9 @@ import Redis from "ioredis";
 import { startProxy } from "./proxy";
 import { parseClusterNodes, slotOwners } from "../scripts/redis/clusterNodes";
 import { freePortPair, waitForPing } from "../test/helpers/redisServers";
+import { args, opt } from "./args";
 
 const ROOT = resolve(__dirname, "..");
-const args = process.argv.slice(2);
-const opt = (name: string, def: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : def;
-};
 const KEYS = Number(opt("keys", "1000000"));
 const VALUE_BYTES = Number(opt("value-bytes", "64"));
 /** Added delay per direction, tool→node and node→tool (ms timers: 2 + 3 gives about 5 ms per round trip). */

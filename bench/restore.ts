@@ -25,13 +25,9 @@ import { ClusterFixture, startCluster } from "../test/helpers/cluster";
 import { startServer, stopServer } from "../test/helpers/redisServers";
 import { keySlot } from "../scripts/redis/keySlot";
 import { parseClusterNodes, slotOwners } from "../scripts/redis/clusterNodes";
+import { args, opt } from "./args";
 
 const ROOT = resolve(__dirname, "..");
-const args = process.argv.slice(2);
-const opt = (name: string, def: string) => {
-    const i = args.indexOf(`--${name}`);
-    return i >= 0 ? args[i + 1] : def;
-};
 const KEYS = Number(opt("keys", "1000000"));
 const VALUE_BYTES = Number(opt("value-bytes", "64"));
 const SKIP_CLI = args.includes("--skip-redis-cli");

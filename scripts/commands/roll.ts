@@ -69,7 +69,14 @@ async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): 
         await waitUntil(async () => (await readRollState(r.pool, r.topology)).unhealthy.length === 0,
             { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the cluster to be healthy again", intervalMs: 100, maxIntervalMs: 1000 }).catch(() => undefined);
     }
-    const state = await readRollState(r.pool, r.topology);
+    let state = await readRollState(r.pool, r.topology);
+    if (state.backups.length && !opts.dryRun) {
+        // A BGSAVE (a backup, a save point, a full sync's fork) is short-lived: let it finish rather than
+        // refuse at once; one still running after the node timeout is refused below.
+        ctx.out.info(`waiting up to ${fmtDuration(r.nodeTimeoutMs)} for the BGSAVE on ${state.backups.join(", ")} to finish before the first restart`);
+        await waitUntil(async () => (state = await readRollState(r.pool, r.topology)).backups.length === 0,
+            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the running BGSAVE to finish", intervalMs: 200, maxIntervalMs: 2000 }).catch(() => undefined);
+    }
     const plan = planRoll({ ...state, pending: r.pending, targetVersion: r.targetVersion, allowUnavailableShard: opts.allowUnavailableShard });
     if (!plan.ok) throw new RefusedError(`roll refused; nothing was changed:\n  - ${plan.refusals.join("\n  - ")}`);
     for (const w of plan.warnings) ctx.out.warn(w);

@@ -13,7 +13,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import Redis from "ioredis";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { ClusterFixture, startCluster } from "../helpers/cluster";
+import { ClusterFixture, loadKeys, startCluster } from "../helpers/cluster";
 import { restartServer, TestServer } from "../helpers/redisServers";
 import { capturedOutput } from "../helpers/output";
 import { ROLLOUT_KEY, RollStack, rollWithStack } from "../../scripts/commands/roll";
@@ -133,9 +133,18 @@ test("roll --stack: targeted updates in order, each after the previous node is b
     await assert.rejects(rollWithStack(stack, target, { stack: "t", dryRun: true }, { out: capturedOutput().out, signal: new AbortController().signal }),
         /an earlier roll stopped while updating t-s1-r1 .*Run roll without --dry-run/);
     assert.deepEqual(stack.log, []);
+    // A BGSAVE running when the roll starts (a backup, or any fork) is waited for, not refused:
+    // ~30 keys on t-s2-r0 at 50 ms each keep it running for about 1.5 s.
+    await loadKeys(fx.clusterClient(), 90, "bg");
+    const saving = servers.get("t-s2-r0")!;
+    await call(saving, "CONFIG", "SET", "rdb-key-save-delay", "50000");
+    await call(saving, "BGSAVE");
+    assert.match(await call(saving, "INFO", "persistence"), /rdb_bgsave_in_progress:1/);
     const { out, stdout, stderr } = capturedOutput({ json: true });
     const code = await rollWithStack(stack, target, { stack: "t", yes: true, nodeTimeout: 30000 }, { out, signal: new AbortController().signal });
     assert.equal(code, 0, stderr() + stdout());
+    assert.match(stderr(), /waiting up to 30\.0 s for the BGSAVE on t-s2-r0 to finish before the first restart/);
+    await call(saving, "CONFIG", "SET", "rdb-key-save-delay", "0").catch(() => undefined);
 
     assert.deepEqual(stack.log, [
         "rm rollout", "preview",

@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { startServers, stopAll, redisServerVersion, TestServer } from "../test/helpers/redisServers";
 import { NodePool } from "../scripts/redis/pool";
 import { checkFormation } from "../scripts/redis/health";
-import { parseClusterNodes } from "../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../scripts/plan/clusterNodes";
 import { zoneOf } from "../components/plan/placement";
 import { nodeName, Topology } from "../components/topology";
 

@@ -33,7 +33,7 @@ import { tmpdir, cpus } from "node:os";
 import { join, resolve } from "node:path";
 import Redis from "ioredis";
 import { startProxy } from "./proxy";
-import { parseClusterNodes, slotOwners } from "../scripts/redis/clusterNodes";
+import { parseClusterNodes, slotOwners } from "../scripts/plan/clusterNodes";
 import { freePortPair, waitForPing } from "../test/helpers/redisServers";
 import { args, opt } from "./args";
 

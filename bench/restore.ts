@@ -24,8 +24,9 @@ import Redis from "ioredis";
 import { ClusterFixture, startCluster } from "../test/helpers/cluster";
 import { startServer, stopServer } from "../test/helpers/redisServers";
 import { keySlot } from "../scripts/redis/keySlot";
-import { parseClusterNodes, slotOwners } from "../scripts/redis/clusterNodes";
+import { parseClusterNodes, slotOwners } from "../scripts/plan/clusterNodes";
 import { args, opt } from "./args";
+import { nodeKey } from "../scripts/plan/node";
 
 const ROOT = resolve(__dirname, "..");
 const KEYS = Number(opt("keys", "1000000"));
@@ -58,8 +59,8 @@ async function load(fx: ClusterFixture): Promise<void> {
     const clients = fx.shards.map((sh) => fx.client(sh[0]));
     const nodes = parseClusterNodes(String(await clients[0].call("CLUSTER", "NODES")));
     const owners = slotOwners(nodes);
-    const keyOf = (n: { host: string; port: number }) => `${n.host}:${n.port}`;
-    const clientById = new Map(nodes.map((n) => [n.id, clients.find((c) => keyOf(c.options as { host: string; port: number }) === n.key)!]));
+    const nodeKey = (n: { host: string; port: number }) => `${n.host}:${n.port}`;
+    const clientById = new Map(nodes.map((n) => [n.id, clients.find((c) => nodeKey(c.options as { host: string; port: number }) === n.key)!]));
     const value = "v".repeat(VALUE_BYTES);
     const batch = 20_000;
     for (let i = 0; i < KEYS; i += batch) {

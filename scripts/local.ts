@@ -57,11 +57,11 @@ import { formCluster } from "./redis/form";
 import { waitUntil } from "./redis/clusterView";
 import { collectStatus, evaluateStatus } from "./redis/healthReport";
 import { renderStatus } from "./commands/status";
-import { keyOf } from "./plan/topology";
 import { findServer, serverAt, ServerBinary } from "./redis/serverBinary";
 import { clusterTlsFiles, ensureLocalTls, nodeTlsFiles } from "./local/tls";
 import { ensurePrerequisites, realSystem } from "./prereqs";
 import { rollLocal, RollOptions } from "./commands/roll";
+import { nodeKey } from "./plan/node";
 
 export const REPO_ROOT = resolve(__dirname, "..");
 /**
@@ -367,10 +367,10 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
             const p = nodePaths(dir, n.name);
             const pid = readPid(p.pid);
             if (pid && isServerProcess(pid)) continue;
-            startNode(bin, p, keyOf(n));
+            startNode(bin, p, nodeKey(n));
             started.push(n.name);
         }
-        const keys = topology.nodes.map(keyOf);
+        const keys = topology.nodes.map(nodeKey);
         await waitForNodes(pool, keys, 20000);
         if (started.length && !fresh) out.info(`started ${started.length} stopped node(s): ${started.join(", ")}`);
 
@@ -541,8 +541,8 @@ async function reshape(a: ReshapeArgs): Promise<{ topology: Topology; started: s
         out.info(`local: ${current.shards} × (1 + ${current.replicas}) -> ${shape.shards} × (1 + ${shape.replicas}): starting ${added.length} node(s): ${added.map((n) => n.name).join(", ")}`);
         renderNodeFiles(dir, topology, { ...config, shards: union.shards, replicasPerShard: union.replicas }, a.creds, a.bin);
         writeFileSync(topologyFile, JSON.stringify(topology, null, 2) + "\n");
-        for (const n of added) startNode(a.bin, nodePaths(dir, n.name), keyOf(n));
-        await waitForNodes(a.pool, added.map(keyOf), 20000);
+        for (const n of added) startNode(a.bin, nodePaths(dir, n.name), nodeKey(n));
+        await waitForNodes(a.pool, added.map(nodeKey), 20000);
     }
     const leaving = topology.nodes.filter((n) => n.shard >= shape.shards || (parseNodeName(n.name)?.replica ?? 0) > shape.replicas);
     if (!added.length && !leaving.length) {
@@ -553,13 +553,13 @@ async function reshape(a: ReshapeArgs): Promise<{ topology: Topology; started: s
     if (leaving.length) {
         // A removed replica that is its shard's master now (after a failover) would take the shard's slots
         // elsewhere and leave the kept nodes without a master: have it hand over first.
-        const view = await ClusterView.read(a.pool, topology.nodes.map(keyOf));
+        const view = await ClusterView.read(a.pool, topology.nodes.map(nodeKey));
         const stayingShards = new Set(topology.nodes.filter((n) => n.shard < shape.shards).map((n) => n.shard));
         for (const n of leaving) {
-            const me = view.self(keyOf(n));
+            const me = view.self(nodeKey(n));
             if (stayingShards.has(n.shard) && me?.role === "master" && me.slots.length > 0) {
                 const keep = topology.nodes.find((k) => k.shard === n.shard && !leaving.includes(k));
-                throw new RefusedError(`${n.name} (${keyOf(n)}) is the master of shard ${n.shard}, which stays; nothing was changed. Hand its role to a node that stays first ` +
+                throw new RefusedError(`${n.name} (${nodeKey(n)}) is the master of shard ${n.shard}, which stays; nothing was changed. Hand its role to a node that stays first ` +
                     `(npm run cluster -- failover --topology ${rel(topologyFile)} --node ${keep?.name}), then rerun this command`);
             }
         }
@@ -579,7 +579,7 @@ async function stopNode(pool: NodePool, dir: string, name: string, node: Topolog
     const p = nodePaths(dir, name);
     const pid = readPid(p.pid);
     if (pid === undefined || !isServerProcess(pid)) return false;
-    if (node) await shutdown(pool, keyOf(node));
+    if (node) await shutdown(pool, nodeKey(node));
     // A zombie (daemonized, parent not reaping) counts as gone: its cmdline is empty.
     const gone = await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${name} (pid ${pid}) to exit` }).catch(() => false);
     if (!gone) {
@@ -626,15 +626,15 @@ export async function restartLocalNode(dir: string, node: TopologyNode, bin: Ser
     const p = nodePaths(dir, node.name);
     const pid = readPid(p.pid);
     if (pid && isServerProcess(pid)) {
-        await shutdown(pool, keyOf(node));
+        await shutdown(pool, nodeKey(node));
         const gone = await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 10000, what: `${node.name} (pid ${pid}) to exit` }).catch(() => false);
         if (!gone) {
             process.kill(pid, "SIGKILL");
             await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${node.name} (pid ${pid}) to exit after SIGKILL` });
         }
     }
-    pool.drop(keyOf(node));
-    startNode(bin, p, keyOf(node));
+    pool.drop(nodeKey(node));
+    startNode(bin, p, nodeKey(node));
 }
 
 export type LocalRollOptions = LocalOptions & Pick<RollOptions, "dryRun" | "allowUnavailableShard" | "nodeTimeout" | "takeOverLease"> & { engineBinary?: string };
@@ -657,7 +657,7 @@ export async function roll(opts: LocalRollOptions, out: Output, signal: AbortSig
             dir, binary: bin, pidOf: running,
             startStopped: async () => {
                 const stopped = topology.nodes.filter((n) => !running(n));
-                for (const n of stopped) startNode(bin, nodePaths(dir, n.name), keyOf(n));
+                for (const n of stopped) startNode(bin, nodePaths(dir, n.name), nodeKey(n));
                 return stopped.map((n) => n.name);
             },
             restart: (node) => restartLocalNode(dir, node, bin, pool),

@@ -20,12 +20,12 @@ import {
     AutoscaleHistory, AutoscalePolicy, ClusterFacts, decide, Decision, parseHistory, recordSample, sampleFromSnapshot, Shape,
 } from "../plan/autoscale";
 import { CollectorState, keysInKeyspace, parseCollectorState } from "../plan/metrics";
-import { keyOf } from "../plan/topology";
 import { collectMetrics } from "../redis/collector";
 import { evaluateStatus } from "../redis/healthReport";
 import { describeLease, readLease } from "../redis/lease";
 import { NodePool } from "../redis/pool";
 import { findOversizedKeys } from "./bigKeys";
+import { nodeKey } from "../plan/node";
 
 /** What differs between AWS and local mode. */
 export interface AutoscaleEnv {
@@ -98,7 +98,7 @@ export function factsFromStatus(status: Awaited<ReturnType<typeof collectMetrics
     const problems = [...report.problems];
     const masters = status.samples
         .filter((s) => s.reachable && s.info?.role === "master" && (s.myself?.slots.length ?? 0) > 0)
-        .map((s) => ({ s, shard: topology.nodes.find((n) => keyOf(n) === s.key)?.shard ?? Number.MAX_SAFE_INTEGER }))
+        .map((s) => ({ s, shard: topology.nodes.find((n) => nodeKey(n) === s.key)?.shard ?? Number.MAX_SAFE_INTEGER }))
         .sort((a, b) => a.shard - b.shard)
         .map(({ s }) => ({
             id: s.myself?.id ?? s.key, label: s.key,
@@ -129,7 +129,7 @@ export async function autoscaleRound(env: AutoscaleEnv, opts: AutoscaleRunOption
         history = { ...recordSample(history, sampleFromSnapshot(m.snapshot, now), policy), collector: m.state };
         saveHistory(env.historyFile, history);
         const facts = factsFromStatus(m.status, topology, shape, now);
-        const lease = await readLease(pool, topology.nodes.map(keyOf)).catch(() => undefined);
+        const lease = await readLease(pool, topology.nodes.map(nodeKey)).catch(() => undefined);
         if (lease && lease.expires > lease.now) facts.leaseHeldBy = describeLease(lease);
         d = decide(policy, history, shape, facts);
         if (d.action === "add-shards" || d.action === "remove-shards") {

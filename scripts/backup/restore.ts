@@ -20,7 +20,7 @@ import { Output, fmtBytes, fmtDuration } from "../output";
 import { dumpPayload, parseDumpPayload, readRdb, rebuildCommands, retargetPayload, decodeValue, RdbFormatError, RdbUnsupportedError, RDB_TYPE_MIN_VERSION } from "../rdb";
 import type { Command } from "../rdb";
 import { ClusterView, parseInfo } from "../redis/clusterView";
-import { slotOwners } from "../redis/clusterNodes";
+import { slotOwners } from "../plan/clusterNodes";
 import { keySlot } from "../redis/keySlot";
 import { NodeKey, NodePool } from "../redis/pool";
 import { Arg, RespPipe } from "../redis/respPipe";

@@ -18,12 +18,12 @@ import { StepError, UsageError } from "../errors";
 import { Output, fmtBytes, fmtDuration } from "../output";
 import { chooseBackupNode } from "../plan/backup";
 import { readRdb } from "../rdb";
-import { SlotRange } from "../redis/clusterNodes";
+import { SlotRange } from "../plan/clusterNodes";
 import { ClusterView, parseInfo, waitUntil } from "../redis/clusterView";
-import { keyOfNode } from "../redis/members";
 import { NodeKey, NodePool } from "../redis/pool";
 import { BackupManifest, backupPaths, buildBackupManifest, ShardManifest } from "./manifest";
 import { BackupStore } from "./store";
+import { nodeKey } from "../plan/node";
 
 export interface ShardSource {
     shard: number;
@@ -34,7 +34,7 @@ export interface ShardSource {
 
 /** The shards to back up: every master that owns slots, numbered by the topology's shard of that node. */
 export function shardsToBackUp(view: ClusterView, topology: Topology): ShardSource[] {
-    const byKey = new Map(topology.nodes.map((n) => [keyOfNode(n), n]));
+    const byKey = new Map(topology.nodes.map((n) => [nodeKey(n), n]));
     const out: ShardSource[] = [];
     for (const n of view.knownNodes().values()) {
         if (n.role !== "master" || n.slots.length === 0) continue;
@@ -108,7 +108,7 @@ export interface TakeOptions {
 /** Backs up every shard into the store; returns backup.json as written. */
 export async function takeBackup(pool: NodePool, view: ClusterView, topology: Topology, store: BackupStore, opts: TakeOptions): Promise<BackupManifest> {
     const shards = shardsToBackUp(view, topology);
-    const names = new Map(topology.nodes.map((n) => [keyOfNode(n), n.name]));
+    const names = new Map(topology.nodes.map((n) => [nodeKey(n), n.name]));
     const paths = backupPaths(opts.clusterName, opts.backupId);
     const t0 = Date.now();
     let bytesDone = 0;

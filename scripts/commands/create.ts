@@ -10,8 +10,8 @@ import { ClusterView } from "../redis/clusterView";
 import { fixOpenSlots } from "../redis/openSlots";
 import { acquireLease } from "../redis/lease";
 import { leaseMode } from "../redis/members";
-import { keyOf } from "../plan/topology";
 import { Topology } from "../../components/topology";
+import { nodeKey } from "../plan/node";
 
 export interface CreateOptions extends CommonOptions {
     force?: boolean;
@@ -25,11 +25,11 @@ export interface CreateOptions extends CommonOptions {
  * before anything else, as every command of the tool does.
  */
 async function fixOpenSlotsFirst(pool: NodePool, topology: Topology, ctx: CommandContext, resumeHint: string, takeOverLease?: boolean): Promise<void> {
-    const view = await ClusterView.read(pool, topology.nodes.map(keyOf));
+    const view = await ClusterView.read(pool, topology.nodes.map(nodeKey));
     // A cluster that serves its slots holds the lease (docs/lease.md); nodes that form no
     // cluster yet have nowhere to store it, so forming one from scratch goes on without.
     if (view.reachable().some((v) => v.info.cluster_state === "ok")) {
-        const lease = await acquireLease(pool, topology.nodes.map(keyOf), { command: "create", out: ctx.out, takeOver: takeOverLease, mode: leaseMode("create", {}) });
+        const lease = await acquireLease(pool, topology.nodes.map(nodeKey), { command: "create", out: ctx.out, takeOver: takeOverLease, mode: leaseMode("create", {}) });
         pool.onClose(() => lease.release());
     }
     if (view.openSlots().length === 0) return;

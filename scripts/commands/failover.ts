@@ -12,7 +12,8 @@ import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
 import { chooseReplica, planZoneEvacuation, ReplicaState, ShardState } from "../plan/failover";
 import { FailoverMode, FailoverRetry, readShards, runFailover } from "../redis/failover";
-import { keyOfNode, openSession } from "../redis/members";
+import { openSession } from "../redis/members";
+import { nodeKey } from "../plan/node";
 
 export interface FailoverOptions extends CommonOptions {
     shard?: number;
@@ -87,8 +88,8 @@ export async function run(opts: FailoverOptions, ctx: CommandContext): Promise<n
         let replica: ReplicaState | undefined;
         if (opts.node) {
             const want = opts.node;
-            const topoNode = target.topology.nodes.find((n) => n.name === want || keyOfNode(n) === want);
-            const key = topoNode ? keyOfNode(topoNode) : want;
+            const topoNode = target.topology.nodes.find((n) => n.name === want || nodeKey(n) === want);
+            const key = topoNode ? nodeKey(topoNode) : want;
             for (const s of shards) {
                 const r = s.replicas.find((x) => x.key === key || x.id === want);
                 if (r) [shard, replica] = [s, r];

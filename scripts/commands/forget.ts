@@ -9,7 +9,7 @@
 import type { CommandContext, CommonOptions } from "../cli";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
-import { countSlots } from "../redis/clusterNodes";
+import { countSlots } from "../plan/clusterNodes";
 import { findKnownNode, openSession } from "../redis/members";
 import { forgetEverywhere } from "../redis/remove";
 

@@ -8,12 +8,13 @@ import { RefusedError } from "../errors";
 import { fmtDuration } from "../output";
 import { checkHeadroom, NodeMemory } from "../plan/headroom";
 import { MasterInput, planRebalance, RebalancePlan } from "../plan/rebalance";
-import { formatRanges, toRanges } from "../redis/clusterNodes";
+import { formatRanges, toRanges } from "../plan/clusterNodes";
 import { ClusterView, parseInfo } from "../redis/clusterView";
-import { keyOfNode, openSession } from "../redis/members";
+import { openSession } from "../redis/members";
 import { NodeKey, NodePool } from "../redis/pool";
 import { countKeys, executePlan, nodeRefs, ReshardResult } from "../redis/reshard";
 import type { Topology } from "../../components/topology";
+import { nodeKey } from "../plan/node";
 
 export interface RebalanceOptions extends CommonOptions {
     dryRun?: boolean;
@@ -39,7 +40,7 @@ export interface MoveOptions {
 
 /** Topology name by node key. */
 export function namesOf(topology: Topology): Map<NodeKey, string> {
-    return new Map(topology.nodes.map((n) => [keyOfNode(n), n.name]));
+    return new Map(topology.nodes.map((n) => [nodeKey(n), n.name]));
 }
 
 export interface MoveOutcome {
@@ -50,7 +51,7 @@ export interface MoveOutcome {
 
 /** Masters of the view (reachable, not failing) as planner input, weights from the topology. */
 export function mastersFromView(view: ClusterView, topology: Topology, drain: Set<string> = new Set()): MasterInput[] {
-    const weightByKey = new Map(topology.nodes.map((n) => [keyOfNode(n), n.weight]));
+    const weightByKey = new Map(topology.nodes.map((n) => [nodeKey(n), n.weight]));
     const out: MasterInput[] = [];
     for (const v of view.reachable()) {
         const me = v.myself;
@@ -130,7 +131,7 @@ export async function run(opts: RebalanceOptions, ctx: CommandContext): Promise<
     const { target, pool, view } = session;
     ctx = { ...ctx, signal: session.signal };
     try {
-        const unhealthy = view.unreachable().filter((v) => target.topology.nodes.some((n) => keyOfNode(n) === v.key));
+        const unhealthy = view.unreachable().filter((v) => target.topology.nodes.some((n) => nodeKey(n) === v.key));
         const failing = [...view.knownNodes().values()].filter((n) => n.role === "master" && n.failing && n.slots.length > 0);
         if (failing.length) {
             throw new RefusedError(`rebalance: master(s) ${failing.map((n) => n.key).join(", ")} are failing and own slots; fail over (failover --shard N --force) or bring them back first`);

@@ -30,11 +30,11 @@ import { automationOutputs, clusterOutputsOf, openPool, resolveTarget, StackOutp
 import { fmtDuration } from "../output";
 import { parseInfo } from "../redis/clusterView";
 import { NodePool } from "../redis/pool";
-import { keyOf } from "../plan/topology";
-import { engineOf } from "../redis/engine";
+import { engineOf } from "../plan/engine";
 import {
     describeChanges, desiredConfig, diffNode, label, LiveNode, NodeStep, planReconfigure, ReconfigurePlan, RUNTIME_DIRECTIVES,
 } from "../plan/reconfigure";
+import { nodeKey } from "../plan/node";
 
 export interface ReconfigureOptions extends CommonOptions {
     /** Take the settings from this stack config file. */
@@ -122,7 +122,7 @@ async function readConfig(pool: NodePool, key: string, directives: readonly stri
 
 /** Everything the planner needs from one node. */
 export async function readLive(pool: NodePool, node: TopologyNode): Promise<LiveNode> {
-    const key = keyOf(node);
+    const key = nodeKey(node);
     const config = await readConfig(pool, key, [...RUNTIME_DIRECTIVES, "port", "tls-port"]);
     const c = await pool.get(key);
     const infos = (await c.pipeline().call("INFO", "server").call("INFO", "memory").call("INFO", "replication").exec())!.map(([err, reply], i) => {
@@ -152,7 +152,7 @@ export async function readLive(pool: NodePool, node: TopologyNode): Promise<Live
  */
 export async function healthProblems(pool: NodePool, topology: Topology): Promise<string[]> {
     const problems = await Promise.all(topology.nodes.map(async (n) => {
-        const key = keyOf(n);
+        const key = nodeKey(n);
         try {
             const state = parseInfo(String(await pool.call(key, "CLUSTER", "INFO"))).cluster_state;
             return state === "ok" ? undefined : `${label({ key, name: n.name })} reports cluster_state:${state ?? "?"}`;
@@ -207,9 +207,9 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
             try {
                 lives.push(await readLive(pool, n));
             } catch (e) {
-                pool.drop(keyOf(n));
-                unread.push(label({ key: keyOf(n), name: n.name }));
-                unreachable.push(`${label({ key: keyOf(n), name: n.name })}: ${(e as Error).message}`);
+                pool.drop(nodeKey(n));
+                unread.push(label({ key: nodeKey(n), name: n.name }));
+                unreachable.push(`${label({ key: nodeKey(n), name: n.name })}: ${(e as Error).message}`);
             }
         }));
         const plan = planReconfigure(desired, lives);
@@ -266,7 +266,7 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
         if (plan.steps.length) await gate(plan.steps[0]);
         // One changing run at a time (docs/lease.md); released by pool.close().
         if (plan.steps.some((st) => st.changes.length)) {
-            const lease = await acquireLease(pool, topology.nodes.map(keyOf), { command: OP, out: ctx.out, takeOver: opts.takeOverLease });
+            const lease = await acquireLease(pool, topology.nodes.map(nodeKey), { command: OP, out: ctx.out, takeOver: opts.takeOverLease });
             pool.onClose(() => lease.release());
         }
         if (!ctx.out.json) ctx.out.info(`${OP}: settings from ${desired.source}; ${plan.steps.filter((s) => s.changes.length).length} of ${plan.steps.length} node(s) to change, replicas first`);
@@ -278,7 +278,7 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
             // Read again: the node may have changed since planning (another operator, a restart).
             let live: LiveNode;
             try {
-                live = await readLive(pool, topology.nodes.find((n) => keyOf(n) === step.node.key)!);
+                live = await readLive(pool, topology.nodes.find((n) => nodeKey(n) === step.node.key)!);
             } catch (e) {
                 throw new StepError({ op: OP, step: "read-config", node: who, cause: e, state: stateLeft(), resume });
             }

@@ -8,10 +8,10 @@
 import type { CommandContext, CommonOptions } from "../cli";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
-import { keyOfNode, findKnownNode, openSession } from "../redis/members";
+import { findKnownNode, openSession } from "../redis/members";
 import { ClusterView, parseInfo, waitUntil } from "../redis/clusterView";
-import { parseClusterNodes } from "../redis/clusterNodes";
-import { parseNodeKey } from "../redis/pool";
+import { parseClusterNodes } from "../plan/clusterNodes";
+import { nodeKey, parseNodeKey } from "../plan/node";
 
 export interface ReplicateOptions extends CommonOptions {
     args: string[];
@@ -27,7 +27,7 @@ export async function run(opts: ReplicateOptions, ctx: CommandContext): Promise<
         const t0 = Date.now();
         // The master: a shard number, or a node the cluster knows.
         let master = /^\d+$/.test(masterArg)
-            ? [...view.knownNodes().values()].find((n) => n.role === "master" && n.slots.length > 0 && target.topology.nodes.some((t) => t.shard === Number(masterArg) && keyOfNode(t) === n.key))
+            ? [...view.knownNodes().values()].find((n) => n.role === "master" && n.slots.length > 0 && target.topology.nodes.some((t) => t.shard === Number(masterArg) && nodeKey(t) === n.key))
             : findKnownNode(masterArg, view, target.topology);
         if (!master) throw new UsageError(`replicate: no master found for "${masterArg}" (a shard number, node name, host:port or id)`);
         if (master.role !== "master") throw new RefusedError(`replicate: ${master.key} is a replica, not a master; name the shard's master (or the shard number)`);
@@ -35,7 +35,7 @@ export async function run(opts: ReplicateOptions, ctx: CommandContext): Promise<
 
         // The replica: a topology name or host:port; it may not be part of the cluster yet.
         const topo = target.topology.nodes.find((n) => n.name === replicaArg);
-        const replicaKey = topo ? keyOfNode(topo) : findKnownNode(replicaArg, view, target.topology)?.key ?? replicaArg;
+        const replicaKey = topo ? nodeKey(topo) : findKnownNode(replicaArg, view, target.topology)?.key ?? replicaArg;
         try {
             parseNodeKey(replicaKey);
         } catch {

@@ -25,11 +25,11 @@ import { fmtDuration } from "../output";
 import { openPool, resolveTarget, Target } from "../inventory";
 import { describePlan, engineCompatVersion, engineOf, planRoll } from "../plan/roll";
 import { parseInfo, waitUntil } from "../redis/clusterView";
-import { keyOfNode } from "../redis/members";
 import { collectStatus, evaluateStatus } from "../redis/healthReport";
 import { executeRoll, NodeAction, readRollState, RollReport } from "../redis/roll";
 import { acquireLease } from "../redis/lease";
 import type { NodePool } from "../redis/pool";
+import { nodeKey } from "../plan/node";
 
 /** The config key only `roll` sets: the one node whose instance may take the new values. */
 export const ROLLOUT_KEY = `${CONFIG_NAMESPACE}:rollout`;
@@ -95,7 +95,7 @@ async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): 
         throw new RefusedError("roll not confirmed; nothing was changed");
     }
     // One changing run at a time (docs/lease.md): taken once the plan is accepted, so a refusal changes nothing.
-    const lease = await acquireLease(r.pool, r.topology.nodes.map(keyOfNode), { command: "roll", out: ctx.out, takeOver: opts.takeOverLease });
+    const lease = await acquireLease(r.pool, r.topology.nodes.map(nodeKey), { command: "roll", out: ctx.out, takeOver: opts.takeOverLease });
     let report: RollReport;
     try {
         r.beforeExecute?.();
@@ -207,7 +207,7 @@ export async function rollWithStack(stack: RollStack, target: Target, opts: Roll
                 let replace: string[] = [];
                 let running: string | undefined;
                 try {
-                    running = engineOf(parseInfo(String(await pool.call(keyOfNode(node), "INFO", "server"))));
+                    running = engineOf(parseInfo(String(await pool.call(nodeKey(node), "INFO", "server"))));
                 } catch {
                     ctx.out.warn(`${node.name} does not answer: cannot tell which engine it runs; updating it in place`);
                 }

@@ -24,15 +24,16 @@ import { parseNodeName, Topology } from "../../components/topology";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration, Output } from "../output";
 import { MasterInput } from "../plan/rebalance";
-import { keyOf, planTopology, PlanError } from "../plan/topology";
-import { ClusterNodeInfo } from "../redis/clusterNodes";
+import { planTopology, PlanError } from "../plan/topology";
+import { ClusterNodeInfo } from "../plan/clusterNodes";
 import { ClusterView, waitUntil } from "../redis/clusterView";
 import { formCluster } from "../redis/form";
-import { keyOfNode, openSession, readCluster } from "../redis/members";
+import { openSession, readCluster } from "../redis/members";
 import { NodePool } from "../redis/pool";
 import { forgetEverywhere, retireNodes } from "../redis/remove";
 import { confirmYes } from "./flushall";
 import { mastersFromView, namesOf, planAndMove } from "./rebalance";
+import { nodeKey } from "../plan/node";
 
 export interface ScaleOptions extends CommonOptions {
     dryRun?: boolean;
@@ -121,17 +122,17 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
             // The same warning as create's (plan/topology.ts); stack config refuses fewer than 3 shards.
             ctx.out.warn(`only ${declaredShards} shard(s) declared: Redis Cluster needs a majority of at least 3 masters to fail over automatically`);
         }
-        const declared = new Set(topology.nodes.map(keyOfNode));
+        const declared = new Set(topology.nodes.map(nodeKey));
 
         // Who is in the cluster now, who joins, who leaves.
         const inCluster = clusterNodes(view);
         const memberKeys = new Set([...inCluster.values()].map((n) => n.key));
-        const joining = topology.nodes.filter((n) => !memberKeys.has(keyOfNode(n)));
+        const joining = topology.nodes.filter((n) => !memberKeys.has(nodeKey(n)));
         const leaving = [...inCluster.values()].filter((n) => !declared.has(n.key));
         const leavingMasters = leaving.filter((n) => n.role === "master" && n.slots.length > 0);
-        const unreachableJoin = joining.filter((n) => !view.views.get(keyOfNode(n))?.reachable);
+        const unreachableJoin = joining.filter((n) => !view.views.get(nodeKey(n))?.reachable);
         if (unreachableJoin.length) {
-            throw new RefusedError(`scale: new node(s) ${unreachableJoin.map((n) => `${n.name} (${keyOfNode(n)})`).join(", ")} cannot be reached; nothing was changed. Are they up (pulumi up finished, redis running)?`);
+            throw new RefusedError(`scale: new node(s) ${unreachableJoin.map((n) => `${n.name} (${nodeKey(n)})`).join(", ")} cannot be reached; nothing was changed. Are they up (pulumi up finished, redis running)?`);
         }
         const deadLeaving = leavingMasters.filter((n) => !view.views.get(n.key)?.reachable);
         if (deadLeaving.length) {
@@ -144,10 +145,10 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
         if (failing.length) ctx.out.warn(`node(s) flagged failing: ${failing.map((n) => n.key).join(", ")}`);
 
         ctx.out.event("scale-plan", {
-            join: joining.map((n) => ({ name: n.name, node: keyOfNode(n), shard: n.shard })),
+            join: joining.map((n) => ({ name: n.name, node: nodeKey(n), shard: n.shard })),
             remove: leaving.map((n) => ({ node: n.key, id: n.id, role: n.role, slots: n.slots.reduce((a, r) => a + r.end - r.start + 1, 0) })),
         }, [
-            joining.length ? `join ${joining.length} node(s): ${joining.map((n) => `${n.name} (${keyOfNode(n)})`).join(", ")}` : "",
+            joining.length ? `join ${joining.length} node(s): ${joining.map((n) => `${n.name} (${nodeKey(n)})`).join(", ")}` : "",
             leaving.length ? `remove ${leaving.length} node(s): ${leaving.map((n) => `${n.key} (${n.role}${n.slots.length ? `, drain ${n.slots.reduce((a, r) => a + r.end - r.start + 1, 0)} slots` : ""})`).join(", ")}` : "",
             !joining.length && !leaving.length ? "membership already matches the topology" : "",
         ].filter(Boolean).join("\n"));
@@ -166,7 +167,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
                     if (e instanceof PlanError) throw new RefusedError(`scale: ${e.problems.join("; ")}`);
                     throw e;
                 }
-                for (const s of plan.shards) if (!memberKeys.has(keyOf(s.master))) masters.push({ id: `new:${keyOf(s.master)}`, slots: [], weight: s.master.weight ?? 1 });
+                for (const s of plan.shards) if (!memberKeys.has(nodeKey(s.master))) masters.push({ id: `new:${nodeKey(s.master)}`, slots: [], weight: s.master.weight ?? 1 });
             }
             const outcome = await planAndMove(pool, view, masters, { op: "scale", dryRun: true, parallel: opts.parallel, batchKeys: opts.batch }, ctx);
             ctx.out.result({ ok: true, dryRun: true, join: joining.map((n) => n.name), remove: leaving.map((n) => n.key), slots: outcome.plan.moves.length, keys: outcome.keysToMove },
@@ -197,7 +198,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
         let forgetMs = 0;
         if (leaving.length) forgetMs = await removeNodes(pool, topology, leaving, ctx);
 
-        const remainingKeys = topology.nodes.map(keyOfNode);
+        const remainingKeys = topology.nodes.map(nodeKey);
         const final = await waitUntil(async () => {
             const v = await ClusterView.read(pool, remainingKeys);
             return v.allOk() && v.slotMapsAgree() && v.openSlots().length === 0 ? v : undefined;
@@ -241,14 +242,14 @@ async function removeNodes(pool: NodePool, topology: Topology, leaving: ClusterN
     }
     // Remaining replicas that follow a leaving node go back to their shard's master.
     const byShard = new Map<number, string[]>();
-    for (const t of topology.nodes) byShard.set(t.shard, [...(byShard.get(t.shard) ?? []), keyOfNode(t)]);
+    for (const t of topology.nodes) byShard.set(t.shard, [...(byShard.get(t.shard) ?? []), nodeKey(t)]);
     for (const t of topology.nodes) {
-        const me = view.self(keyOfNode(t));
+        const me = view.self(nodeKey(t));
         if (!me || me.role !== "replica" || !me.masterId || !leavingIds.has(me.masterId)) continue;
         const master = byShard.get(t.shard)!.map((k) => view.self(k)).find((m) => m?.role === "master");
-        if (!master) throw new StepError({ op: "scale", step: "re-replicate", node: keyOfNode(t), cause: `shard ${t.shard} has no master to follow`, state: "nothing removed yet", resume: "attach it with `replicate`, then rerun `scale`" });
-        await pool.call(keyOfNode(t), "CLUSTER", "REPLICATE", master.id);
-        ctx.out.event("step", { step: "re-replicate", node: keyOfNode(t), master: master.key }, `${t.name} followed a leaving node; now replicates ${master.key}`);
+        if (!master) throw new StepError({ op: "scale", step: "re-replicate", node: nodeKey(t), cause: `shard ${t.shard} has no master to follow`, state: "nothing removed yet", resume: "attach it with `replicate`, then rerun `scale`" });
+        await pool.call(nodeKey(t), "CLUSTER", "REPLICATE", master.id);
+        ctx.out.event("step", { step: "re-replicate", node: nodeKey(t), master: master.key }, `${t.name} followed a leaving node; now replicates ${master.key}`);
     }
     const reachableLeaving = leaving.filter((n) => view.views.get(n.key)?.reachable).map((n) => n.key);
     const retireProblems = await retireNodes(pool, reachableLeaving);
@@ -256,7 +257,7 @@ async function removeNodes(pool: NodePool, topology: Topology, leaving: ClusterN
     if (reachableLeaving.length > retireProblems.length) {
         ctx.out.event("step", { step: "fence", nodes: reachableLeaving }, `fenced and reset ${reachableLeaving.length - retireProblems.length} leaving node(s): ACL users off until restart, clients disconnected`);
     }
-    const remaining = topology.nodes.map(keyOfNode).filter((k) => view.views.get(k)?.reachable);
+    const remaining = topology.nodes.map(nodeKey).filter((k) => view.views.get(k)?.reachable);
     const r = await forgetEverywhere(pool, remaining, [...leavingIds]);
     if (r.errors.length) {
         throw new StepError({ op: "scale", step: "forget", cause: r.errors.join("; "), state: "slots moved; some nodes may still know the removed node(s)", resume: "rerun `scale` within 60 s (or `forget <node>` for each)" });

@@ -14,7 +14,7 @@ import Redis from "ioredis";
 import { Topology } from "../../components/topology";
 import { CliRun, loadKeys, runCli, spawnCli } from "../../test/helpers/cluster";
 import { freePortPair } from "../../test/helpers/redisServers";
-import { fromRanges } from "../redis/clusterNodes";
+import { fromRanges } from "../plan/clusterNodes";
 import { DrillCluster, startDrillCluster } from "./cluster";
 import { DrillReport, lostKeys, nodesOf, openSlotsOf, Report, timeUntil } from "./common";
 

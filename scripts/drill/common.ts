@@ -8,7 +8,7 @@
  * with the tool's own command line (scripts/cli.ts), as an operator would.
  */
 import Redis, { Cluster, ClusterOptions } from "ioredis";
-import { parseClusterNodes, ClusterNodeInfo } from "../redis/clusterNodes";
+import { parseClusterNodes, ClusterNodeInfo } from "../plan/clusterNodes";
 
 export interface PromiseCheck {
     /** What is promised, in words. */

@@ -31,7 +31,7 @@ import { ACL_USERS } from "../../components/bootstrap/contract";
 import { zoneOf } from "../../components/plan/placement";
 import { nodeName, Topology } from "../../components/topology";
 import { UsageError } from "../errors";
-import { countSlots, parseClusterNodes } from "../redis/clusterNodes";
+import { countSlots, parseClusterNodes } from "../plan/clusterNodes";
 import { runCli } from "../../test/helpers/cluster";
 import { redisServerBinary, redisServerVersion, waitForPing } from "../../test/helpers/redisServers";
 import { appClient, DrillReport, lostKeys, Report, sleep, startWriter, timeUntil, WriteMode } from "./common";

@@ -6,10 +6,9 @@
  */
 import { parseEngineVersion } from "../../components/bootstrap/template";
 import { Topology, TopologyNode } from "../../components/topology";
-import { ClusterNodeInfo, formatRanges, fromRanges, SLOT_COUNT, SlotRange, toRanges } from "../redis/clusterNodes";
-import { keyOf, TopologyPlan } from "./topology";
-
-type NodeKey = string;
+import { ClusterNodeInfo, formatRanges, fromRanges, SLOT_COUNT, SlotRange, toRanges } from "./clusterNodes";
+import { TopologyPlan } from "./topology";
+import { isAuthError, NodeKey, nodeKey } from "./node";
 
 /** What one node says about itself before anything is changed. */
 export interface NodeProbe {
@@ -80,7 +79,7 @@ const who = (p: { node: TopologyNode; key: NodeKey }) => `${p.node.name} (${p.ke
 export function assessLive(probes: NodeProbe[], topology: Topology, opts: { force?: boolean } = {}): LiveState {
     const refusals: string[] = [];
     const forceable: string[] = [];
-    const topoKeys = new Set(topology.nodes.map(keyOf));
+    const topoKeys = new Set(topology.nodes.map(nodeKey));
     const idOf = new Map<NodeKey, string>();
     for (const p of probes) if (p.myself) idOf.set(p.key, p.myself.id);
     // Nodes we cannot reach: their id as the others know it.
@@ -94,7 +93,7 @@ export function assessLive(probes: NodeProbe[], topology: Topology, opts: { forc
     const skipped: NodeKey[] = [];
     for (const p of probes) {
         if (!p.reachable) {
-            const auth = /WRONGPASS|NOAUTH|invalid username-password|NOPERM/i.test(p.error ?? "");
+            const auth = isAuthError(p.error);
             const msg = auth
                 ? `${who(p)}: authentication failed (${p.error}). Give the admin user's credentials: --user/--password, REDISCLI_AUTH, the stack's outputs or credentials.json beside the topology file`
                 : `${who(p)}: unreachable (${p.error}). Check that redis-server runs there and that this machine can reach it (security group, or a tunnel with --nat-map); --force skips unreachable nodes when every shard keeps a reachable node, and a later create attaches them`;
@@ -188,7 +187,7 @@ export function planSteps(plan: TopologyPlan, live: LiveState): FormSteps {
     // 2. Slots nobody owns yet, to the planned master of the range.
     for (const s of plan.shards) {
         const missing = fromRanges(s.slots).filter((slot) => live.owners[slot] === undefined);
-        if (missing.length) steps.slots.push({ key: keyOf(s.master), name: s.master.name, ranges: toRanges(missing) });
+        if (missing.length) steps.slots.push({ key: nodeKey(s.master), name: s.master.name, ranges: toRanges(missing) });
     }
 
     // 3. Meet: the anchor is the node that knows the most nodes (a half-formed cluster's core).
@@ -199,18 +198,18 @@ export function planSteps(plan: TopologyPlan, live: LiveState): FormSteps {
         return p.nodes.some((n) => !n.flags.includes("handshake") && (id ? n.id === id : n.key === key));
     };
     const masterOf = new Map<NodeKey, TopologyNode>();
-    for (const s of plan.shards) for (const r of s.replicas) masterOf.set(keyOf(r), s.master);
+    for (const s of plan.shards) for (const r of s.replicas) masterOf.set(nodeKey(r), s.master);
     for (const p of live.usable) {
         if (anchorProbe && p.key !== anchorProbe.key && !knows(p, anchorProbe.key)) steps.meets.push({ key: p.key, name: p.node.name, to: anchorProbe.node });
         const m = masterOf.get(p.key);
-        if (m && keyOf(m) !== anchorProbe?.key && usable.has(keyOf(m)) && !live.replicaOf.has(p.key) && !knows(p, keyOf(m))) {
+        if (m && nodeKey(m) !== anchorProbe?.key && usable.has(nodeKey(m)) && !live.replicaOf.has(p.key) && !knows(p, nodeKey(m))) {
             steps.meets.push({ key: p.key, name: p.node.name, to: m });
         }
     }
 
     // 4. Replicas not attached yet.
     for (const s of plan.shards) for (const r of s.replicas) {
-        const k = keyOf(r);
+        const k = nodeKey(r);
         if (!usable.has(k)) continue;
         const m = live.replicaOf.get(k);
         if (m) steps.attached.push({ key: k, name: r.name, masterId: m });
@@ -224,11 +223,11 @@ export function describePlan(plan: TopologyPlan, steps: FormSteps, owned: Map<No
     const lines: string[] = [];
     for (const s of plan.shards) {
         // A master that owns slots already keeps what it owns (after scaling, not the planned range): show that.
-        const has = owned.get(keyOf(s.master)) ?? [];
-        const assign = steps.slots.find((x) => x.key === keyOf(s.master))?.ranges ?? [];
+        const has = owned.get(nodeKey(s.master)) ?? [];
+        const assign = steps.slots.find((x) => x.key === nodeKey(s.master))?.ranges ?? [];
         const slots = has.length ? `slots ${formatRanges(has)}${assign.length ? `, to assign ${formatRanges(assign)}` : ""}` : `slots ${formatRanges(s.slots) || "none"}`;
-        lines.push(`shard ${s.shard}: master ${s.master.name} ${keyOf(s.master)} ${s.master.az}, ${slots}`);
-        for (const r of s.replicas) lines.push(`  replica ${r.name} ${keyOf(r)} ${r.az}`);
+        lines.push(`shard ${s.shard}: master ${s.master.name} ${nodeKey(s.master)} ${s.master.az}, ${slots}`);
+        for (const r of s.replicas) lines.push(`  replica ${r.name} ${nodeKey(r)} ${r.az}`);
     }
     const todo = [
         steps.epochs.length ? `set config epochs on ${steps.epochs.length} node(s)` : "",

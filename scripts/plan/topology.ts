@@ -18,7 +18,8 @@
  * No `ioredis` or `@pulumi/*` import: data in, data out.
  */
 import { parseNodeName, Topology, TopologyNode } from "../../components/topology";
-import { SLOT_COUNT, SlotRange } from "../redis/clusterNodes";
+import { SLOT_COUNT, SlotRange } from "./clusterNodes";
+import { nodeKey } from "./node";
 
 export interface ShardPlan {
     /** Declared shard number. */
@@ -52,8 +53,6 @@ export class PlanError extends Error {
         this.name = "PlanError";
     }
 }
-
-export const keyOf = (n: Pick<TopologyNode, "host" | "port">): string => `${n.host}:${n.port}`;
 
 function replicaIndex(n: TopologyNode): number {
     return parseNodeName(n.name)?.replica ?? Number.MAX_SAFE_INTEGER;
@@ -106,22 +105,22 @@ export function planTopology(topology: Topology, opts: PlanOptions = {}): Topolo
     const chosen: { shard: number; master: TopologyNode; replicas: TopologyNode[] }[] = [];
     for (const shard of shardNos) {
         const members = topology.nodes.filter((n) => n.shard === shard).sort(byReplicaThenName);
-        const pinnedHere = members.filter((n) => pinned.has(keyOf(n)));
+        const pinnedHere = members.filter((n) => pinned.has(nodeKey(n)));
         let master: TopologyNode | undefined;
         if (pinnedHere.length > 1) {
-            problems.push(`shard ${shard}: ${pinnedHere.map((n) => `${n.name} (${keyOf(n)})`).join(" and ")} both own slots; a shard has one master. Move one node's slots away (or CLUSTER RESET it if it is meant to be a replica and holds no keys), then run create again`);
+            problems.push(`shard ${shard}: ${pinnedHere.map((n) => `${n.name} (${nodeKey(n)})`).join(" and ")} both own slots; a shard has one master. Move one node's slots away (or CLUSTER RESET it if it is meant to be a replica and holds no keys), then run create again`);
             continue;
         }
         if (pinnedHere.length === 1) {
             master = pinnedHere[0];
         } else {
-            const candidates = members.filter((n) => !unavailable.has(keyOf(n)));
+            const candidates = members.filter((n) => !unavailable.has(nodeKey(n)));
             if (candidates.length === 0) {
-                problems.push(`shard ${shard}: none of its nodes (${members.map((n) => `${n.name} ${keyOf(n)}`).join(", ")}) can take slots: all are unreachable`);
+                problems.push(`shard ${shard}: none of its nodes (${members.map((n) => `${n.name} ${nodeKey(n)}`).join(", ")}) can take slots: all are unreachable`);
                 continue;
             }
             const score = (n: TopologyNode): number[] => [
-                replicasNow.has(keyOf(n)) ? 1 : 0,
+                replicasNow.has(nodeKey(n)) ? 1 : 0,
                 members.filter((m) => m !== n && m.az === n.az).length,
                 mastersPerZone.get(n.az) ?? 0,
             ];

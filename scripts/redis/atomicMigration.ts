@@ -18,7 +18,7 @@
  * follows the documentation above and stays small on purpose.
  */
 import { StepError } from "../errors";
-import { toRanges } from "./clusterNodes";
+import { toRanges } from "../plan/clusterNodes";
 import { sleep } from "./migrate";
 import { NodeRef } from "./moveSlot";
 import { NodeKey, NodePool } from "./pool";

@@ -5,7 +5,7 @@
  * slot map, open slots, who is the master of what).
  */
 import { RefusedError, WaitTimeoutError } from "../errors";
-import { ClusterNodeInfo, parseClusterNodes, slotOwners, SLOT_COUNT } from "./clusterNodes";
+import { ClusterNodeInfo, parseClusterNodes, slotOwners, SLOT_COUNT } from "../plan/clusterNodes";
 import { NodeKey, NodePool } from "./pool";
 
 export interface NodeView {

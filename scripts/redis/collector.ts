@@ -6,10 +6,10 @@
  * `status --watch`, and the node's own publisher (scripts/metrics/node.ts).
  */
 import { Topology } from "../../components/topology";
-import { keyOf } from "../plan/topology";
 import { BackupFacts, CollectorState, MetricsNodeInput, MetricsSnapshot, toSamples } from "../plan/metrics";
 import { collectStatus, StatusInput } from "./healthReport";
 import { NodePool } from "./pool";
+import { nodeKey } from "../plan/node";
 
 export interface CollectMetricsOptions {
     /** The previous run's state, for counter deltas and CPU utilisation. */
@@ -36,7 +36,7 @@ export async function collectMetrics(pool: NodePool, topology: Topology, opts: C
     const byKey = new Map(status.samples.map((s) => [s.key, s]));
     const now = (opts.now ?? Date.now)();
     const nodes: MetricsNodeInput[] = topology.nodes.map((t) => {
-        const s = byKey.get(keyOf(t))!;
+        const s = byKey.get(nodeKey(t))!;
         return {
             name: t.name,
             shard: t.shard,

@@ -16,10 +16,10 @@
  */
 import { Topology } from "../../components/topology";
 import { NodeState, ReplicaState, ShardState } from "../plan/failover";
-import { ClusterNodeInfo } from "./clusterNodes";
+import { ClusterNodeInfo } from "../plan/clusterNodes";
 import { ClusterView, parseInfo, waitUntil } from "./clusterView";
-import { keyOfNode } from "./members";
 import { NodeKey, NodePool } from "./pool";
+import { nodeKey } from "../plan/node";
 
 export type FailoverMode = "default" | "force" | "takeover";
 
@@ -58,7 +58,7 @@ function failingIds(view: ClusterView): Set<string> {
  */
 export async function readShards(pool: NodePool, view: ClusterView, topology: Topology): Promise<ShardState[]> {
     const known = view.knownNodes();
-    const byKey = new Map(topology.nodes.map((n) => [keyOfNode(n), n]));
+    const byKey = new Map(topology.nodes.map((n) => [nodeKey(n), n]));
     const reachable = new Set(view.reachable().map((v) => v.myself?.id).filter(Boolean) as string[]);
     const failing = failingIds(view);
     const repl = await replication(pool, view.reachable().map((v) => v.key));

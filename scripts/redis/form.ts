@@ -22,15 +22,17 @@ import { Topology } from "../../components/topology";
 import { RefusedError, StepError } from "../errors";
 import { Output } from "../output";
 import { assessLive, describePlan, FormSteps, LiveState, NodeProbe, planSteps, slotCommands } from "../plan/formation";
-import { keyOf, planTopology, PlanError, TopologyPlan } from "../plan/topology";
-import { formatRanges, parseClusterNodes, SlotRange } from "./clusterNodes";
+import { planTopology, PlanError, TopologyPlan } from "../plan/topology";
+import { formatRanges, parseClusterNodes, SlotRange } from "../plan/clusterNodes";
 import { ClusterView, NodeView, parseInfo, waitUntil } from "./clusterView";
 import { formationProblems, waitFormed } from "./health";
 import { NodeKey, NodePool } from "./pool";
+import { nodeKey } from "../plan/node";
+
 /** Reads every node in parallel with one pipeline each; unreachable nodes are recorded, not thrown. */
 export async function probeNodes(pool: NodePool, topology: Topology): Promise<NodeProbe[]> {
     return Promise.all(topology.nodes.map(async (node): Promise<NodeProbe> => {
-        const key = keyOf(node);
+        const key = nodeKey(node);
         const empty = { node, key, nodes: [], info: {}, replication: {} };
         try {
             const c = await pool.get(key);
@@ -123,9 +125,9 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
         throw e;
     }
     const warnings = [...plan.warnings];
-    const expectedReplicas = plan.shards.reduce((n, s) => n + s.replicas.filter((r) => usableKeys.includes(keyOf(r))).length, 0);
+    const expectedReplicas = plan.shards.reduce((n, s) => n + s.replicas.filter((r) => usableKeys.includes(nodeKey(r))).length, 0);
     const liveIds = new Set(live.usable.map((p) => p.myself?.id));
-    const tolerateIds = new Set(probes.flatMap((p) => p.nodes.filter((n) => !liveIds.has(n.id) && topology.nodes.some((t) => keyOf(t) === n.key)).map((n) => n.id)));
+    const tolerateIds = new Set(probes.flatMap((p) => p.nodes.filter((n) => !liveIds.has(n.id) && topology.nodes.some((t) => nodeKey(t) === n.key)).map((n) => n.id)));
     const expect = { keys: usableKeys, replicas: expectedReplicas, tolerateIds };
 
     // Already formed? Then report and change nothing.
@@ -181,10 +183,10 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
             throw new StepError({ op: "create", step: "meet", node: `${m.name} (${m.key})`, cause: e, state: "slots assigned; some nodes joined", resume });
         }
     };
-    const attaching = new Map(steps.replicate.map((r) => [r.key, keyOf(r.master)]));
-    const later = steps.meets.filter((m) => attaching.has(m.key) && attaching.get(m.key) !== keyOf(m.to));
+    const attaching = new Map(steps.replicate.map((r) => [r.key, nodeKey(r.master)]));
+    const later = steps.meets.filter((m) => attaching.has(m.key) && attaching.get(m.key) !== nodeKey(m.to));
     await Promise.all(steps.meets.filter((m) => !later.includes(m)).map(meet));
-    if (steps.meets.length) out.event("step", { step: "meet", count: steps.meets.length, anchor: steps.anchor && keyOf(steps.anchor) }, `joining: ${steps.meets.length} MEET(s) (anchor ${steps.anchor?.name}; replicas after they attach)`);
+    if (steps.meets.length) out.event("step", { step: "meet", count: steps.meets.length, anchor: steps.anchor && nodeKey(steps.anchor) }, `joining: ${steps.meets.length} MEET(s) (anchor ${steps.anchor?.name}; replicas after they attach)`);
 
     // 4: replicas, each as soon as it knows its master. Empty masters start the first
     // sync without the diskless-sync delay (default 5 s on 7.x), restored afterwards.
@@ -192,7 +194,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
     const restore = await shortenSyncDelay(pool, steps, live);
     try {
         await Promise.all(steps.replicate.map(async (r) => {
-            const masterKey = keyOf(r.master);
+            const masterKey = nodeKey(r.master);
             try {
                 const masterId = await waitUntil(async () => {
                     const id = live.idOf.get(masterKey) ?? (await readMyId(pool, masterKey));
@@ -240,7 +242,7 @@ async function readMyId(pool: NodePool, key: NodeKey): Promise<string | undefine
  * keeps its delay.
  */
 async function shortenSyncDelay(pool: NodePool, steps: FormSteps, live: LiveState): Promise<() => Promise<void>> {
-    const masters = [...new Set(steps.replicate.map((r) => keyOf(r.master)))]
+    const masters = [...new Set(steps.replicate.map((r) => nodeKey(r.master)))]
         .filter((k) => live.usable.find((p) => p.key === k)?.dbsize === 0);
     const changed: { key: NodeKey; value: string }[] = [];
     await Promise.all(masters.map(async (key) => {

@@ -14,7 +14,7 @@
  * meet the rest of the cluster only after CLUSTER REPLICATE, see form.ts step 3.)
  */
 import { ClusterView, parseInfo, waitUntil } from "./clusterView";
-import { slotOwners, SLOT_COUNT } from "./clusterNodes";
+import { slotOwners, SLOT_COUNT } from "../plan/clusterNodes";
 import { NodeKey, NodePool } from "./pool";
 
 /** `INFO replication` of each reachable node, parsed (unreachable nodes are absent). */

@@ -5,11 +5,11 @@
  */
 import { RefusedError } from "../errors";
 import { Topology } from "../../components/topology";
-import { keyOf } from "../plan/topology";
-import { ClusterNodeInfo, countSlots, formatRanges, parseClusterNodes, slotOwners, SLOT_COUNT, toRanges } from "./clusterNodes";
+import { ClusterNodeInfo, countSlots, formatRanges, parseClusterNodes, slotOwners, SLOT_COUNT, toRanges } from "../plan/clusterNodes";
 import { parseInfo } from "./clusterView";
-import { NodeKey, nodeKey, NodePool } from "./pool";
-import { EngineInfo, engineLabel, engineOf } from "./engine";
+import { NodeKey, NodePool } from "./pool";
+import { EngineInfo, engineLabel, engineOf } from "../plan/engine";
+import { isAuthError, nodeKey } from "../plan/node";
 
 /** Everything read from one node. */
 export interface NodeSample {
@@ -126,7 +126,7 @@ export interface CollectOptions {
 
 /** Reads one sample per topology node, in parallel, then the masters' failure reports. */
 export async function collectStatus(pool: NodePool, topology: Topology, opts: CollectOptions = {}): Promise<StatusInput> {
-    const keys = topology.nodes.map(keyOf);
+    const keys = topology.nodes.map(nodeKey);
     const samples = await Promise.all(keys.map(async (key): Promise<NodeSample> => {
         const empty: NodeSample = { key, reachable: false, nodes: [], clusterInfo: {}, replication: {}, memory: {}, info: {}, hasErrorstats: false, at: Date.now() };
         try {
@@ -157,7 +157,7 @@ export async function collectStatus(pool: NodePool, topology: Topology, opts: Co
     await Promise.all(samples.map(async (s) => {
         const info = s.info ?? {};
         if (!s.reachable || info.role !== "slave" || !info.master_host) return;
-        const masterKey = nodeKey(info.master_host, Number(info.master_port));
+        const masterKey = nodeKey({ host: info.master_host, port: info.master_port });
         const m = byKey.get(masterKey);
         if (m?.reachable) {
             s.masterReplication = m.info;
@@ -199,7 +199,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     const { topology, samples, failureReports } = input;
     const problems: string[] = [];
     const warnings: string[] = [];
-    const topoByKey = new Map(topology.nodes.map((n) => [keyOf(n), n]));
+    const topoByKey = new Map(topology.nodes.map((n) => [nodeKey(n), n]));
     const sampleByKey = new Map(samples.map((s) => [s.key, s]));
     const reachable = samples.filter((s) => s.reachable && s.myself);
     const label = (key: string) => {
@@ -231,7 +231,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     const knownByOthers = (id: string, key: string) => reachable.some((s) => s.key !== key && s.nodes.some((n) => n.id === id && !n.flags.includes("handshake")));
 
     const statuses = new Map<string, NodeStatus>();
-    const allKeys = [...topology.nodes.map(keyOf)];
+    const allKeys = [...topology.nodes.map(nodeKey)];
     for (const [id] of lineById) if (!allKeys.includes(keyById.get(id)!)) allKeys.push(keyById.get(id)!);
     for (const key of allKeys) {
         const t = topoByKey.get(key);
@@ -290,10 +290,10 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     shards.sort((a, b) => (a.shard ?? Number.MAX_SAFE_INTEGER) - (b.shard ?? Number.MAX_SAFE_INTEGER) || (a.masterKey ? 0 : 1) - (b.masterKey ? 0 : 1));
 
     // Problems.
-    const unreachable = topology.nodes.map(keyOf).filter((k) => !statuses.get(k)!.reachable);
+    const unreachable = topology.nodes.map(nodeKey).filter((k) => !statuses.get(k)!.reachable);
     for (const k of unreachable) {
         const err = statuses.get(k)!.error ?? "no answer";
-        problems.push(/WRONGPASS|NOAUTH|NOPERM/.test(err)
+        problems.push(isAuthError(err)
             ? `${label(k)} refuses our credentials (${err}): give the admin user with --user/--password or REDISCLI_AUTH`
             : `${label(k)} is unreachable: ${err}`);
     }
@@ -390,7 +390,7 @@ export function evaluateStatus(input: StatusInput): StatusReport {
         }
     }
 
-    const notInCluster = topology.nodes.map(keyOf).filter((k) => statuses.get(k)!.reachable && !statuses.get(k)!.inCluster);
+    const notInCluster = topology.nodes.map(nodeKey).filter((k) => statuses.get(k)!.reachable && !statuses.get(k)!.inCluster);
     for (const k of notInCluster) problems.push(`${label(k)} is in the topology but not in the cluster (run create, or scale)`);
     const notInTopology = [...statuses.values()].filter((s) => !s.inTopology).map((s) => s.key);
     for (const k of notInTopology) problems.push(`${k} is in the cluster but not in the topology${statuses.get(k)!.flaggedBy.length ? " and failing (remove it with forget)" : ""}`);

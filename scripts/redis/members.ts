@@ -7,21 +7,20 @@
 import type { CommandContext } from "../cli";
 import { Topology, TopologyNode } from "../../components/topology";
 import { openPool, resolveTarget, Target, TargetOptions } from "../inventory";
-import { ClusterNodeInfo, slotOwners, SLOT_COUNT } from "./clusterNodes";
+import { ClusterNodeInfo, slotOwners, SLOT_COUNT } from "../plan/clusterNodes";
 import { ClusterView, waitUntil } from "./clusterView";
 import { fixOpenSlots, OpenSlotFix } from "./openSlots";
 import { acquireLease, Lease } from "./lease";
 import { RefusedError, StepError } from "../errors";
 import { NodeKey, NodePool } from "./pool";
-
-export const keyOfNode = (n: Pick<TopologyNode, "host" | "port">): NodeKey => `${n.host}:${n.port}`;
+import { nodeKey } from "../plan/node";
 
 /**
  * Reads the topology's nodes, then any node they know that is not in the topology
  * (skipping nodes flagged noaddr or in handshake), so removed masters are seen too.
  */
 export async function readCluster(pool: NodePool, topology: Topology, extra: NodeKey[] = []): Promise<ClusterView> {
-    const keys = new Set([...topology.nodes.map(keyOfNode), ...extra]);
+    const keys = new Set([...topology.nodes.map(nodeKey), ...extra]);
     let view = await ClusterView.read(pool, [...keys]);
     const more: NodeKey[] = [];
     for (const n of view.knownNodes().values()) {
@@ -187,7 +186,7 @@ export async function openSession(
         await hooks.beforeChanges?.({ target, pool, view });
         // The lease comes before any change, the repair of open slots included: open slots
         // may be another run's live moves (issue 9).
-        const seeds = [...new Set([...view.reachable().map((v) => v.key), ...target.topology.nodes.map(keyOfNode)])];
+        const seeds = [...new Set([...view.reachable().map((v) => v.key), ...target.topology.nodes.map(nodeKey)])];
         const lease = await acquireLease(pool, seeds, { command: op, out: ctx.out, takeOver: opts.takeOverLease, mode: leaseMode(op, opts) });
         pool.onClose(() => lease.release());
         const signal = AbortSignal.any([ctx.signal, lease.signal]);
@@ -218,7 +217,7 @@ export async function openSession(
 export function findKnownNode(arg: string, view: ClusterView, topology: Topology): ClusterNodeInfo | undefined {
     const known = [...view.knownNodes().values()];
     const topo = topology.nodes.find((n) => n.name === arg);
-    const key = topo ? keyOfNode(topo) : arg;
+    const key = topo ? nodeKey(topo) : arg;
     const byKey = known.filter((n) => n.key === key);
     if (byKey.length === 1) return byKey[0];
     if (byKey.length > 1) return byKey.find((n) => !n.failing) ?? byKey[0];

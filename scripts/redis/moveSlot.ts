@@ -35,7 +35,7 @@ import Redis, { Command } from "ioredis";
 import { createHash } from "node:crypto";
 import { StepError } from "../errors";
 import { backoffMs, classifyMigrateError, migrateArgs, migrateTimeoutFor, sleep } from "./migrate";
-import { parseClusterNodes } from "./clusterNodes";
+import { parseClusterNodes } from "../plan/clusterNodes";
 import { Credentials, NodeKey, NodePool } from "./pool";
 
 /** A master as the engine needs it: id, the pool key, and its announced address (for MIGRATE). */

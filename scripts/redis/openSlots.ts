@@ -27,7 +27,7 @@
 import type { CommandContext } from "../cli";
 import { StepError } from "../errors";
 import { ClusterView, OpenSlot } from "./clusterView";
-import { slotOwners } from "./clusterNodes";
+import { slotOwners } from "../plan/clusterNodes";
 import { MoveSettings, NodeRef, moveSlots, describe } from "./moveSlot";
 import { nodeRefs } from "./reshard";
 import { NodePool } from "./pool";

@@ -10,9 +10,10 @@ import Redis, { RedisOptions } from "ioredis";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { RefusedError, UnreachableError } from "../errors";
-import { parseClusterNodes } from "./clusterNodes";
+import { parseClusterNodes } from "../plan/clusterNodes";
+import { NodeKey, parseNodeKey } from "../plan/node";
 
-export type NodeKey = string; // "host:port"
+export type { NodeKey };
 
 export interface Credentials {
     user?: string;
@@ -56,20 +57,6 @@ export function identityMismatch(key: NodeKey, me: { host: string; port: number;
     const hostDiffers = me.host !== "" && isIP(me.host) !== 0 && isIP(want.host) !== 0 && me.host !== want.host;
     if (me.port === want.port && !hostDiffers) return undefined;
     return `it reports itself as ${me.host || "(no address yet)"}:${me.port} (id ${me.id.slice(0, 8)})`;
-}
-
-export function nodeKey(host: string, port: number): NodeKey {
-    return `${host}:${port}`;
-}
-
-/** Splits `host:port` (IPv6 hosts in brackets or with the port after the last colon). */
-export function parseNodeKey(key: string): { host: string; port: number } {
-    const i = key.lastIndexOf(":");
-    const port = Number(key.slice(i + 1));
-    let host = key.slice(0, i);
-    if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
-    if (i <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`Invalid node key "${key}": expected host:port`);
-    return { host, port };
 }
 
 /**

@@ -11,7 +11,7 @@
  * https://redis.io/docs/latest/commands/cluster-forget/
  */
 import { waitUntil } from "./clusterView";
-import { parseClusterNodes } from "./clusterNodes";
+import { parseClusterNodes } from "../plan/clusterNodes";
 import { NodeKey, NodePool } from "./pool";
 
 export interface ForgetResult {

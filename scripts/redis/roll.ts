@@ -17,8 +17,9 @@ import { compareVersions, RollNode, RollStep } from "../plan/roll";
 import { ClusterView, parseInfo, waitUntil } from "./clusterView";
 import { readShards, runFailover } from "./failover";
 import { collectStatus, evaluateStatus } from "./healthReport";
-import { keyOfNode, readCluster } from "./members";
+import { readCluster } from "./members";
 import { NodePool } from "./pool";
+import { nodeKey } from "../plan/node";
 
 /** What makes a node take its change. Resolves when the change is applied; the node may still be booting. */
 export interface NodeAction {
@@ -39,7 +40,7 @@ export interface RollState {
 export async function readRollState(pool: NodePool, topology: Topology): Promise<RollState> {
     const input = await collectStatus(pool, topology);
     const report = evaluateStatus(input);
-    const byKey = new Map(topology.nodes.map((n) => [keyOfNode(n), n]));
+    const byKey = new Map(topology.nodes.map((n) => [nodeKey(n), n]));
     const versions = new Map(input.samples.map((s) => [s.key, s.version]));
     const nodes: RollNode[] = [];
     for (const sh of report.shards) {
@@ -98,8 +99,8 @@ export interface RollReport {
  * its nodes.conf (data volume), which waiting cannot fix.
  */
 export async function waitNodeBack(pool: NodePool, topology: Topology, node: TopologyNode, id: string, opts: { timeoutMs: number; signal?: AbortSignal; expectMaster?: boolean }): Promise<void> {
-    const key = keyOfNode(node);
-    const allKeys = topology.nodes.map(keyOfNode);
+    const key = nodeKey(node);
+    const allKeys = topology.nodes.map(nodeKey);
     let last = "not checked yet";
     let target: number | undefined;
     await waitUntil(async () => {
@@ -213,7 +214,7 @@ export async function executeRoll(pool: NodePool, topology: Topology, steps: Rol
             continue;
         }
         const node = byName.get(step.node)!;
-        const key = keyOfNode(node);
+        const key = nodeKey(node);
         const id = ids.get(step.node)!;
         // A node must not be a master when it goes down, unless the plan accepted its shard's outage.
         let role: string | undefined;

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import Redis, { Cluster } from "ioredis";
 import { Topology, TopologyNode, nodeName } from "../../components/topology";
-import { parseClusterNodes, SLOT_COUNT } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes, SLOT_COUNT } from "../../scripts/plan/clusterNodes";
 import { startServers, stopAll, TestServer } from "./redisServers";
 
 export interface ClusterFixtureOptions {

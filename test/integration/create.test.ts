@@ -13,7 +13,7 @@ import { NodePool } from "../../scripts/redis/pool";
 import { slotCommands } from "../../scripts/plan/formation";
 import { formCluster, FormOptions } from "../../scripts/redis/form";
 import { checkFormation } from "../../scripts/redis/health";
-import { parseClusterNodes, formatRanges } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes, formatRanges } from "../../scripts/plan/clusterNodes";
 import { parseInfo, waitUntil } from "../../scripts/redis/clusterView";
 import { capturedOutput } from "../helpers/output";
 import { RefusedError, StepError } from "../../scripts/errors";

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { Cluster } from "ioredis";
 import { ClusterFixture, missingKeys, runCli, startCluster, waitFor } from "../helpers/cluster";
 import { killServer, TestServer } from "../helpers/redisServers";
-import { ClusterNodeInfo, parseClusterNodes, SlotRange } from "../../scripts/redis/clusterNodes";
+import { ClusterNodeInfo, parseClusterNodes, SlotRange } from "../../scripts/plan/clusterNodes";
 
 let fx: ClusterFixture | undefined;
 const clients: Cluster[] = [];

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { ClusterFixture, loadKeys, missingKeys, startCluster } from "../helpers/cluster";
 import { capturedOutput } from "../helpers/output";
 import { run } from "../../scripts/commands/failover";
-import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 
 let fx: ClusterFixture | undefined;
 after(async () => fx?.stop());

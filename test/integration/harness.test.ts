@@ -2,7 +2,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import Redis from "ioredis";
 import { startServers, stopAll, TestServer } from "../helpers/redisServers";
-import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 
 let servers: TestServer[] = [];
 after(async () => stopAll(servers));

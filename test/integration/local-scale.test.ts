@@ -17,7 +17,7 @@ import Redis, { Cluster } from "ioredis";
 import { Topology } from "../../components/topology";
 import { redisAlive, killRedisUnder } from "../helpers/processes";
 import { loadKeys, missingKeys, runCli } from "../helpers/cluster";
-import { formatRanges, parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { formatRanges, parseClusterNodes } from "../../scripts/plan/clusterNodes";
 
 const ROOT = join(__dirname, "..", "..");
 

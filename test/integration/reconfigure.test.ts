@@ -21,9 +21,9 @@ import { reconfigure } from "../../scripts/commands/reconfigure";
 import { capturedOutput } from "../helpers/output";
 import { NodePool } from "../../scripts/redis/pool";
 import { ConfigError, RefusedError, StepError, UsageError } from "../../scripts/errors";
-import { keyOf } from "../../scripts/plan/topology";
 import { parseStackYaml } from "../../components/config";
 import { maxmemoryForThisMachine } from "../helpers/bootstrapConfigs";
+import { nodeKey } from "../../scripts/plan/node";
 
 const ROOT = join(__dirname, "..", "..");
 
@@ -69,7 +69,7 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
         const pidOf = (name: string) => Number(readFileSync(join(dir, name, "redis.pid"), "utf8"));
         pids = topology.nodes.map((n) => pidOf(n.name));
         const get = async (key: string, d: string) => ((await p.call(key, "CONFIG", "GET", d)) as string[])[1];
-        const everywhere = async (d: string) => Promise.all(topology.nodes.map((n) => get(keyOf(n), d)));
+        const everywhere = async (d: string) => Promise.all(topology.nodes.map((n) => get(nodeKey(n), d)));
         const six = (v: string) => Array(6).fill(v);
 
         // Local mode's settings.json and files carry the stack config; maxmemory is 70 % of a local node's memory.
@@ -171,17 +171,17 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
         const victim = topology.nodes.find((n) => n.name.endsWith("-s1-r1"))!;
         process.kill(pidOf(victim.name), "SIGKILL");
         await new Promise<void>((r) => { const t = setInterval(() => { if (!alive(pidOf(victim.name))) { clearInterval(t); r(); } }, 10); });
-        p.drop(keyOf(victim));
+        p.drop(nodeKey(victim));
         writeConfig({ maxmemoryPolicy: "volatile-lru", minReplicasMaxLagSec: 20, maxmemoryPercent: 50 });
         const cli = spawnSync(process.execPath, ["--import", "tsx", "scripts/cli.ts", "reconfigure", "--topology", topologyFile, "--config", config, "--connect-timeout", "500"], { cwd: ROOT, encoding: "utf8", timeout: 30000 });
         assert.equal(cli.status, 1, cli.stderr + cli.stdout);
         assert.match(cli.stderr, /reconfigure: step "health-check" failed on /);
-        assert.match(cli.stderr, new RegExp(`${victim.name} \\(${keyOf(victim).replace(/\./g, "\\.")}\\) is unreachable`));
-        const victimLabel = `${victim.name} (${keyOf(victim)})`.replace(/[.()]/g, "\\$&");
+        assert.match(cli.stderr, new RegExp(`${victim.name} \\(${nodeKey(victim).replace(/\./g, "\\.")}\\) is unreachable`));
+        const victimLabel = `${victim.name} (${nodeKey(victim)})`.replace(/[.()]/g, "\\$&");
         assert.match(cli.stderr, new RegExp(`left behind: no node at the new settings; 5 still on the old ones \\([^)]+-s\\d-r\\d \\([\\d.:]+\\): [^;]*maxmemory-policy;.*; 1 not read, settings unknown \\(${victimLabel}\\)`));
         assert.match(cli.stderr, /to continue: .*run the same command again/);
         const liveOnes = topology.nodes.filter((n) => n !== victim);
-        assert.deepEqual(await Promise.all(liveOnes.map((n) => get(keyOf(n), "maxmemory-policy"))), Array(5).fill("allkeys-lfu"));
+        assert.deepEqual(await Promise.all(liveOnes.map((n) => get(nodeKey(n), "maxmemory-policy"))), Array(5).fill("allkeys-lfu"));
         // The live nodes have these settings already: the report says so, per node, instead of "old".
         await assert.rejects(reconfigure({ stack: "t", connectTimeout: 500 }, capture().ctx, { readStackOutputs: stackOut(aws) }), (e: unknown) =>
             e instanceof StepError && new RegExp(`^5 node\\(s\\) at the new settings \\([^;]+\\); 1 not read, settings unknown \\(${victimLabel}\\)$`).test(e.info.state ?? ""));

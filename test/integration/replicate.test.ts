@@ -4,7 +4,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { ClusterFixture, loadKeys, runCli, startCluster } from "../helpers/cluster";
 import { killServer, restartServer } from "../helpers/redisServers";
-import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 
 let fx: ClusterFixture | undefined;
 after(async () => fx?.stop());

@@ -16,7 +16,7 @@ import { ClusterView } from "../../scripts/redis/clusterView";
 import { planRebalance } from "../../scripts/plan/rebalance";
 import { mastersFromView } from "../../scripts/commands/rebalance";
 import { executePlan } from "../../scripts/redis/reshard";
-import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 import type { Topology } from "../../components/topology";
 
 let fx: ClusterFixture | undefined;

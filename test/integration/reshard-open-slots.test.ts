@@ -2,7 +2,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import Redis from "ioredis";
 import { ClusterFixture, runCli, startCluster } from "../helpers/cluster";
-import { parseClusterNodes, slotOwners } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes, slotOwners } from "../../scripts/plan/clusterNodes";
 
 let fx: ClusterFixture | undefined;
 after(async () => fx?.stop());

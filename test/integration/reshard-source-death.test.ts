@@ -7,7 +7,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, writeFileSync } from "node:fs";
 import { ClusterFixture, loadKeys, missingKeys, runCli, spawnCli, startCluster } from "../helpers/cluster";
-import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 import type { Topology } from "../../components/topology";
 
 let fx: ClusterFixture | undefined;

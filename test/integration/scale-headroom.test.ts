@@ -8,7 +8,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { ClusterFixture, missingKeys, retiredState, runCli, startCluster } from "../helpers/cluster";
 import { TestServer } from "../helpers/redisServers";
-import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 import { parseInfo } from "../../scripts/redis/clusterView";
 
 let fx: ClusterFixture | undefined;

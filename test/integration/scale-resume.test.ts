@@ -1,7 +1,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { ClusterFixture, clusterCheck, loadKeys, missingKeys, runCli, spawnCli, startCluster } from "../helpers/cluster";
-import { countSlots, parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { countSlots, parseClusterNodes } from "../../scripts/plan/clusterNodes";
 
 let fx: ClusterFixture | undefined;
 after(async () => fx?.stop());

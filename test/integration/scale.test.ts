@@ -1,8 +1,8 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { ClusterFixture, clusterCheck, loadKeys, missingKeys, retiredState, runCli, startCluster, startTraffic } from "../helpers/cluster";
-import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
-import { countSlots } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
+import { countSlots } from "../../scripts/plan/clusterNodes";
 
 let fx: ClusterFixture | undefined;
 after(async () => fx?.stop());

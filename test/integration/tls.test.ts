@@ -18,7 +18,7 @@ import { renderAclFile } from "../../components/bootstrap/acl";
 import { ACL_USERS } from "../../components/bootstrap/contract";
 import { nodeName, Topology } from "../../components/topology";
 import { ensureLocalTls, clusterTlsFiles } from "../../scripts/local/tls";
-import { parseClusterNodes, countSlots } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes, countSlots } from "../../scripts/plan/clusterNodes";
 import { redisServerVersion, startServers, stopAll, TestServer } from "../helpers/redisServers";
 import { loadKeys, missingKeys, runCli, waitFor } from "../helpers/cluster";
 

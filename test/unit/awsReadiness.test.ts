@@ -11,7 +11,7 @@ import { chooseZones } from "../../components/environment";
 import { ConfigError, parseStackConfig } from "../../components/config";
 import { al2023ReleaseDate, engineAmiProblems, isXenInstanceType } from "../../components/plan/ami";
 import { dlmScheduleName } from "../../components/naming";
-import { engineOf, engineLabel } from "../../scripts/redis/engine";
+import { engineOf, engineLabel } from "../../scripts/plan/engine";
 
 /** A fixed 36 KB script-like text: the same on every machine, so its compressed bytes can be pinned. */
 const CORPUS = Array.from({ length: 600 }, (_, i) => `  [[ -n \${VAR_${i % 37}:-} ]] && log "step ${i}: value ${(i * 7919) % 100003}" || true`).join("\n") + "\n";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseClusterNodes, toRanges, fromRanges, countSlots, formatRanges } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes, toRanges, fromRanges, countSlots, formatRanges } from "../../scripts/plan/clusterNodes";
 
 test("parses a 7.x CLUSTER NODES line with hostname, ranges and open slots", () => {
     const text = [

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formationProblems } from "../../scripts/redis/health";
 import { ClusterView, NodeView } from "../../scripts/redis/clusterView";
-import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 
 const ID = (c: string) => c.repeat(40);
 const nodes = [

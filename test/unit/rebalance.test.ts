@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { MasterInput, applyMoves, planRebalance, targetCounts, describeStreams } from "../../scripts/plan/rebalance";
-import { SLOT_COUNT, SlotRange, toRanges } from "../../scripts/redis/clusterNodes";
+import { SLOT_COUNT, SlotRange, toRanges } from "../../scripts/plan/clusterNodes";
 
 /** Even split like `create` makes: 0-5460, 5461-10922, 10923-16383 for 3. */
 function evenSplit(n: number): SlotRange[][] {

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { evaluateStatus, NodeSample, StatusInput } from "../../scripts/redis/healthReport";
-import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
+import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 import { renderStatus } from "../../scripts/commands/status";
 import { Topology } from "../../components/topology";
 

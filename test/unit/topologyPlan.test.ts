@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { planTopology, splitSlots, PlanError, keyOf, TopologyPlan } from "../../scripts/plan/topology";
+import { planTopology, splitSlots, PlanError, TopologyPlan } from "../../scripts/plan/topology";
 import { Topology, TopologyNode, nodeName } from "../../components/topology";
 import { zoneOf } from "../../components/plan/placement";
-import { countSlots, SLOT_COUNT } from "../../scripts/redis/clusterNodes";
+import { countSlots, SLOT_COUNT } from "../../scripts/plan/clusterNodes";
+import { nodeKey } from "../../scripts/plan/node";
 
 /** A topology laid out by the stack's own rule: node (s, r) in zone (s + r) % zones. */
 function topo(shards: number, replicas: number, zones: number): Topology {
@@ -106,7 +107,7 @@ test("plan: zones not laid out by the stack's rule still get masters spread", ()
 
 test("plan: live state pins masters, unreachable nodes never lead, current replicas are avoided", () => {
     const t = topo(3, 1, 3);
-    const k = (name: string) => keyOf(t.nodes.find((n) => n.name === name)!);
+    const k = (name: string) => nodeKey(t.nodes.find((n) => n.name === name)!);
     const p = planTopology(t, { pinnedMasters: [k("c-s1-r1")], unavailable: [k("c-s0-r0")], currentReplicas: [k("c-s2-r0")] });
     assert.deepEqual(masterNames(p), ["c-s0-r1", "c-s1-r1", "c-s2-r1"]);
     assert.throws(() => planTopology(t, { pinnedMasters: [k("c-s1-r0"), k("c-s1-r1")] }), (e: unknown) => {

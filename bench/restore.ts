@@ -59,7 +59,6 @@ async function load(fx: ClusterFixture): Promise<void> {
     const clients = fx.shards.map((sh) => fx.client(sh[0]));
     const nodes = parseClusterNodes(String(await clients[0].call("CLUSTER", "NODES")));
     const owners = slotOwners(nodes);
-    const nodeKey = (n: { host: string; port: number }) => `${n.host}:${n.port}`;
     const clientById = new Map(nodes.map((n) => [n.id, clients.find((c) => nodeKey(c.options as { host: string; port: number }) === n.key)!]));
     const value = "v".repeat(VALUE_BYTES);
     const batch = 20_000;

@@ -50,7 +50,7 @@ import { DesiredNodeSettings, maxmemoryBytesFor, nodeSettingsOf } from "../compo
 import { readStackConfigFile, SETTINGS_FILE } from "./commands/reconfigure";
 import { exitCodeFor, isExpected, RefusedError, UsageError, StepError } from "./errors";
 import { run as runScale } from "./commands/scale";
-import { ClusterView } from "./redis/clusterView";
+import { readView } from "./redis/clusterView";
 import { createOutput, fmtDuration, Output } from "./output";
 import { NodePool, TlsSettings } from "./redis/pool";
 import { formCluster } from "./redis/form";
@@ -553,7 +553,7 @@ async function reshape(a: ReshapeArgs): Promise<{ topology: Topology; started: s
     if (leaving.length) {
         // A removed replica that is its shard's master now (after a failover) would take the shard's slots
         // elsewhere and leave the kept nodes without a master: have it hand over first.
-        const view = await ClusterView.read(a.pool, topology.nodes.map(nodeKey));
+        const view = await readView(a.pool, topology.nodes.map(nodeKey));
         const stayingShards = new Set(topology.nodes.filter((n) => n.shard < shape.shards).map((n) => n.shard));
         for (const n of leaving) {
             const me = view.self(nodeKey(n));

@@ -19,7 +19,7 @@ import { RefusedError, StepError } from "../errors";
 import { Output, fmtBytes, fmtDuration } from "../output";
 import { dumpPayload, parseDumpPayload, readRdb, rebuildCommands, retargetPayload, decodeValue, RdbFormatError, RdbUnsupportedError, RDB_TYPE_MIN_VERSION } from "../rdb";
 import type { Command } from "../rdb";
-import { ClusterView, parseInfo } from "../redis/clusterView";
+import { ClusterView, parseInfo } from "../plan/clusterView";
 import { slotOwners } from "../plan/clusterNodes";
 import { keySlot } from "../redis/keySlot";
 import { NodeKey, NodePool } from "../redis/pool";

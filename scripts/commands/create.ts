@@ -6,7 +6,7 @@ import { CommandContext, CommonOptions } from "../cli";
 import { openPool, resolveTarget } from "../inventory";
 import { formCluster, FormResult } from "../redis/form";
 import { NodePool } from "../redis/pool";
-import { ClusterView } from "../redis/clusterView";
+import { readView } from "../redis/clusterView";
 import { fixOpenSlots } from "../redis/openSlots";
 import { acquireLease } from "../redis/lease";
 import { leaseMode } from "../redis/members";
@@ -25,10 +25,10 @@ export interface CreateOptions extends CommonOptions {
  * before anything else, as every command of the tool does.
  */
 async function fixOpenSlotsFirst(pool: NodePool, topology: Topology, ctx: CommandContext, resumeHint: string, takeOverLease?: boolean): Promise<void> {
-    const view = await ClusterView.read(pool, topology.nodes.map(nodeKey));
+    const view = await readView(pool, topology.nodes.map(nodeKey));
     // A cluster that serves its slots holds the lease (docs/lease.md); nodes that form no
     // cluster yet have nowhere to store it, so forming one from scratch goes on without.
-    if (view.reachable().some((v) => v.info.cluster_state === "ok")) {
+    if (view.reachable().some((v) => v.clusterInfo.cluster_state === "ok")) {
         const lease = await acquireLease(pool, topology.nodes.map(nodeKey), { command: "create", out: ctx.out, takeOver: takeOverLease, mode: leaseMode("create", {}) });
         pool.onClose(() => lease.release());
     }

@@ -13,7 +13,7 @@ import { fmtDuration } from "../output";
 import { chooseReplica, planZoneEvacuation, ReplicaState, ShardState } from "../plan/failover";
 import { FailoverMode, FailoverRetry, readShards, runFailover } from "../redis/failover";
 import { openSession } from "../redis/members";
-import { nodeKey } from "../plan/node";
+import { resolveNodeArg } from "../plan/clusterView";
 
 export interface FailoverOptions extends CommonOptions {
     shard?: number;
@@ -88,12 +88,12 @@ export async function run(opts: FailoverOptions, ctx: CommandContext): Promise<n
         let replica: ReplicaState | undefined;
         if (opts.node) {
             const want = opts.node;
-            const topoNode = target.topology.nodes.find((n) => n.name === want || nodeKey(n) === want);
-            const key = topoNode ? nodeKey(topoNode) : want;
+            const named = resolveNodeArg(want, view, target.topology);
+            const is = (n: { key: string; id: string }) => n.key === named?.key || (!!named?.known && n.id === named.known.id);
             for (const s of shards) {
-                const r = s.replicas.find((x) => x.key === key || x.id === want);
+                const r = s.replicas.find(is);
                 if (r) [shard, replica] = [s, r];
-                if (s.master.key === key || s.master.id === want) throw new RefusedError(`failover --node ${want}: ${label(s.master)} is already the master of shard ${s.shard}`);
+                if (is(s.master)) throw new RefusedError(`failover --node ${want}: ${label(s.master)} is already the master of shard ${s.shard}`);
             }
             if (!shard || !replica) throw new UsageError(`failover --node ${want}: no replica by that name, address or id in the cluster`);
         } else {

@@ -10,7 +10,8 @@ import type { CommandContext, CommonOptions } from "../cli";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
 import { countSlots } from "../plan/clusterNodes";
-import { findKnownNode, openSession } from "../redis/members";
+import { resolveNodeArg } from "../plan/clusterView";
+import { openSession } from "../redis/members";
 import { forgetEverywhere } from "../redis/remove";
 
 export interface ForgetOptions extends CommonOptions {
@@ -22,11 +23,9 @@ export async function run(opts: ForgetOptions, ctx: CommandContext): Promise<num
     if (!arg) throw new UsageError("forget: name the node (id, topology name or host:port)");
     const { target, pool, view } = await openSession(opts, ctx, "forget");
     try {
-        const node = findKnownNode(arg, view, target.topology);
+        const node = resolveNodeArg(arg, view, target.topology)?.known;
         if (!node) throw new UsageError(`forget ${arg}: no node of the cluster has that id, name or address (is it forgotten already?)`);
-        const self = view.views.get(node.key);
-        const isMember = !!self?.reachable && self.myself?.id === node.id && (self.nodes.length > 1 || self.myself.slots.length > 0);
-        if (isMember) {
+        if (view.isMember(node.key, node.id)) {
             throw new RefusedError(`forget ${arg}: ${node.key} is alive and still a member of the cluster; nothing was changed. To take a live node out, declare the smaller topology and run \`scale\` (it drains, resets and forgets), or stop the node first.`);
         }
         const owners = [...view.reachable()].map((v) => v.nodes.find((n) => n.id === node.id)).filter((n) => n && n.slots.length > 0);
@@ -37,7 +36,7 @@ export async function run(opts: ForgetOptions, ctx: CommandContext): Promise<num
         if (followers.length) {
             throw new RefusedError(`forget ${arg}: live replica(s) ${followers.map((n) => n.key).join(", ")} still follow ${node.key} and cannot forget their master; attach them elsewhere first (replicate <replica> <master>); nothing was changed.`);
         }
-        const remaining = view.reachable().filter((v) => v.myself && v.myself.id !== node.id && v.nodes.length > 1).map((v) => v.key);
+        const remaining = view.members().filter((v) => v.myself!.id !== node.id && v.nodes.length > 1).map((v) => v.key);
         if (remaining.length === 0) throw new RefusedError(`forget ${arg}: no reachable member to send CLUSTER FORGET to`);
         const r = await forgetEverywhere(pool, remaining, [node.id]);
         if (r.errors.length) {

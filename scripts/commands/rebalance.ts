@@ -9,7 +9,7 @@ import { fmtDuration } from "../output";
 import { checkHeadroom, NodeMemory } from "../plan/headroom";
 import { MasterInput, planRebalance, RebalancePlan } from "../plan/rebalance";
 import { formatRanges, toRanges } from "../plan/clusterNodes";
-import { ClusterView, parseInfo } from "../redis/clusterView";
+import { ClusterView, parseInfo } from "../plan/clusterView";
 import { openSession } from "../redis/members";
 import { NodeKey, NodePool } from "../redis/pool";
 import { countKeys, executePlan, nodeRefs, ReshardResult } from "../redis/reshard";
@@ -53,11 +53,10 @@ export interface MoveOutcome {
 export function mastersFromView(view: ClusterView, topology: Topology, drain: Set<string> = new Set()): MasterInput[] {
     const weightByKey = new Map(topology.nodes.map((n) => [nodeKey(n), n.weight]));
     const out: MasterInput[] = [];
-    for (const v of view.reachable()) {
-        const me = v.myself;
-        if (!me || me.role !== "master") continue;
-        // A master that knows no one and owns nothing is not (yet) a member.
-        if (v.nodes.length <= 1 && me.slots.length === 0) continue;
+    // A master that knows no one and owns nothing is not (yet) a member.
+    for (const v of view.members()) {
+        const me = v.myself!;
+        if (me.role !== "master") continue;
         out.push({ id: me.id, slots: me.slots, weight: weightByKey.get(v.key) ?? 1, drain: drain.has(me.id) });
     }
     return out;

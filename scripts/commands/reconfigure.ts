@@ -28,7 +28,7 @@ import { acquireLease } from "../redis/lease";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { automationOutputs, clusterOutputsOf, openPool, resolveTarget, StackOutputsReader, Target } from "../inventory";
 import { fmtDuration } from "../output";
-import { parseInfo } from "../redis/clusterView";
+import { parseInfo } from "../plan/clusterView";
 import { NodePool } from "../redis/pool";
 import { engineOf } from "../plan/engine";
 import {

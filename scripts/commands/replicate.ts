@@ -8,9 +8,9 @@
 import type { CommandContext, CommonOptions } from "../cli";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
-import { findKnownNode, openSession } from "../redis/members";
-import { ClusterView, parseInfo, waitUntil } from "../redis/clusterView";
-import { parseClusterNodes } from "../plan/clusterNodes";
+import { openSession } from "../redis/members";
+import { ClusterView, resolveNodeArg } from "../plan/clusterView";
+import { readNodes, waitUntil } from "../redis/clusterView";
 import { nodeKey, parseNodeKey } from "../plan/node";
 
 export interface ReplicateOptions extends CommonOptions {
@@ -28,24 +28,19 @@ export async function run(opts: ReplicateOptions, ctx: CommandContext): Promise<
         // The master: a shard number, or a node the cluster knows.
         let master = /^\d+$/.test(masterArg)
             ? [...view.knownNodes().values()].find((n) => n.role === "master" && n.slots.length > 0 && target.topology.nodes.some((t) => t.shard === Number(masterArg) && nodeKey(t) === n.key))
-            : findKnownNode(masterArg, view, target.topology);
+            : resolveNodeArg(masterArg, view, target.topology)?.known;
         if (!master) throw new UsageError(`replicate: no master found for "${masterArg}" (a shard number, node name, host:port or id)`);
         if (master.role !== "master") throw new RefusedError(`replicate: ${master.key} is a replica, not a master; name the shard's master (or the shard number)`);
         if (master.failing) throw new RefusedError(`replicate: ${master.key} is flagged failing; fail the shard over first`);
 
         // The replica: a topology name or host:port; it may not be part of the cluster yet.
-        const topo = target.topology.nodes.find((n) => n.name === replicaArg);
-        const replicaKey = topo ? nodeKey(topo) : findKnownNode(replicaArg, view, target.topology)?.key ?? replicaArg;
-        try {
-            parseNodeKey(replicaKey);
-        } catch {
-            throw new UsageError(`replicate: "${replicaArg}" is neither a node of the topology, nor a known node, nor host:port`);
-        }
+        const replicaKey = resolveNodeArg(replicaArg, view, target.topology)?.key;
+        if (!replicaKey) throw new UsageError(`replicate: "${replicaArg}" is neither a node of the topology, nor a known node, nor host:port`);
         if (replicaKey === master.key) throw new UsageError("replicate: a node cannot replicate itself");
-        const nodes = parseClusterNodes((await pool.call(replicaKey, "CLUSTER", "NODES").catch((e) => {
-            throw new RefusedError(`replicate: cannot reach ${replicaKey}: ${(e as Error).message}`);
-        })) as string);
-        const me = nodes.find((n) => n.myself)!;
+        const [sample] = await readNodes(pool, [replicaKey], { dbsize: true });
+        if (!sample.reachable) throw new RefusedError(`replicate: cannot reach ${replicaKey}: ${sample.error}`);
+        const nodes = sample.nodes;
+        const me = sample.myself!;
         if (me.role === "replica" && me.masterId === master.id) {
             ctx.out.result({ ok: true, replica: replicaKey, master: master.key, changed: false }, `${replicaKey} already replicates ${master.key}; nothing to do`);
             return 0;
@@ -53,7 +48,7 @@ export async function run(opts: ReplicateOptions, ctx: CommandContext): Promise<
         if (me.role === "master" && me.slots.length > 0) {
             throw new RefusedError(`replicate: ${replicaKey} is a master owning slots; move them away first (scale or rebalance with weight 0), nothing was changed`);
         }
-        if (me.role === "master" && Number(await pool.call(replicaKey, "DBSIZE")) > 0) {
+        if (me.role === "master" && sample.dbsize! > 0) {
             throw new RefusedError(`replicate: ${replicaKey} holds keys but owns no slot (stale data); Redis only attaches an empty master as a replica. If the data is disposable: redis-cli -h ${parseNodeKey(replicaKey).host} -p ${parseNodeKey(replicaKey).port} FLUSHALL, then rerun; nothing was changed`);
         }
 
@@ -61,8 +56,9 @@ export async function run(opts: ReplicateOptions, ctx: CommandContext): Promise<
         if (!nodes.some((n) => n.id === master!.id && !n.flags.includes("handshake"))) {
             await pool.call(replicaKey, "CLUSTER", "MEET", master.host, String(master.port));
             await waitUntil(async () => {
-                const ns = parseClusterNodes((await pool.call(replicaKey, "CLUSTER", "NODES")) as string);
-                return ns.some((n) => n.id === master!.id && !n.flags.includes("handshake") && n.role === "master");
+                const [s] = await readNodes(pool, [replicaKey]);
+                if (!s.reachable) throw new Error(s.error);
+                return s.nodes.some((n) => n.id === master!.id && !n.flags.includes("handshake") && n.role === "master");
             }, { timeoutMs, signal: ctx.signal, what: `${replicaKey} to learn ${master.key} after MEET` });
             ctx.out.event("step", { step: "meet", node: replicaKey, master: master.key }, `${replicaKey} met ${master.key}`);
         }
@@ -75,8 +71,8 @@ export async function run(opts: ReplicateOptions, ctx: CommandContext): Promise<
         const replicaId = me.id;
         let last = "";
         await waitUntil(async () => {
-            const info = parseInfo((await pool.call(replicaKey, "INFO", "replication")) as string);
-            const v = await ClusterView.read(pool, all);
+            const v = ClusterView.of(await readNodes(pool, all, { info: ["replication"] }));
+            const info = v.views.get(replicaKey)!.info;
             const agree = v.reachable().filter((nv) => nv.nodes.some((n) => n.id === replicaId && n.role === "replica" && n.masterId === master!.id)).length;
             last = `link ${info.master_link_status ?? "?"}, ${agree} of ${v.reachable().length} node(s) see it as a replica of ${master!.key}`;
             return info.master_link_status === "up" && agree === v.reachable().length;

@@ -26,7 +26,7 @@ import { fmtDuration, Output } from "../output";
 import { MasterInput } from "../plan/rebalance";
 import { planTopology, PlanError } from "../plan/topology";
 import { ClusterNodeInfo } from "../plan/clusterNodes";
-import { ClusterView, waitUntil } from "../redis/clusterView";
+import { readView, waitUntil } from "../redis/clusterView";
 import { formCluster } from "../redis/form";
 import { openSession, readCluster } from "../redis/members";
 import { NodePool } from "../redis/pool";
@@ -91,16 +91,6 @@ function joinOutput(out: Output): Output {
     };
 }
 
-/** Every node the cluster's members know (their own lines and their peers), by id. */
-function clusterNodes(view: ClusterView): Map<string, ClusterNodeInfo> {
-    const out = new Map<string, ClusterNodeInfo>();
-    for (const v of view.reachable()) {
-        if (!v.myself || (v.nodes.length <= 1 && v.myself.slots.length === 0)) continue;
-        for (const n of v.nodes) if (!n.flags.includes("handshake") && (n.myself || !out.has(n.id))) out.set(n.id, n);
-    }
-    return out;
-}
-
 export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<number> {
     const t0 = Date.now();
     const session = await openSession(opts, ctx, "scale");
@@ -125,7 +115,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
         const declared = new Set(topology.nodes.map(nodeKey));
 
         // Who is in the cluster now, who joins, who leaves.
-        const inCluster = clusterNodes(view);
+        const inCluster = view.clusterNodes();
         const memberKeys = new Set([...inCluster.values()].map((n) => n.key));
         const joining = topology.nodes.filter((n) => !memberKeys.has(nodeKey(n)));
         const leaving = [...inCluster.values()].filter((n) => !declared.has(n.key));
@@ -200,7 +190,7 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
 
         const remainingKeys = topology.nodes.map(nodeKey);
         const final = await waitUntil(async () => {
-            const v = await ClusterView.read(pool, remainingKeys);
+            const v = await readView(pool, remainingKeys);
             return v.allOk() && v.slotMapsAgree() && v.openSlots().length === 0 ? v : undefined;
         }, { timeoutMs: 30000, what: "every remaining node to report cluster_state:ok and agree on the slot map", signal: ctx.signal });
         void final;

@@ -8,25 +8,15 @@ import { parseEngineVersion } from "../../components/bootstrap/template";
 import { Topology, TopologyNode } from "../../components/topology";
 import { ClusterNodeInfo, formatRanges, fromRanges, SLOT_COUNT, SlotRange, toRanges } from "./clusterNodes";
 import { TopologyPlan } from "./topology";
+import { ClusterView, NodeSample } from "./clusterView";
 import { isAuthError, NodeKey, nodeKey } from "./node";
 
-/** What one node says about itself before anything is changed. */
-export interface NodeProbe {
+/**
+ * What one node says about itself before anything is changed: `readNodes` with INFO
+ * server and replication, DBSIZE, and cluster mode optional, for a topology node.
+ */
+export interface NodeProbe extends NodeSample {
     node: TopologyNode;
-    key: NodeKey;
-    reachable: boolean;
-    error?: string;
-    /** INFO server redis_version (Valkey reports its Redis compatibility version here too). */
-    version?: string;
-    clusterEnabled?: boolean;
-    dbsize?: number;
-    /** The node's own CLUSTER NODES. */
-    nodes: ClusterNodeInfo[];
-    myself?: ClusterNodeInfo;
-    /** CLUSTER INFO. */
-    info: Record<string, string>;
-    /** INFO replication. */
-    replication: Record<string, string>;
 }
 
 /** CLUSTER ADDSLOTSRANGE and CLUSTER SHARDS exist from Redis 7.0 (Valkey reports redis_version 7.2.x). */
@@ -52,6 +42,11 @@ export function slotCommands(ranges: SlotRange[], version: string | undefined): 
         for (let i = 0; i < slots.length; i += 2000) out.push(["CLUSTER", "ADDSLOTS", ...slots.slice(i, i + 2000)]);
     }
     return out;
+}
+
+/** A ClusterView made of the probes (no second read); a node with cluster mode off counts as unreachable. */
+export function viewOfProbes(probes: NodeProbe[]): ClusterView {
+    return ClusterView.of(probes.map((p) => ({ ...p, reachable: p.reachable && !!p.clusterEnabled })));
 }
 
 export interface LiveState {
@@ -177,7 +172,7 @@ export function planSteps(plan: TopologyPlan, live: LiveState): FormSteps {
     // 1. Epochs: distinct, above anything the nodes already use.
     let next = 1;
     for (const p of live.usable) {
-        next = Math.max(next, Number(p.info.cluster_current_epoch ?? 0) + 1);
+        next = Math.max(next, Number(p.clusterInfo.cluster_current_epoch ?? 0) + 1);
         for (const n of p.nodes) next = Math.max(next, n.configEpoch + 1);
     }
     for (const p of live.usable) {

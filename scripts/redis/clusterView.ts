@@ -1,131 +1,79 @@
 /**
- * What every node says about the cluster, read in parallel: `CLUSTER NODES` and
- * `CLUSTER INFO` per reachable node. Commands plan from this view and re-read it
- * between steps; helpers here answer the questions they share (agreement on the
- * slot map, open slots, who is the master of what).
+ * The one reader of node state: `readNodes` asks each node, in parallel and in one
+ * pipeline per node, CLUSTER NODES and CLUSTER INFO plus whatever INFO sections and
+ * DBSIZE the caller needs, and records an unreachable node rather than throwing.
+ * `readView` wraps the samples in a ClusterView (scripts/plan/clusterView.ts), the
+ * predicates every command shares. `waitUntil` polls for a condition.
  */
 import { RefusedError, WaitTimeoutError } from "../errors";
-import { ClusterNodeInfo, parseClusterNodes, slotOwners, SLOT_COUNT } from "../plan/clusterNodes";
+import { parseClusterNodes } from "../plan/clusterNodes";
+import { ClusterView, NodeSample, parseInfo } from "../plan/clusterView";
+import { engineOf } from "../plan/engine";
 import { NodeKey, NodePool } from "./pool";
 
-export interface NodeView {
-    key: NodeKey;
-    reachable: boolean;
-    error?: string;
-    /** The node's own CLUSTER NODES, parsed. */
-    nodes: ClusterNodeInfo[];
-    myself?: ClusterNodeInfo;
-    /** CLUSTER INFO fields (cluster_state, cluster_known_nodes, cluster_current_epoch, ...). */
-    info: Record<string, string>;
+export interface ReadNodesOptions {
+    /**
+     * INFO sections to read, one INFO call each (Redis 6.2 takes a single section
+     * argument; 7.0 takes several), flattened into `info`. "default" is plain INFO
+     * (server, clients, memory, persistence, stats, replication, cpu, cluster, keyspace).
+     */
+    info?: string[];
+    /** Read DBSIZE too. */
+    dbsize?: boolean;
+    /**
+     * A node running with cluster-enabled no is reachable with `clusterEnabled: false`
+     * (create says so) instead of unreachable.
+     */
+    clusterOptional?: boolean;
 }
 
-export interface OpenSlot {
-    slot: number;
-    /** The node (key) reporting it. */
-    node: NodeKey;
-    nodeId: string;
-    state: "migrating" | "importing";
-    /** Peer node id (target when migrating, source when importing). */
-    peerId: string;
-}
-
-export function parseInfo(text: string): Record<string, string> {
-    const out: Record<string, string> = {};
-    for (const line of text.split(/\r?\n/)) {
-        if (!line || line.startsWith("#")) continue;
-        const i = line.indexOf(":");
-        if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
-    }
-    return out;
-}
-
-export class ClusterView {
-    constructor(readonly views: Map<NodeKey, NodeView>) {}
-
-    /** Reads every node in parallel; unreachable nodes are recorded, not thrown. */
-    static async read(pool: NodePool, keys: NodeKey[]): Promise<ClusterView> {
-        const entries = await Promise.all(keys.map(async (key): Promise<[NodeKey, NodeView]> => {
-            try {
-                const c = await pool.get(key);
-                const [nodesText, infoText] = (await c.pipeline().call("CLUSTER", "NODES").call("CLUSTER", "INFO").exec())!.map(([err, res]) => {
-                    if (err) throw err;
-                    return res as string;
-                });
-                const nodes = parseClusterNodes(nodesText);
-                return [key, { key, reachable: true, nodes, myself: nodes.find((n) => n.myself), info: parseInfo(infoText) }];
-            } catch (e) {
-                if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
-                pool.drop(key);
-                return [key, { key, reachable: false, error: (e as Error).message, nodes: [], info: {} }];
+/** Reads every node in parallel; unreachable nodes are recorded, not thrown. */
+export async function readNodes(pool: NodePool, keys: NodeKey[], opts: ReadNodesOptions = {}): Promise<NodeSample[]> {
+    const sections = opts.info ?? [];
+    return Promise.all(keys.map(async (key): Promise<NodeSample> => {
+        try {
+            const c = await pool.get(key);
+            const p = c.pipeline().call("CLUSTER", "NODES").call("CLUSTER", "INFO");
+            for (const s of sections) {
+                if (s === "default") p.call("INFO");
+                else p.call("INFO", s);
             }
-        }));
-        return new ClusterView(new Map(entries));
-    }
-
-    reachable(): NodeView[] {
-        return [...this.views.values()].filter((v) => v.reachable);
-    }
-
-    unreachable(): NodeView[] {
-        return [...this.views.values()].filter((v) => !v.reachable);
-    }
-
-    /** Node id -> the key we reached it by (only for reachable nodes). */
-    idToKey(): Map<string, NodeKey> {
-        const m = new Map<string, NodeKey>();
-        for (const v of this.reachable()) if (v.myself) m.set(v.myself.id, v.key);
-        return m;
-    }
-
-    /** The node's own line, by key. */
-    self(key: NodeKey): ClusterNodeInfo | undefined {
-        return this.views.get(key)?.myself;
-    }
-
-    /** Every node id any reachable node knows, with the line from the first node that knows it. */
-    knownNodes(): Map<string, ClusterNodeInfo> {
-        const m = new Map<string, ClusterNodeInfo>();
-        for (const v of this.reachable()) {
-            for (const n of v.nodes) {
-                if (n.myself || !m.has(n.id)) m.set(n.id, n);
+            if (opts.dbsize) p.call("DBSIZE");
+            const res = (await p.exec())!;
+            const at = Date.now();
+            const [[nodesErr, nodesText], [clusterInfoErr, clusterInfoText]] = res;
+            const rest = res.slice(2).map(([err, v]) => {
+                if (err) throw err;
+                return v as string | number;
+            });
+            const info: Record<string, string> = {};
+            for (let i = 0; i < sections.length; i++) Object.assign(info, parseInfo(String(rest[i])));
+            const errorstatsAt = sections.indexOf("errorstats");
+            const common = {
+                key, reachable: true, info, at,
+                hasErrorstats: errorstatsAt >= 0 ? /^# Errorstats/m.test(String(rest[errorstatsAt])) : undefined,
+                version: info.redis_version,
+                engine: info.redis_version !== undefined ? engineOf(info) : undefined,
+                dbsize: opts.dbsize ? Number(rest[sections.length]) : undefined,
+            };
+            if (nodesErr || clusterInfoErr) {
+                const err = (nodesErr ?? clusterInfoErr)!;
+                if (opts.clusterOptional && /cluster support disabled/i.test(err.message)) return { ...common, clusterEnabled: false, nodes: [], clusterInfo: {} };
+                throw err;
             }
+            const nodes = parseClusterNodes(nodesText as string);
+            return { ...common, clusterEnabled: true, nodes, myself: nodes.find((n) => n.myself), clusterInfo: parseInfo(clusterInfoText as string) };
+        } catch (e) {
+            if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
+            pool.drop(key);
+            return { key, reachable: false, error: (e as Error).message, nodes: [], clusterInfo: {}, info: {}, at: Date.now() };
         }
-        return m;
-    }
+    }));
+}
 
-    /** Slot owners as node `key` sees them. */
-    slotMapOf(key: NodeKey): (string | undefined)[] {
-        return slotOwners(this.views.get(key)?.nodes ?? []);
-    }
-
-    /** True when every reachable node reports the same owner for every slot. */
-    slotMapsAgree(): boolean {
-        const maps = this.reachable().map((v) => slotOwners(v.nodes));
-        if (maps.length <= 1) return true;
-        for (let s = 0; s < SLOT_COUNT; s++) {
-            const o = maps[0][s];
-            for (let i = 1; i < maps.length; i++) if (maps[i][s] !== o) return false;
-        }
-        return true;
-    }
-
-    /** Migrating/importing slots as each node reports them on its own line. */
-    openSlots(): OpenSlot[] {
-        const out: OpenSlot[] = [];
-        for (const v of this.reachable()) {
-            const me = v.myself;
-            if (!me) continue;
-            for (const [slot, peerId] of me.migrating) out.push({ slot, node: v.key, nodeId: me.id, state: "migrating", peerId });
-            for (const [slot, peerId] of me.importing) out.push({ slot, node: v.key, nodeId: me.id, state: "importing", peerId });
-        }
-        return out.sort((a, b) => a.slot - b.slot);
-    }
-
-    /** Whether every reachable node reports cluster_state:ok. */
-    allOk(): boolean {
-        const r = this.reachable();
-        return r.length > 0 && r.every((v) => v.info.cluster_state === "ok");
-    }
+/** `readNodes` (CLUSTER NODES and CLUSTER INFO only) as a ClusterView. */
+export async function readView(pool: NodePool, keys: NodeKey[]): Promise<ClusterView> {
+    return ClusterView.of(await readNodes(pool, keys));
 }
 
 export interface WaitOptions {

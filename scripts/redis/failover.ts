@@ -17,24 +17,12 @@
 import { Topology } from "../../components/topology";
 import { NodeState, ReplicaState, ShardState } from "../plan/failover";
 import { ClusterNodeInfo } from "../plan/clusterNodes";
-import { ClusterView, parseInfo, waitUntil } from "./clusterView";
+import { ClusterView, parseInfo } from "../plan/clusterView";
+import { readNodes, readView, waitUntil } from "./clusterView";
 import { NodeKey, NodePool } from "./pool";
 import { nodeKey } from "../plan/node";
 
 export type FailoverMode = "default" | "force" | "takeover";
-
-/** INFO replication of every reachable node. */
-async function replication(pool: NodePool, keys: NodeKey[]): Promise<Map<NodeKey, Record<string, string>>> {
-    const out = new Map<NodeKey, Record<string, string>>();
-    await Promise.all(keys.map(async (k) => {
-        try {
-            out.set(k, parseInfo((await pool.call(k, "INFO", "replication")) as string));
-        } catch {
-            /* unreachable */
-        }
-    }));
-    return out;
-}
 
 /** Node id -> how the majority of reachable nodes sees it (failing or not). */
 function failingIds(view: ClusterView): Set<string> {
@@ -61,7 +49,7 @@ export async function readShards(pool: NodePool, view: ClusterView, topology: To
     const byKey = new Map(topology.nodes.map((n) => [nodeKey(n), n]));
     const reachable = new Set(view.reachable().map((v) => v.myself?.id).filter(Boolean) as string[]);
     const failing = failingIds(view);
-    const repl = await replication(pool, view.reachable().map((v) => v.key));
+    const repl = new Map((await readNodes(pool, view.reachable().map((v) => v.key), { info: ["replication"] })).map((s) => [s.key, s.info]));
     const state = (n: ClusterNodeInfo): NodeState => ({
         id: n.id, key: n.key, name: byKey.get(n.key)?.name, az: byKey.get(n.key)?.az, healthy: reachable.has(n.id) && !failing.has(n.id),
     });
@@ -173,7 +161,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 async function waitPromotion(pool: NodePool, replica: { id: string; key: NodeKey }, oldMasterId: string, allKeys: NodeKey[], timeoutMs: number, signal: AbortSignal | undefined, abortedAfter: number | undefined): Promise<"promoted" | "aborted"> {
     let last = "";
     return waitUntil<"promoted" | "aborted">(async () => {
-        const v = await ClusterView.read(pool, allKeys);
+        const v = await readView(pool, allKeys);
         // A live old master turns into a replica of the new one: wait for that too, so the
         // cluster looks settled (status, the next failover) when we return.
         const oldAlive = v.reachable().some((nv) => nv.myself?.id === oldMasterId);

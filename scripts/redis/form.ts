@@ -21,60 +21,18 @@
 import { Topology } from "../../components/topology";
 import { RefusedError, StepError } from "../errors";
 import { Output } from "../output";
-import { assessLive, describePlan, FormSteps, LiveState, NodeProbe, planSteps, slotCommands } from "../plan/formation";
+import { assessLive, describePlan, FormSteps, LiveState, NodeProbe, planSteps, slotCommands, viewOfProbes } from "../plan/formation";
 import { planTopology, PlanError, TopologyPlan } from "../plan/topology";
-import { formatRanges, parseClusterNodes, SlotRange } from "../plan/clusterNodes";
-import { ClusterView, NodeView, parseInfo, waitUntil } from "./clusterView";
+import { formatRanges, SlotRange } from "../plan/clusterNodes";
+import { readNodes, waitUntil } from "./clusterView";
 import { formationProblems, waitFormed } from "./health";
 import { NodeKey, NodePool } from "./pool";
 import { nodeKey } from "../plan/node";
 
 /** Reads every node in parallel with one pipeline each; unreachable nodes are recorded, not thrown. */
 export async function probeNodes(pool: NodePool, topology: Topology): Promise<NodeProbe[]> {
-    return Promise.all(topology.nodes.map(async (node): Promise<NodeProbe> => {
-        const key = nodeKey(node);
-        const empty = { node, key, nodes: [], info: {}, replication: {} };
-        try {
-            const c = await pool.get(key);
-            const res = (await c.pipeline()
-                .call("INFO", "server")
-                .call("INFO", "replication")
-                .call("DBSIZE")
-                .call("CLUSTER", "INFO")
-                .call("CLUSTER", "NODES")
-                .exec())!;
-            const [server, repl, dbsize] = res.slice(0, 3).map(([err, v]) => {
-                if (err) throw err;
-                return v;
-            });
-            const [clusterInfoErr, clusterInfo] = res[3];
-            const [nodesErr, nodesText] = res[4];
-            const version = parseInfo(server as string).redis_version;
-            if (clusterInfoErr || nodesErr) {
-                const msg = (clusterInfoErr ?? nodesErr)!.message;
-                if (/cluster support disabled/i.test(msg)) {
-                    return { ...empty, reachable: true, version, clusterEnabled: false, dbsize: Number(dbsize), replication: parseInfo(repl as string) };
-                }
-                throw clusterInfoErr ?? nodesErr;
-            }
-            const nodes = parseClusterNodes(nodesText as string);
-            return {
-                node, key, reachable: true, version, clusterEnabled: true, dbsize: Number(dbsize),
-                nodes, myself: nodes.find((n) => n.myself), info: parseInfo(clusterInfo as string), replication: parseInfo(repl as string),
-            };
-        } catch (e) {
-            if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
-            pool.drop(key);
-            return { ...empty, reachable: false, error: (e as Error).message };
-        }
-    }));
-}
-
-/** A ClusterView made of the probes (no second read). */
-export function viewOfProbes(probes: NodeProbe[]): ClusterView {
-    return new ClusterView(new Map(probes.map((p): [NodeKey, NodeView] => [p.key, {
-        key: p.key, reachable: p.reachable && !!p.clusterEnabled, error: p.error, nodes: p.nodes, myself: p.myself, info: p.info,
-    }])));
+    const samples = await readNodes(pool, topology.nodes.map(nodeKey), { info: ["server", "replication"], dbsize: true, clusterOptional: true });
+    return samples.map((s, i) => ({ ...s, node: topology.nodes[i] }));
 }
 
 export interface FormOptions {
@@ -131,7 +89,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
     const expect = { keys: usableKeys, replicas: expectedReplicas, tolerateIds };
 
     // Already formed? Then report and change nothing.
-    const problems = formationProblems(viewOfProbes(probes), new Map(probes.map((p) => [p.key, p.replication])), expect);
+    const problems = formationProblems(viewOfProbes(probes), expect);
     const steps = planSteps(plan, live);
     if (problems.length === 0) {
         out.event("formed", { already: true, nodes: usableKeys.length }, `cluster already formed: ${usableKeys.length} nodes, all slots assigned, replicas linked; nothing to do`);
@@ -197,11 +155,12 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
             const masterKey = nodeKey(r.master);
             try {
                 const masterId = await waitUntil(async () => {
-                    const id = live.idOf.get(masterKey) ?? (await readMyId(pool, masterKey));
+                    const id = live.idOf.get(masterKey) ?? (await readNodes(pool, [masterKey]))[0].myself?.id;
                     if (!id) return undefined;
                     live.idOf.set(masterKey, id);
-                    const nodes = parseClusterNodes((await pool.call(r.key, "CLUSTER", "NODES")) as string);
-                    const m = nodes.find((n) => n.id === id);
+                    const [replica] = await readNodes(pool, [r.key]);
+                    if (!replica.reachable) throw new Error(replica.error);
+                    const m = replica.nodes.find((n) => n.id === id);
                     return m && m.role === "master" && !m.flags.includes("handshake") ? id : undefined;
                 }, { timeoutMs: opts.timeoutMs, signal: opts.signal, what: `${r.name} to learn its master ${r.master.name}` });
                 await pool.call(r.key, "CLUSTER", "REPLICATE", masterId);
@@ -224,14 +183,6 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
     const durationMs = Date.now() - t0;
     out.event("formed", { already: false, nodes: usableKeys.length, durationMs }, `cluster formed: ${usableKeys.length} nodes in ${durationMs} ms`);
     return { alreadyFormed: false, dryRun: false, plan, steps, skipped: live.skipped, warnings, durationMs };
-}
-
-async function readMyId(pool: NodePool, key: NodeKey): Promise<string | undefined> {
-    try {
-        return (await pool.call(key, "CLUSTER", "MYID")) as string;
-    } catch {
-        return undefined;
-    }
 }
 
 /**

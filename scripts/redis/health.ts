@@ -13,22 +13,10 @@
  * after create it found none in 8 of 8 runs of a 6-node formation, because replicas
  * meet the rest of the cluster only after CLUSTER REPLICATE, see form.ts step 3.)
  */
-import { ClusterView, parseInfo, waitUntil } from "./clusterView";
-import { slotOwners, SLOT_COUNT } from "../plan/clusterNodes";
+import { SLOT_COUNT } from "../plan/clusterNodes";
+import { ClusterView, NodeSample } from "../plan/clusterView";
+import { readNodes, waitUntil } from "./clusterView";
 import { NodeKey, NodePool } from "./pool";
-
-/** `INFO replication` of each reachable node, parsed (unreachable nodes are absent). */
-export async function readReplication(pool: NodePool, keys: NodeKey[]): Promise<Map<NodeKey, Record<string, string>>> {
-    const out = new Map<NodeKey, Record<string, string>>();
-    await Promise.all(keys.map(async (k) => {
-        try {
-            out.set(k, parseInfo((await pool.call(k, "INFO", "replication")) as string));
-        } catch {
-            pool.drop(k);
-        }
-    }));
-    return out;
-}
 
 export interface FormationExpectation {
     /** Nodes that must all be part of the cluster. */
@@ -41,41 +29,39 @@ export interface FormationExpectation {
 
 /**
  * Why the cluster is not (yet) fully formed; empty when it is. Pure: reads only
- * the view and the INFO replication documents given.
+ * the view, whose samples hold INFO replication.
  */
-export function formationProblems(view: ClusterView, repl: Map<NodeKey, Record<string, string>>, expect: FormationExpectation): string[] {
+export function formationProblems(view: ClusterView, expect: FormationExpectation): string[] {
     const problems: string[] = [];
     const down = expect.keys.filter((k) => !view.views.get(k)?.reachable);
     if (down.length) problems.push(`unreachable: ${down.join(", ")}`);
-    const reachable = expect.keys.map((k) => view.views.get(k)).filter((v) => v?.reachable && v.myself);
-    const ids = new Set(reachable.map((v) => v!.myself!.id));
-    const maps: (string | undefined)[][] = [];
+    const reachable = expect.keys.map((k) => view.views.get(k)).filter((v): v is NodeSample => !!v?.reachable && !!v.myself);
+    const ids = new Set(reachable.map((v) => v.myself!.id));
     let replicas = 0;
     for (const v of reachable) {
-        const me = v!.myself!;
-        const known = v!.nodes.filter((n) => !n.flags.includes("handshake") && !expect.tolerateIds?.has(n.id));
+        const me = v.myself!;
+        const known = v.nodes.filter((n) => !n.flags.includes("handshake") && !expect.tolerateIds?.has(n.id));
         const strangers = known.filter((n) => !ids.has(n.id));
-        if (strangers.length) problems.push(`${v!.key} knows node(s) outside the set: ${strangers.map((n) => n.key || n.id).join(", ")}`);
+        if (strangers.length) problems.push(`${v.key} knows node(s) outside the set: ${strangers.map((n) => n.key || n.id).join(", ")}`);
         // Every member must know every other one by id: a slotless new master leaves the slot maps
         // in agreement while a node that has not learned it yet refuses SETSLOT … <its id>.
         const knownIds = new Set(known.map((n) => n.id));
-        const unknown = reachable.filter((o) => !knownIds.has(o!.myself!.id));
-        if (unknown.length) problems.push(`${v!.key} does not know ${unknown.map((o) => o!.key).join(", ")} yet`);
+        const unknown = reachable.filter((o) => !knownIds.has(o.myself!.id));
+        if (unknown.length) problems.push(`${v.key} does not know ${unknown.map((o) => o.key).join(", ")} yet`);
         const failing = known.filter((n) => n.failing);
-        if (failing.length) problems.push(`${v!.key} flags ${failing.map((n) => `${n.key} ${n.flags.includes("fail") ? "fail" : "fail?"}`).join(", ")}`);
-        if (v!.info.cluster_state !== "ok") problems.push(`${v!.key} cluster_state:${v!.info.cluster_state ?? "?"}`);
-        maps.push(slotOwners(v!.nodes));
+        if (failing.length) problems.push(`${v.key} flags ${failing.map((n) => `${n.key} ${n.flags.includes("fail") ? "fail" : "fail?"}`).join(", ")}`);
+        if (v.clusterInfo.cluster_state !== "ok") problems.push(`${v.key} cluster_state:${v.clusterInfo.cluster_state ?? "?"}`);
         if (me.role === "replica") {
             replicas++;
-            const link = repl.get(v!.key)?.master_link_status;
-            if (link !== "up") problems.push(`${v!.key} master_link_status:${link ?? "?"}`);
+            const link = v.info.master_link_status;
+            if (link !== "up") problems.push(`${v.key} master_link_status:${link ?? "?"}`);
         }
     }
-    if (maps.length) {
-        const uncovered = maps[0].filter((o) => o === undefined).length;
+    if (reachable.length) {
+        // Unassigned as the first node sees it: a slot some node has not learned yet counts.
+        const uncovered = view.unassignedSlots(reachable.slice(0, 1)).length;
         if (uncovered) problems.push(`${uncovered} of ${SLOT_COUNT} slots unassigned`);
-        let disagree = 0;
-        for (let s = 0; s < SLOT_COUNT; s++) if (maps.some((m) => m[s] !== maps[0][s])) disagree++;
+        const disagree = view.disagreeingSlots(reachable).length;
         if (disagree) problems.push(`nodes disagree on the owner of ${disagree} slot(s)`);
     }
     if (expect.replicas !== undefined && replicas < expect.replicas) problems.push(`${replicas} of ${expect.replicas} replicas attached`);
@@ -84,8 +70,8 @@ export function formationProblems(view: ClusterView, repl: Map<NodeKey, Record<s
 
 /** Reads the view and replication state once and judges it. */
 export async function checkFormation(pool: NodePool, expect: FormationExpectation): Promise<{ problems: string[]; view: ClusterView }> {
-    const [view, repl] = await Promise.all([ClusterView.read(pool, expect.keys), readReplication(pool, expect.keys)]);
-    return { problems: formationProblems(view, repl, expect), view };
+    const view = ClusterView.of(await readNodes(pool, expect.keys, { info: ["replication"] }));
+    return { problems: formationProblems(view, expect), view };
 }
 
 /**

@@ -6,7 +6,7 @@
 import { RefusedError } from "../errors";
 import { Topology } from "../../components/topology";
 import { ClusterNodeInfo, countSlots, formatRanges, parseClusterNodes, slotOwners, SLOT_COUNT, toRanges } from "../plan/clusterNodes";
-import { parseInfo } from "./clusterView";
+import { parseInfo } from "../plan/clusterView";
 import { NodeKey, NodePool } from "./pool";
 import { EngineInfo, engineLabel, engineOf } from "../plan/engine";
 import { isAuthError, nodeKey } from "../plan/node";

@@ -5,10 +5,11 @@
  * before anything else (openSlots.ts).
  */
 import type { CommandContext } from "../cli";
-import { Topology, TopologyNode } from "../../components/topology";
+import { Topology } from "../../components/topology";
 import { openPool, resolveTarget, Target, TargetOptions } from "../inventory";
 import { ClusterNodeInfo, slotOwners, SLOT_COUNT } from "../plan/clusterNodes";
-import { ClusterView, waitUntil } from "./clusterView";
+import { ClusterView } from "../plan/clusterView";
+import { readView, waitUntil } from "./clusterView";
 import { fixOpenSlots, OpenSlotFix } from "./openSlots";
 import { acquireLease, Lease } from "./lease";
 import { RefusedError, StepError } from "../errors";
@@ -21,26 +22,17 @@ import { nodeKey } from "../plan/node";
  */
 export async function readCluster(pool: NodePool, topology: Topology, extra: NodeKey[] = []): Promise<ClusterView> {
     const keys = new Set([...topology.nodes.map(nodeKey), ...extra]);
-    let view = await ClusterView.read(pool, [...keys]);
+    const view = await readView(pool, [...keys]);
     const more: NodeKey[] = [];
     for (const n of view.knownNodes().values()) {
         if (!keys.has(n.key) && n.host && !n.flags.includes("noaddr") && !n.flags.includes("handshake")) more.push(n.key);
     }
-    if (more.length) {
-        const other = await ClusterView.read(pool, more);
-        view = new ClusterView(new Map([...view.views, ...other.views]));
-    }
-    return view;
+    return more.length ? view.with(await readView(pool, more)) : view;
 }
 
 /** The id of the cluster the topology's reachable nodes belong to: nodes that know at least one other node. */
 export function members(view: ClusterView): Map<string, ClusterNodeInfo> {
-    const out = new Map<string, ClusterNodeInfo>();
-    for (const v of view.reachable()) {
-        if (!v.myself) continue;
-        if (v.nodes.length > 1 || v.myself.slots.length > 0) out.set(v.myself.id, v.myself);
-    }
-    return out;
+    return new Map(view.members().map((v) => [v.myself!.id, v.myself!]));
 }
 
 /**
@@ -50,8 +42,7 @@ export function members(view: ClusterView): Map<string, ClusterNodeInfo> {
  */
 export function clustersOf(view: ClusterView): { keys: NodeKey[]; ids: Set<string> }[] {
     const groups: { keys: NodeKey[]; ids: Set<string> }[] = [];
-    for (const v of view.reachable()) {
-        if (!v.myself || (v.nodes.length <= 1 && v.myself.slots.length === 0)) continue;
+    for (const v of view.members()) {
         const ids = new Set(v.nodes.filter((n) => !n.flags.includes("handshake") && !n.flags.includes("noaddr")).map((n) => n.id));
         const merged = { keys: [v.key], ids };
         for (const g of groups.filter((g) => [...ids].some((id) => g.ids.has(id)))) {
@@ -81,18 +72,19 @@ export function refuseSeveralClusters(view: ClusterView, op: string): void {
  * cluster_state:fail, until the open-slot repair clears the slot.
  */
 export function unsettled(view: ClusterView): string | undefined {
-    const members = view.reachable().filter((v) => v.myself && (v.nodes.length > 1 || v.myself.slots.length > 0));
+    const members = view.members();
     if (members.length === 0) return undefined;
     const open = new Set(view.openSlots().map((o) => o.slot));
     const withOpen = new Set(view.openSlots().map((o) => o.node));
-    const notOk = members.filter((v) => v.info.cluster_state !== "ok" && !withOpen.has(v.key));
-    if (notOk.length) return `cluster_state is ${notOk[0].info.cluster_state ?? "unknown"} on ${notOk.map((v) => v.key).join(", ")}`;
+    const notOk = members.filter((v) => v.clusterInfo.cluster_state !== "ok" && !withOpen.has(v.key));
+    if (notOk.length) return `cluster_state is ${notOk[0].clusterInfo.cluster_state ?? "unknown"} on ${notOk.map((v) => v.key).join(", ")}`;
+    const disagree = view.disagreeingSlots(members, open);
+    if (disagree.length) return `the nodes do not agree on the owner of slot ${disagree[0]} yet`;
     const reachableIds = new Set(members.map((v) => v.myself!.id));
-    const maps = members.map((v) => slotOwners(v.nodes));
+    const owners = slotOwners(members[0].nodes);
     for (let slot = 0; slot < SLOT_COUNT; slot++) {
         if (open.has(slot)) continue;
-        const owner = maps[0][slot];
-        if (maps.some((m) => m[slot] !== owner)) return `the nodes do not agree on the owner of slot ${slot} yet`;
+        const owner = owners[slot];
         if (owner && !reachableIds.has(owner)) {
             const n = view.knownNodes().get(owner);
             return `master ${n?.key ?? owner} owns slots (${slot} and maybe more) but cannot be reached`;
@@ -208,22 +200,4 @@ export async function openSession(
         await pool.close();
         throw e;
     }
-}
-
-/**
- * A node the cluster knows, named by id (or a unique prefix of at least 6
- * characters), topology name, or host:port. Undefined when none matches.
- */
-export function findKnownNode(arg: string, view: ClusterView, topology: Topology): ClusterNodeInfo | undefined {
-    const known = [...view.knownNodes().values()];
-    const topo = topology.nodes.find((n) => n.name === arg);
-    const key = topo ? nodeKey(topo) : arg;
-    const byKey = known.filter((n) => n.key === key);
-    if (byKey.length === 1) return byKey[0];
-    if (byKey.length > 1) return byKey.find((n) => !n.failing) ?? byKey[0];
-    if (/^[0-9a-f]{6,40}$/.test(arg)) {
-        const byId = known.filter((n) => n.id.startsWith(arg));
-        if (byId.length === 1) return byId[0];
-    }
-    return undefined;
 }

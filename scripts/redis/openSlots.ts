@@ -26,7 +26,7 @@
  */
 import type { CommandContext } from "../cli";
 import { StepError } from "../errors";
-import { ClusterView, OpenSlot } from "./clusterView";
+import { ClusterView, OpenSlot } from "../plan/clusterView";
 import { slotOwners } from "../plan/clusterNodes";
 import { MoveSettings, NodeRef, moveSlots, describe } from "./moveSlot";
 import { nodeRefs } from "./reshard";

@@ -19,7 +19,8 @@ import { StepError } from "../errors";
 import { fmtDuration } from "../output";
 import { RebalancePlan } from "../plan/rebalance";
 import { detectAtomicMigration, runAtomicStream, AtomicKind } from "./atomicMigration";
-import { ClusterView, waitUntil } from "./clusterView";
+import { ClusterView } from "../plan/clusterView";
+import { readView, waitUntil } from "./clusterView";
 import { MoveSettings, NodeRef, moveSlots } from "./moveSlot";
 import { NodeKey, NodePool } from "./pool";
 
@@ -241,7 +242,7 @@ export async function executePlan(pool: NodePool, view: ClusterView, plan: Rebal
 
     // Every node (replicas too) agrees on the new owners before we call it done.
     const allKeys = [...view.views.keys()].filter((k) => view.views.get(k)!.reachable);
-    await waitUntil(async () => (await ClusterView.read(pool, allKeys)).slotMapsAgree(), {
+    await waitUntil(async () => (await readView(pool, allKeys)).slotMapsAgree(), {
         timeoutMs: opts.agreementTimeoutMs ?? 30000, what: "every node to agree on the new slot map", signal: undefined,
     });
     result.ms = Date.now() - t0;

@@ -14,7 +14,8 @@ import { fmtDuration } from "../output";
 import { StepError } from "../errors";
 import { chooseReplica, ShardState } from "../plan/failover";
 import { compareVersions, RollNode, RollStep } from "../plan/roll";
-import { ClusterView, parseInfo, waitUntil } from "./clusterView";
+import { parseInfo } from "../plan/clusterView";
+import { readView, waitUntil } from "./clusterView";
 import { readShards, runFailover } from "./failover";
 import { collectStatus, evaluateStatus } from "./healthReport";
 import { readCluster } from "./members";
@@ -128,11 +129,11 @@ export async function waitNodeBack(pool: NodePool, topology: Topology, node: Top
             const offset = Number(repl.slave_repl_offset);
             if (offset < target) return (last = `${node.name}: ${target - offset} byte(s) behind its master`), false;
         }
-        const view = await ClusterView.read(pool, allKeys);
+        const view = await readView(pool, allKeys);
         const down = view.unreachable();
         if (down.length) return (last = `${down.map((v) => v.key).join(", ")} do(es) not answer`), false;
-        const notOk = view.reachable().filter((v) => v.info.cluster_state !== "ok");
-        if (notOk.length) return (last = `cluster_state is ${notOk[0].info.cluster_state} on ${notOk.map((v) => v.key).join(", ")}`), false;
+        const notOk = view.reachable().filter((v) => v.clusterInfo.cluster_state !== "ok");
+        if (notOk.length) return (last = `cluster_state is ${notOk[0].clusterInfo.cluster_state} on ${notOk.map((v) => v.key).join(", ")}`), false;
         const flagging = view.reachable().filter((v) => v.nodes.some((n) => n.id === id && (n.flags.includes("fail") || n.flags.includes("fail?"))));
         if (flagging.length) return (last = `${flagging.length} node(s) still flag ${node.name} as failing`), false;
         return true;

@@ -12,7 +12,7 @@ import { ClusterFixture, loadKeys, missingKeys, runCli, startCluster, waitFor } 
 import { capturedOutput } from "../helpers/output";
 import { StepError } from "../../scripts/errors";
 import { NodePool } from "../../scripts/redis/pool";
-import { ClusterView } from "../../scripts/redis/clusterView";
+import { readView } from "../../scripts/redis/clusterView";
 import { planRebalance } from "../../scripts/plan/rebalance";
 import { mastersFromView } from "../../scripts/commands/rebalance";
 import { executePlan } from "../../scripts/redis/reshard";
@@ -54,7 +54,7 @@ test("no slot is assigned away from a node that still holds keys in it (--batch 
     const pool = new NodePool();
     const cap = capturedOutput();
     try {
-        const view = await ClusterView.read(pool, fx.shards.map((sh) => sh[0].key));
+        const view = await readView(pool, fx.shards.map((sh) => sh[0].key));
         const plan = planRebalance(mastersFromView(view, topo), { thresholdPct: 0 });
         assert.ok(plan.moves.length > 1000, `a third of the slots move (${plan.moves.length})`);
         await assert.rejects(

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { ClusterFixture, missingKeys, retiredState, runCli, startCluster } from "../helpers/cluster";
 import { TestServer } from "../helpers/redisServers";
 import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
-import { parseInfo } from "../../scripts/redis/clusterView";
+import { parseInfo } from "../../scripts/plan/clusterView";
 
 let fx: ClusterFixture | undefined;
 after(async () => fx?.stop());

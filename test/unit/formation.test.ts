@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { formationProblems } from "../../scripts/redis/health";
-import { ClusterView, NodeView } from "../../scripts/redis/clusterView";
+import { ClusterView, NodeSample } from "../../scripts/plan/clusterView";
 import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 
 const ID = (c: string) => c.repeat(40);
@@ -13,12 +13,12 @@ const nodes = [
 
 /** Each node's view: CLUSTER NODES listing `knows` (by port), itself always included. */
 function view(knows: Record<number, number[]>): ClusterView {
-    const views = new Map<string, NodeView>();
+    const views = new Map<string, NodeSample>();
     for (const self of nodes) {
         const text = nodes.filter((n) => n.id === self.id || knows[self.port].includes(n.port)).map((n) =>
             `${n.id} 127.0.0.1:${n.port}@${n.port + 10000} ${n.id === self.id ? "myself," : ""}master - 0 0 1 connected ${n.slots}`.trim()).join("\n");
         const parsed = parseClusterNodes(text);
-        views.set(`127.0.0.1:${self.port}`, { key: `127.0.0.1:${self.port}`, reachable: true, nodes: parsed, myself: parsed.find((n) => n.myself), info: { cluster_state: "ok" } });
+        views.set(`127.0.0.1:${self.port}`, { key: `127.0.0.1:${self.port}`, reachable: true, nodes: parsed, myself: parsed.find((n) => n.myself), clusterInfo: { cluster_state: "ok" }, info: {} });
     }
     return new ClusterView(views);
 }
@@ -27,10 +27,10 @@ const keys = nodes.map((n) => `127.0.0.1:${n.port}`);
 
 test("formation: a member that has not learned a slotless new master yet is not formed (slot maps agree all the same)", () => {
     const v = view({ 7000: [7001, 7002], 7001: [7000], 7002: [7000, 7001] });
-    assert.deepEqual(formationProblems(v, new Map(), { keys }), ["127.0.0.1:7001 does not know 127.0.0.1:7002 yet"]);
+    assert.deepEqual(formationProblems(v, { keys }), ["127.0.0.1:7001 does not know 127.0.0.1:7002 yet"]);
 });
 
 test("formation: everyone knows everyone and agrees on the slots: formed", () => {
     const v = view({ 7000: [7001, 7002], 7001: [7000, 7002], 7002: [7000, 7001] });
-    assert.deepEqual(formationProblems(v, new Map(), { keys }), []);
+    assert.deepEqual(formationProblems(v, { keys }), []);
 });

@@ -21,7 +21,7 @@ import {
 } from "../plan/autoscale";
 import { CollectorState, keysInKeyspace, parseCollectorState } from "../plan/metrics";
 import { collectMetrics } from "../redis/collector";
-import { evaluateStatus } from "../redis/healthReport";
+import { evaluateStatus } from "../plan/status";
 import { describeLease, readLease } from "../redis/lease";
 import { NodePool } from "../redis/pool";
 import { findOversizedKeys } from "./bigKeys";

@@ -12,7 +12,8 @@ import { describeLease, readLease } from "../redis/lease";
 import { automationOutputs, StackOutputsReader } from "../inventory";
 import { cachedBackupFacts } from "../metrics/backupFacts";
 import { backupFactsReader, backupsSource } from "./metrics";
-import { collectStatus, evaluateStatus, NodeStatus, StatusInput, StatusReport } from "../redis/healthReport";
+import { collectStatus } from "../redis/healthReport";
+import { evaluateStatus, NodeStatus, StatusInput, StatusReport } from "../plan/status";
 
 export interface StatusOptions extends CommonOptions {
     /** `--watch [seconds]`: true without a value. */

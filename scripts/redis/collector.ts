@@ -7,7 +7,8 @@
  */
 import { Topology } from "../../components/topology";
 import { BackupFacts, CollectorState, MetricsNodeInput, MetricsSnapshot, toSamples } from "../plan/metrics";
-import { collectStatus, StatusInput } from "./healthReport";
+import { collectStatus } from "./healthReport";
+import { StatusInput } from "../plan/status";
 import { NodePool } from "./pool";
 import { nodeKey } from "../plan/node";
 

@@ -18,7 +18,7 @@ import { capturedOutput } from "../helpers/output";
 import { Topology } from "../../components/topology";
 import { NodePool } from "../../scripts/redis/pool";
 import { collectMetrics, CollectedMetrics } from "../../scripts/redis/collector";
-import { evaluateStatus } from "../../scripts/redis/healthReport";
+import { evaluateStatus } from "../../scripts/plan/status";
 import { waitUntil } from "../../scripts/redis/clusterView";
 import { CollectorState, MetricsSnapshot } from "../../scripts/plan/metrics";
 import { renderPrometheus } from "../../scripts/plan/metricsFormat";

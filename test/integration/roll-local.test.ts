@@ -21,7 +21,8 @@ import Redis, { Cluster } from "ioredis";
 import { Topology } from "../../components/topology";
 import { redisAlive, killRedisUnder } from "../helpers/processes";
 import { NodePool } from "../../scripts/redis/pool";
-import { collectStatus, evaluateStatus } from "../../scripts/redis/healthReport";
+import { collectStatus } from "../../scripts/redis/healthReport";
+import { evaluateStatus } from "../../scripts/plan/status";
 import { waitUntil } from "../../scripts/redis/clusterView";
 
 const ROOT = join(__dirname, "..", "..");

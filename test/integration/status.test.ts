@@ -16,7 +16,7 @@ import { NodePool } from "../../scripts/redis/pool";
 import { formCluster } from "../../scripts/redis/form";
 import { capturedOutput } from "../helpers/output";
 import { run as status } from "../../scripts/commands/status";
-import { StatusReport } from "../../scripts/redis/healthReport";
+import { StatusReport } from "../../scripts/plan/status";
 import { waitUntil } from "../../scripts/redis/clusterView";
 
 let servers: TestServer[] = [];

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { evaluateStatus, NodeSample, StatusInput } from "../../scripts/redis/healthReport";
+import { evaluateStatus, StatusInput } from "../../scripts/plan/status";
+import { NodeSample } from "../../scripts/plan/clusterView";
 import { parseClusterNodes } from "../../scripts/plan/clusterNodes";
 import { renderStatus } from "../../scripts/commands/status";
 import { Topology } from "../../components/topology";
@@ -52,13 +53,15 @@ function samples(nodes: FakeNode[], o: { down?: string[]; flagged?: Record<strin
             nodes: parsed,
             myself: parsed.find((n) => n.myself),
             clusterInfo: { cluster_state: o.state ?? "ok" },
-            replication: self.master
-                ? { role: "slave", master_link_status: o.linkDown?.includes(self.id) ? "down" : "up", slave_repl_offset: String(off) }
-                : { role: "master", connected_slaves: "1", master_repl_offset: String(off) },
-            memory: { used_memory: "1048576" },
+            info: {
+                ...(self.master
+                    ? { role: "slave", master_link_status: o.linkDown?.includes(self.id) ? "down" : "up", slave_repl_offset: String(off) }
+                    : { role: "master", connected_slaves: "1", master_repl_offset: String(off) }),
+                used_memory: "1048576",
+            },
             dbsize: 10,
         };
-    }).concat((o.down ?? []).map((id): NodeSample => ({ key: `127.0.0.1:${nodes.find((n) => n.id === id)!.port}`, reachable: false, error: "connect ECONNREFUSED", nodes: [], clusterInfo: {}, replication: {}, memory: {} })));
+    }).concat((o.down ?? []).map((id): NodeSample => ({ key: `127.0.0.1:${nodes.find((n) => n.id === id)!.port}`, reachable: false, error: "connect ECONNREFUSED", nodes: [], clusterInfo: {}, info: {} })));
 }
 
 const input = (s: NodeSample[], reports: [string, number][] = []): StatusInput => ({ topology, samples: s, failureReports: new Map(reports) });
@@ -105,7 +108,7 @@ test("status: open slots, a replica link down, a replica in its master's zone, s
     const s = samples(nodes, { linkDown: [R1] });
     // t-s2-r1 (7005) runs but never joined: it knows only itself.
     const alone = parseClusterNodes(`${R2} :7005@17005 myself,master - 0 0 0 connected`);
-    s.push({ key: "127.0.0.1:7005", reachable: true, nodes: alone, myself: alone[0], clusterInfo: { cluster_state: "fail" }, replication: { role: "master", connected_slaves: "0", master_repl_offset: "0" }, memory: {}, dbsize: 0 });
+    s.push({ key: "127.0.0.1:7005", reachable: true, nodes: alone, myself: alone[0], clusterInfo: { cluster_state: "fail" }, info: { role: "master", connected_slaves: "0", master_repl_offset: "0" }, dbsize: 0 });
     const r = evaluateStatus({ topology: topo2, samples: s, failureReports: new Map() });
     assert.equal(r.healthy, false);
     assert.deepEqual(r.cluster.openSlots.map((o) => `${o.slot} ${o.state} ${o.node} ${o.peer}`), ["5461 migrating 127.0.0.1:7000 127.0.0.1:7001", "5461 importing 127.0.0.1:7001 127.0.0.1:7000"]);

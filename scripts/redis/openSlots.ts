@@ -28,7 +28,7 @@ import type { CommandContext } from "../cli";
 import { StepError } from "../errors";
 import { ClusterView, OpenSlot } from "../plan/clusterView";
 import { slotOwners } from "../plan/clusterNodes";
-import { MoveSettings, NodeRef, moveSlots, describe } from "./moveSlot";
+import { describe, NodeRef, SlotMover } from "./moveSlot";
 import { nodeRefs } from "./reshard";
 import { NodePool } from "./pool";
 
@@ -202,12 +202,12 @@ export async function fixOpenSlots(pool: NodePool, view: ClusterView, ctx: Comma
 
     // 4. finish forward, batched per (A, B) with the normal engine; leftovers on B are replaced
     const others = [...refs.values()].filter((r) => view.self(r.key)?.role === "master");
+    const mover = new SlotMover(pool, {
+        op, batchKeys: opts.batchKeys ?? 1000, roundKeys: 2 * (opts.batchKeys ?? 1000), migrateTimeoutMs: 10000, bigKeyBytes: 8 * 1024 * 1024,
+        credentials: pool.options.credentials, others, resumeHint: resume, warn: (l) => ctx.out.warn(l),
+    });
     for (const ds of groupBy(forward, (d) => `${d.a.id}>${d.b.id}`)) {
-        const settings: MoveSettings = {
-            op, batchKeys: opts.batchKeys ?? 1000, roundKeys: 2 * (opts.batchKeys ?? 1000), migrateTimeoutMs: 10000, bigKeyBytes: 8 * 1024 * 1024,
-            credentials: pool.options.credentials, others, resumeHint: resume, warn: (l) => ctx.out.warn(l),
-        };
-        await moveSlots(pool, ds[0].a, ds[0].b, ds.map((d) => d.slot), settings);
+        await mover.move(ds[0].a, ds[0].b, ds.map((d) => d.slot));
         for (const d of ds) fixes.push({ slot: d.slot, action: "finished", from: d.a.key, to: d.b.key });
     }
     const count = (a: OpenSlotFix["action"]) => fixes.filter((f) => f.action === a).length;

@@ -21,7 +21,7 @@ import { RebalancePlan } from "../plan/rebalance";
 import { detectAtomicMigration, runAtomicStream, AtomicKind } from "./atomicMigration";
 import { ClusterView } from "../plan/clusterView";
 import { readView, waitUntil } from "./clusterView";
-import { MoveSettings, NodeRef, moveSlots } from "./moveSlot";
+import { MoveSettings, NodeRef, SlotMover } from "./moveSlot";
 import { NodeKey, NodePool } from "./pool";
 
 export interface ReshardOptions {
@@ -211,6 +211,7 @@ export async function executePlan(pool: NodePool, view: ClusterView, plan: Rebal
             return c;
         },
     };
+    const mover = new SlotMover(pool, settings);
 
     let next = 0;
     let failure: unknown;
@@ -222,7 +223,7 @@ export async function executePlan(pool: NodePool, view: ClusterView, plan: Rebal
             }
             const b = batches[next++];
             try {
-                const r = await moveSlots(pool, refs.get(b.from)!, refs.get(b.to)!, b.slots, settings);
+                const r = await mover.move(refs.get(b.from)!, refs.get(b.to)!, b.slots);
                 result.slots += b.slots.length;
                 result.keys += r.keys;
                 result.bigKeys += r.bigKeys;

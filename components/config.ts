@@ -455,7 +455,24 @@ export const KNOWN_KEYS = [
     "keyAdministratorArns",
     "alarmMemoryWarningPercent", "alarmMemoryCriticalPercent", "alarmEngineCpuPercent", "alarmReplicationLagSeconds",
     "alarmDataVolumePercent", "alarmBackupMaxAgeHours", "backupVerifyMaxAgeDays", "autoscale", "rollout",
-] as const;
+] as const satisfies readonly (keyof StackConfig)[];
+
+/** A StackConfig field missing from KNOWN_KEYS fails to compile here (naming it). */
+type UnlistedKey = Exclude<keyof StackConfig, (typeof KNOWN_KEYS)[number]>;
+export const EVERY_KEY_LISTED: [UnlistedKey] extends [never] ? true : UnlistedKey = true;
+
+/**
+ * One problem per `redis-cluster:*` key that parseStackConfig does not read (a misspelt
+ * key would otherwise be silently ignored), from the full names of a stack's config
+ * keys; keys of other namespaces are not ours to judge.
+ */
+export function unknownKeyProblems(configKeys: Iterable<string>): string[] {
+    return [...configKeys]
+        .filter((k) => k.startsWith(`${CONFIG_NAMESPACE}:`))
+        .map((k) => k.slice(CONFIG_NAMESPACE.length + 1))
+        .filter((k) => !(KNOWN_KEYS as readonly string[]).includes(k))
+        .map((k) => `${CONFIG_NAMESPACE}:${k} is not a known key (known: ${KNOWN_KEYS.join(", ")})`);
+}
 
 /**
  * Reads a committed `Pulumi.<stack>.yaml` (without the Pulumi CLI), for local mode
@@ -467,22 +484,17 @@ export function parseStackYaml(text: string, stack: string, project = CONFIG_NAM
     const YAML = require("yaml") as typeof import("yaml");
     const doc = (YAML.parse(text) ?? {}) as { config?: Record<string, RawValue> };
     const cfg = doc.config ?? {};
-    const unknown = Object.keys(cfg)
-        .filter((k) => k.startsWith(`${CONFIG_NAMESPACE}:`))
-        .map((k) => k.slice(CONFIG_NAMESPACE.length + 1))
-        .filter((k) => !(KNOWN_KEYS as readonly string[]).includes(k));
+    const unknown = unknownKeyProblems(Object.keys(cfg));
     const unwrap = (v: RawValue): RawValue =>
         typeof v === "object" && v !== null && !Array.isArray(v) && "value" in v ? ((v as { value: RawValue }).value) : v;
+    let parsed: StackConfig;
     try {
-        const parsed = parseStackConfig((k) => unwrap(cfg[`${CONFIG_NAMESPACE}:${k}`]), { project, stack });
-        if (unknown.length > 0) throw new ConfigError(unknown.map((k) => `${CONFIG_NAMESPACE}:${k} is not a known key (known: ${KNOWN_KEYS.join(", ")})`), `Pulumi.${stack}.yaml`);
-        return parsed;
+        parsed = parseStackConfig((k) => unwrap(cfg[`${CONFIG_NAMESPACE}:${k}`]), { project, stack });
     } catch (e) {
-        if (e instanceof ConfigError) {
-            const extra = unknown.map((k) => `${CONFIG_NAMESPACE}:${k} is not a known key`);
-            const all = [...e.problems, ...extra.filter((x) => !e.problems.some((p) => p.startsWith(x)))];
-            throw new ConfigError(all, `Pulumi.${stack}.yaml`);
-        }
+        // Every problem at once: the values' and the unknown keys'.
+        if (e instanceof ConfigError) throw new ConfigError([...e.problems, ...unknown], `Pulumi.${stack}.yaml`);
         throw e;
     }
+    if (unknown.length > 0) throw new ConfigError(unknown, `Pulumi.${stack}.yaml`);
+    return parsed;
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError, CONFIG_NAMESPACE, KNOWN_KEYS, parseStackConfig, RawValue, StackConfig } from "./config";
+import { ConfigError, CONFIG_NAMESPACE, parseStackConfig, RawValue, StackConfig, unknownKeyProblems } from "./config";
 
 export interface LoadedConfig {
     /** Validated config with defaults. */
@@ -23,12 +23,7 @@ export function loadConfig(): LoadedConfig {
     // getSecret keeps a `secure:` value secret; a plain one is made secret too (an address is personal data).
     const alarmEmail = config.alarmEmail !== undefined ? pulumi.secret(cfg.getSecret("alarmEmail")!) : undefined;
     // A misspelt key would otherwise be silently ignored.
-    const unknown = Object.keys(pulumi.runtime.allConfig())
-        .filter((k) => k.startsWith(`${CONFIG_NAMESPACE}:`))
-        .map((k) => k.slice(CONFIG_NAMESPACE.length + 1))
-        .filter((k) => !(KNOWN_KEYS as readonly string[]).includes(k));
-    if (unknown.length > 0) {
-        throw new ConfigError(unknown.map((k) => `${CONFIG_NAMESPACE}:${k} is not a known key (known: ${KNOWN_KEYS.join(", ")})`));
-    }
+    const unknown = unknownKeyProblems(Object.keys(pulumi.runtime.allConfig()));
+    if (unknown.length > 0) throw new ConfigError(unknown);
     return { config, alarmEmail };
 }

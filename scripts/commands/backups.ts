@@ -11,7 +11,7 @@ import { fmtBytes } from "../output";
 import { listBackups } from "../backup/catalog";
 import { openFromStore } from "./backup";
 
-export interface BackupsOptions extends CommonOptions {
+export interface BackupsOptions extends Pick<CommonOptions, "json" | "quiet" | "stack"> {
     from?: string;
     cluster?: string;
     s3Endpoint?: string;

@@ -4,7 +4,7 @@
  */
 import { CommandContext, CommonOptions } from "../cli";
 import { openPool, resolveTarget } from "../inventory";
-import { formCluster, FormResult } from "../redis/form";
+import { FORM_DEFAULTS, formCluster, FormResult } from "../redis/form";
 import { NodePool } from "../redis/pool";
 import { readView } from "../redis/clusterView";
 import { fixOpenSlots } from "../redis/openSlots";
@@ -46,7 +46,7 @@ export async function run(opts: CreateOptions, ctx: CommandContext): Promise<num
         const r: FormResult = await formCluster(pool, target.topology, {
             force: opts.force,
             dryRun: opts.dryRun,
-            timeoutMs: opts.timeout ?? 60000,
+            timeoutMs: opts.timeout ?? FORM_DEFAULTS.timeoutMs,
             signal: ctx.signal,
             out: ctx.out,
             resumeHint,

@@ -11,7 +11,7 @@ import type { CommandContext, CommonOptions } from "../cli";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
 import { chooseReplica, planZoneEvacuation, ReplicaState, ShardState } from "../plan/failover";
-import { FailoverMode, FailoverRetry, readShards, runFailover } from "../redis/failover";
+import { FAILOVER_DEFAULTS, FailoverMode, FailoverRetry, readShards, runFailover } from "../redis/failover";
 import { openSession } from "../redis/members";
 import { resolveNodeArg } from "../plan/clusterView";
 
@@ -43,7 +43,7 @@ export async function run(opts: FailoverOptions, ctx: CommandContext): Promise<n
     if (opts.force && opts.takeover) throw new UsageError("failover: --force and --takeover exclude each other (--takeover is the stronger one)");
     if (opts.zone && (opts.force || opts.takeover)) throw new UsageError("failover --zone moves healthy masters only; --force/--takeover are for a single shard whose master is gone");
     const mode: FailoverMode = opts.takeover ? "takeover" : opts.force ? "force" : "default";
-    const timeoutMs = opts.timeout ?? 30000;
+    const timeoutMs = opts.timeout ?? FAILOVER_DEFAULTS.timeoutMs;
 
     const { target, pool, view } = await openSession(opts, ctx, "failover");
     try {

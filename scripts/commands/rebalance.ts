@@ -113,7 +113,7 @@ export async function planAndMove(pool: NodePool, view: ClusterView, masters: Ma
     }
 
     const result = await executePlan(pool, view, plan, {
-        op: o.op, parallel: o.parallel, batchKeys: o.batchKeys, keyCounts, bigKeyBytes: Math.round((o.bigKeyMb ?? 8) * 1024 * 1024),
+        op: o.op, parallel: o.parallel, batchKeys: o.batchKeys, keyCounts, bigKeyBytes: o.bigKeyMb === undefined ? undefined : Math.round(o.bigKeyMb * 1024 * 1024),
         resumeHint: `rerun \`${o.op}\`: open slots are finished or rolled back first, then the rest moves`,
     }, ctx);
     const rate = result.ms > 0 ? Math.round((result.keys / result.ms) * 1000) : 0;

@@ -22,6 +22,12 @@ import { readNodes, readView, waitUntil } from "./clusterView";
 import { NodeKey, NodePool } from "./pool";
 import { nodeKey } from "../plan/node";
 
+/** The defaults of a failover, read by the failover command and its help (scripts/cli.ts). */
+export const FAILOVER_DEFAULTS = {
+    /** How long to wait for every node to see the promotion. */
+    timeoutMs: 30000,
+} as const;
+
 export type FailoverMode = "default" | "force" | "takeover";
 
 /** Node id -> how the majority of reachable nodes sees it (failing or not). */

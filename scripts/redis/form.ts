@@ -35,10 +35,16 @@ export async function probeNodes(pool: NodePool, topology: Topology): Promise<No
     return samples.map((s, i) => ({ ...s, node: topology.nodes[i] }));
 }
 
+/** The defaults of FormOptions, read by create's help (scripts/cli.ts). */
+export const FORM_DEFAULTS = {
+    /** How long to wait for convergence. */
+    timeoutMs: 60000,
+} as const;
+
 export interface FormOptions {
     force?: boolean;
     dryRun?: boolean;
-    /** How long to wait for convergence. */
+    /** How long to wait for convergence. @default FORM_DEFAULTS.timeoutMs */
     timeoutMs: number;
     signal?: AbortSignal;
     out: Output;

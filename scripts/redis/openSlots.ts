@@ -29,7 +29,7 @@ import { StepError } from "../errors";
 import { ClusterView, OpenSlot } from "../plan/clusterView";
 import { slotOwners } from "../plan/clusterNodes";
 import { describe, NodeRef, SlotMover } from "./moveSlot";
-import { nodeRefs } from "./reshard";
+import { nodeRefs, RESHARD_DEFAULTS } from "./reshard";
 import { NodePool } from "./pool";
 
 export interface OpenSlotFix {
@@ -203,7 +203,8 @@ export async function fixOpenSlots(pool: NodePool, view: ClusterView, ctx: Comma
     // 4. finish forward, batched per (A, B) with the normal engine; leftovers on B are replaced
     const others = [...refs.values()].filter((r) => view.self(r.key)?.role === "master");
     const mover = new SlotMover(pool, {
-        op, batchKeys: opts.batchKeys ?? 1000, roundKeys: 2 * (opts.batchKeys ?? 1000), migrateTimeoutMs: 10000, bigKeyBytes: 8 * 1024 * 1024,
+        op, batchKeys: opts.batchKeys ?? RESHARD_DEFAULTS.batchKeys, roundKeys: 2 * (opts.batchKeys ?? RESHARD_DEFAULTS.batchKeys),
+        migrateTimeoutMs: RESHARD_DEFAULTS.migrateTimeoutMs, bigKeyBytes: RESHARD_DEFAULTS.bigKeyBytes,
         credentials: pool.options.credentials, others, resumeHint: resume, warn: (l) => ctx.out.warn(l),
     });
     for (const ds of groupBy(forward, (d) => `${d.a.id}>${d.b.id}`)) {

@@ -24,6 +24,15 @@ import { readView, waitUntil } from "./clusterView";
 import { MoveSettings, NodeRef, SlotMover } from "./moveSlot";
 import { NodeKey, NodePool } from "./pool";
 
+/** The defaults of ReshardOptions, read by the flags' help of scale and rebalance (scripts/cli.ts). */
+export const RESHARD_DEFAULTS = {
+    parallel: 4,
+    batchKeys: 1000,
+    migrateTimeoutMs: 10000,
+    bigKeyBytes: 8 * 1024 * 1024,
+    agreementTimeoutMs: 30000,
+} as const;
+
 export interface ReshardOptions {
     /** Command name for errors and events. */
     op: string;
@@ -186,7 +195,7 @@ export async function executePlan(pool: NodePool, view: ClusterView, plan: Rebal
         return result;
     }
 
-    const batchKeys = opts.batchKeys ?? 1000;
+    const batchKeys = opts.batchKeys ?? RESHARD_DEFAULTS.batchKeys;
     const roundKeys = opts.roundKeys ?? 2 * batchKeys;
     const batches = makeBatches(plan, keyCounts, roundKeys * 4, opts.maxSlotsPerBatch ?? 256);
     const others = [...refs.values()].filter((r) => view.self(r.key)?.role === "master");
@@ -195,8 +204,8 @@ export async function executePlan(pool: NodePool, view: ClusterView, plan: Rebal
         op: opts.op,
         batchKeys,
         roundKeys,
-        migrateTimeoutMs: opts.migrateTimeoutMs ?? 10000,
-        bigKeyBytes: opts.bigKeyBytes ?? 8 * 1024 * 1024,
+        migrateTimeoutMs: opts.migrateTimeoutMs ?? RESHARD_DEFAULTS.migrateTimeoutMs,
+        bigKeyBytes: opts.bigKeyBytes ?? RESHARD_DEFAULTS.bigKeyBytes,
         credentials: pool.options.credentials,
         others,
         resumeHint,
@@ -234,7 +243,7 @@ export async function executePlan(pool: NodePool, view: ClusterView, plan: Rebal
         }
     };
     try {
-        await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel ?? 4, batches.length)) }, worker));
+        await Promise.all(Array.from({ length: Math.max(1, Math.min(opts.parallel ?? RESHARD_DEFAULTS.parallel, batches.length)) }, worker));
     } finally {
         for (const c of bigClients) c.disconnect();
     }
@@ -244,7 +253,7 @@ export async function executePlan(pool: NodePool, view: ClusterView, plan: Rebal
     // Every node (replicas too) agrees on the new owners before we call it done.
     const allKeys = [...view.views.keys()].filter((k) => view.views.get(k)!.reachable);
     await waitUntil(async () => (await readView(pool, allKeys)).slotMapsAgree(), {
-        timeoutMs: opts.agreementTimeoutMs ?? 30000, what: "every node to agree on the new slot map", signal: undefined,
+        timeoutMs: opts.agreementTimeoutMs ?? RESHARD_DEFAULTS.agreementTimeoutMs, what: "every node to agree on the new slot map", signal: undefined,
     });
     result.ms = Date.now() - t0;
     return result;

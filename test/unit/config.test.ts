@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { ConfigError, parseStackConfig, parseStackYaml, RawValue } from "../../components/config";
+import { ConfigError, KNOWN_KEYS, parseStackConfig, parseStackYaml, RawValue, unknownKeyProblems } from "../../components/config";
 import { chooseZones } from "../../components/environment";
 import { architectureOf, isBurstable } from "../../components/plan/ami";
 import { awsName32 } from "../../components/naming";
@@ -104,4 +104,15 @@ test("config: alarm thresholds default to AWS's guidance and are checked", () =>
     assert.deepEqual([c.alarmMemoryWarningPercent, c.alarmMemoryCriticalPercent, c.alarmEngineCpuPercent, c.alarmReplicationLagSeconds, c.alarmDataVolumePercent, c.alarmBackupMaxAgeHours, c.backupVerifyMaxAgeDays], [80, 90, 90, 30, 80, 26, 7]);
     assert.deepEqual(problems({ alarmMemoryWarningPercent: 90, alarmMemoryCriticalPercent: 85 }), ["redis-cluster:alarmMemoryCriticalPercent (85) must be above redis-cluster:alarmMemoryWarningPercent (90)"]);
     assert.deepEqual(problems({ alarmEngineCpuPercent: 150 }), ["redis-cluster:alarmEngineCpuPercent must be an integer from 1 to 100 (percent of one core: the engine runs commands on one thread) (got 150)"]);
+});
+
+test("KNOWN_KEYS is exactly the keys parseStackConfig reads into StackConfig", () => {
+    // The compiler ties the list to the StackConfig type (satisfies, EVERY_KEY_LISTED); this ties it to what the parser returns.
+    assert.deepEqual(Object.keys(parse({})).sort(), [...KNOWN_KEYS].sort());
+});
+
+test("unknownKeyProblems: a key of our namespace the parser does not read, and nothing else", () => {
+    assert.deepEqual(unknownKeyProblems(["redis-cluster:shards", "aws:region", "redis-cluster:shard"]).map((p) => p.split(" (known")[0]), ["redis-cluster:shard is not a known key"]);
+    assert.throws(() => parseStackYaml("config:\n  redis-cluster:shards: 2\n  redis-cluster:shard: 4\n", "dev"),
+        (e: ConfigError) => e.problems.length === 2 && /shards/.test(e.problems[0]) && /^redis-cluster:shard is not a known key \(known: clusterName,/.test(e.problems[1]));
 });

@@ -83,6 +83,12 @@ export const numArg = (name: string, o: { min: number; max?: number; fraction?: 
     return n;
 };
 const intArg = (name: string, min = 0) => numArg(name, { min });
+/** local mode's whole-number flags: any whole number (0 replicas is a shape). */
+const wholeNumber = (name: string) => (v: string) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number (got "${v}")`);
+    return n;
+};
 
 /**
  * Why a command's Options type does not fit the flags declared for it (`never` when it
@@ -262,6 +268,27 @@ export function buildProgram() {
         .option("--state-file <file>", "history of samples and actions (default: .autoscale/<stack>.json in the repository)")
         .addOption(new Option("--interval <seconds>", "seconds between decisions (default: autoscale.intervalSeconds)").argParser(intArg("--interval", 1))),
         () => Promise.resolve(require("./commands/autoscale") as typeof import("./commands/autoscale")));
+
+    mount(program.command("local")
+        .description("run the stack's Redis Cluster locally: real redis-server processes on 127.0.0.1, rendered like the EC2 nodes (npm run local)")
+        .argument("[action]", "up (default), down, roll (restart every node one at a time, replicas first), or autoscale (the stack config's autoscale policy, acting by the same shape change as --shards)", "up")
+        .option("--stack <name>", "stack whose Pulumi.<stack>.yaml to read; state goes to .local/<stack>", "dev")
+        .option("--config <file>", "stack config file to read instead of Pulumi.<stack>.yaml")
+        .option("--state-dir <dir>", "where local state lives (default: .local in the repository)")
+        .addOption(new Option("--base-port <port>", "first client port to try; busy ports are skipped").argParser((v) => Number(v)).default(7000))
+        .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to form").argParser((v) => Number(v)).default(FORM_DEFAULTS.timeoutMs))
+        .addOption(new Option("--shards <n>", "shards to run: a fresh cluster starts with them, a running one is scaled to them with the cluster tool's scale (default: the stack config's, or what runs)").argParser(wholeNumber("--shards")))
+        .addOption(new Option("--replicas <n>", "replicas per shard, likewise").argParser(wholeNumber("--replicas")))
+        .option("--engine-binary <path>", "roll: restart the nodes on this redis-server/valkey-server")
+        .option("--allow-unavailable-shard", "roll: restart the master of a shard without an in-sync replica")
+        .option("--take-over-lease", "roll: replace the cluster lease of a roll that died (docs/lease.md)")
+        .addOption(new Option("--node-timeout <ms>", "roll: how long a node may take to come back").argParser((v) => Number(v)).default(60000))
+        .option("--json", "NDJSON on stdout: progress events, then the result on the last line")
+        .option("-q, --quiet", "no progress on stderr")
+        .option("--once", "autoscale: one decision (and its action), then exit")
+        .option("--dry-run", "roll, autoscale: print the plan or decision, change nothing")
+        .addOption(new Option("--interval <seconds>", "autoscale: seconds between decisions (default: autoscale.intervalSeconds)").argParser(wholeNumber("--interval"))),
+        () => Promise.resolve(require("./commands/local") as typeof import("./commands/local")));
 
     return program;
 }

@@ -1,14 +1,8 @@
-import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { readdirSync, readlinkSync } from "node:fs";
+import { isServerProcess } from "../../scripts/local/processes";
 
-/** Whether `pid` is a live redis-server (or redis6/valkey) process. */
-export function redisAlive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("redis");
-    } catch {
-        return false;
-    }
-}
+/** Whether `pid` is a live redis-server (or redis6/valkey) process: local mode's own check. */
+export const redisAlive = isServerProcess;
 
 /**
  * Last line of defence for tests that run local mode (daemonized servers): SIGKILLs every

@@ -8,11 +8,11 @@
  */
 import { spawn, ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { findServer, ServerBinary } from "../../scripts/redis/serverBinary";
+import { portFree } from "../../scripts/local/processes";
 
 export interface TestServer {
     host: string;
@@ -79,21 +79,13 @@ export function redisServerVersion(): [number, number, number] {
     return [maj, min, patch];
 }
 
-function portFree(host: string, port: number): Promise<boolean> {
-    return new Promise((resolve) => {
-        const s = createServer();
-        s.once("error", () => resolve(false));
-        s.listen(port, host, () => s.close(() => resolve(true)));
-    });
-}
-
 const handedOut = new Set<number>();
 /** A port in 20000–39999 whose port + 10000 is also free on `host`. */
 export async function freePortPair(host = "127.0.0.1"): Promise<number> {
     for (let i = 0; i < 200; i++) {
         const port = 20000 + Math.floor(Math.random() * 20000);
         if (handedOut.has(port) || handedOut.has(port + 10000) || handedOut.has(port - 10000)) continue;
-        if ((await portFree(host, port)) && (await portFree(host, port + 10000))) {
+        if ((await portFree(port, host)) && (await portFree(port + 10000, host))) {
             handedOut.add(port);
             return port;
         }

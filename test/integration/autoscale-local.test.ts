@@ -63,7 +63,7 @@ test("autoscale (local): grows by one shard under load with no lost key, shrinks
         data = new Cluster([{ host: "127.0.0.1", port: topology().nodes[0].port }], { redisOptions: { username: creds.user, password: creds.password } });
 
         // The CLI, one round: one JSON line on stdout, one log line on stderr.
-        const cli = spawnSync(process.execPath, ["--import", "tsx", "scripts/local.ts", "autoscale", "--stack", "as", "--config", config, "--state-dir", state, "--once", "--json"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
+        const cli = spawnSync(process.execPath, ["--import", "tsx", "scripts/local/index.ts", "autoscale", "--stack", "as", "--config", config, "--state-dir", state, "--once", "--json"], { cwd: ROOT, encoding: "utf8", timeout: 60_000 });
         assert.equal(cli.status, 0, cli.stderr);
         const lines = cli.stdout.split("\n").filter(Boolean);
         assert.equal(lines.length, 1, cli.stdout);

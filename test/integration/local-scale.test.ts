@@ -46,7 +46,7 @@ test("local mode: --shards 4 then --shards 3 keeps every key, runs exactly the t
     const state = join(tmp, "state");
     const dir = join(state, "ls");
     const common = ["--stack", "ls", "--config", config, "--state-dir", state];
-    const local = (...args: string[]) => tsx("scripts/local.ts", [...common, ...args]);
+    const local = (...args: string[]) => tsx("scripts/local/index.ts", [...common, ...args]);
     const topologyFile = join(dir, "topology.json");
     const cli = (...args: string[]) => tsx("scripts/cli.ts", [...args, "--topology", topologyFile, "--json"]);
     const seen = new Map<string, number>(); // node name -> pid, every server this test saw started
@@ -156,7 +156,7 @@ test("local mode: a state folder it may not write is a usage error (exit 2) with
         chmodSync(state, 0o500);
         // root ignores the mode: run as nobody then, as a user whose .local was created by sudo would be.
         const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-        const r = tsx("scripts/local.ts", ["--state-dir", state, "--base-port", "47990"], asUser);
+        const r = tsx("scripts/local/index.ts", ["--state-dir", state, "--base-port", "47990"], asUser);
         assert.equal(r.code, 2, r.stderr);
         assert.match(r.stderr, new RegExp(`cannot write its state folder: EACCES on ${state}/dev .*sudo chown -R "\\$\\(id -un\\)" ${state}.*--state-dir DIR`));
         assert.doesNotMatch(r.stderr, /internal error/);

@@ -1,5 +1,5 @@
 /**
- * `reconfigure` against a real local cluster (scripts/local.ts, temp state dir
+ * `reconfigure` against a real local cluster (scripts/local/, temp state dir
  * and stack config): a settings change in the stack config is re-rendered into
  * the node files by `npm run local` without restarting anything, applied node
  * by node (replicas first) by `reconfigure`, checked with CONFIG GET on every

@@ -33,38 +33,37 @@
  * one at a time the way `npm run cluster -- roll` updates EC2 nodes (replicas
  * first, a failover before each master): scripts/commands/roll.ts.
  */
-import { Command, InvalidArgumentError, Option } from "commander";
 import Redis from "ioredis";
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, relative, resolve } from "node:path";
-import { ConfigError, StackConfig } from "../components/config";
-import { parseNodeName, Topology, TopologyNode, validateTopology } from "../components/topology";
-import { zoneOf } from "../components/plan/placement";
-import { renderRedisConf } from "../components/bootstrap/redisConf";
-import { renderAclFile } from "../components/bootstrap/acl";
-import { ACL_USERS } from "../components/bootstrap/contract";
-import { DesiredNodeSettings, maxmemoryBytesFor, nodeSettingsOf } from "../components/bootstrap/nodeSettings";
-import { readStackConfigFile, SETTINGS_FILE } from "./commands/reconfigure";
-import { exitCodeFor, isExpected, RefusedError, UsageError, StepError } from "./errors";
-import { run as runScale } from "./commands/scale";
-import { readView } from "./redis/clusterView";
-import { createOutput, fmtDuration, Output } from "./output";
-import { NodePool, TlsSettings } from "./redis/pool";
-import { formCluster } from "./redis/form";
-import { waitUntil } from "./redis/clusterView";
-import { collectStatus } from "./redis/healthReport";
-import { evaluateStatus } from "./plan/status";
-import { renderStatus } from "./commands/status";
-import { findServer, serverAt, ServerBinary } from "./redis/serverBinary";
-import { clusterTlsFiles, ensureLocalTls, nodeTlsFiles } from "./local/tls";
-import { ensurePrerequisites, realSystem } from "./prereqs";
-import { rollLocal, RollOptions } from "./commands/roll";
-import { nodeKey } from "./plan/node";
+import { StackConfig } from "../../components/config";
+import { parseNodeName, Topology, TopologyNode, validateTopology } from "../../components/topology";
+import { zoneOf } from "../../components/plan/placement";
+import { renderRedisConf } from "../../components/bootstrap/redisConf";
+import { renderAclFile } from "../../components/bootstrap/acl";
+import { ACL_USERS } from "../../components/bootstrap/contract";
+import { DesiredNodeSettings, maxmemoryBytesFor, nodeSettingsOf } from "../../components/bootstrap/nodeSettings";
+import { readStackConfigFile, SETTINGS_FILE } from "../commands/reconfigure";
+import { RefusedError, UsageError, StepError } from "../errors";
+import { run as runScale } from "../commands/scale";
+import { readView } from "../redis/clusterView";
+import { fmtDuration, Output } from "../output";
+import { NodePool, TlsSettings } from "../redis/pool";
+import { formCluster } from "../redis/form";
+import { waitUntil } from "../redis/clusterView";
+import { collectStatus } from "../redis/healthReport";
+import { evaluateStatus } from "../plan/status";
+import { renderStatus } from "../commands/status";
+import { findServer, serverAt, ServerBinary } from "../redis/serverBinary";
+import { clusterTlsFiles, ensureLocalTls, nodeTlsFiles } from "./tls";
+import { isServerProcess, portFree, readPid, stopServerProcess } from "./processes";
+import { ensurePrerequisites, realSystem } from "../prereqs";
+import { rollLocal, RollOptions } from "../commands/roll";
+import { nodeKey } from "../plan/node";
 
-export const REPO_ROOT = resolve(__dirname, "..");
+export const REPO_ROOT = resolve(__dirname, "../..");
 /**
  * The memory each local node behaves as if it had: `maxmemoryPercent` of it is
  * the node's maxmemory (70 % gives about 269 MiB), as on AWS it is the share of
@@ -162,14 +161,6 @@ export function ensureRedisServer(out: Output): ServerBinary {
 
 // ---------------------------------------------------------------- ports
 
-function portFree(port: number): Promise<boolean> {
-    return new Promise((res) => {
-        const s = createServer();
-        s.once("error", () => res(false));
-        s.listen(port, "127.0.0.1", () => s.close(() => res(true)));
-    });
-}
-
 /** `count` client ports from `base` up whose bus ports (+10000) are free too. */
 export async function choosePorts(base: number, count: number): Promise<number[]> {
     const out: number[] = [];
@@ -230,35 +221,6 @@ function writeSecret(path: string, text: string): void {
 }
 
 // ---------------------------------------------------------------- processes
-
-function readPid(path: string): number | undefined {
-    try {
-        const n = Number(readFileSync(path, "utf8").trim());
-        return Number.isInteger(n) && n > 0 ? n : undefined;
-    } catch {
-        return undefined;
-    }
-}
-
-function alive(pid: number): boolean {
-    try {
-        process.kill(pid, 0);
-        return true;
-    } catch (e) {
-        return (e as NodeJS.ErrnoException).code === "EPERM";
-    }
-}
-
-/** Whether the pid is a redis/valkey server (where /proc exists; elsewhere we trust the pid file). */
-function isServerProcess(pid: number): boolean {
-    const cmdline = `/proc/${pid}/cmdline`;
-    if (!existsSync("/proc/self/cmdline")) return alive(pid);
-    try {
-        return /redis|valkey/.test(readFileSync(cmdline, "utf8"));
-    } catch {
-        return false;
-    }
-}
 
 function startNode(bin: ServerBinary, paths: ReturnType<typeof nodePaths>, key: string): void {
     const r = spawnSync(bin.server, [paths.conf], { cwd: paths.nodeDir, encoding: "utf8", timeout: 15000 });
@@ -580,13 +542,7 @@ async function stopNode(pool: NodePool, dir: string, name: string, node: Topolog
     const p = nodePaths(dir, name);
     const pid = readPid(p.pid);
     if (pid === undefined || !isServerProcess(pid)) return false;
-    if (node) await shutdown(pool, nodeKey(node));
-    // A zombie (daemonized, parent not reaping) counts as gone: its cmdline is empty.
-    const gone = await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${name} (pid ${pid}) to exit` }).catch(() => false);
-    if (!gone) {
-        process.kill(pid, "SIGKILL");
-        await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${name} (pid ${pid}) to exit after SIGKILL` });
-    }
+    await stopServerProcess(pid, name, async () => (node ? shutdown(pool, nodeKey(node)) : undefined), 3000);
     return true;
 }
 
@@ -626,14 +582,7 @@ export async function down(opts: LocalOptions, out: Output): Promise<{ stopped: 
 export async function restartLocalNode(dir: string, node: TopologyNode, bin: ServerBinary, pool: NodePool): Promise<void> {
     const p = nodePaths(dir, node.name);
     const pid = readPid(p.pid);
-    if (pid && isServerProcess(pid)) {
-        await shutdown(pool, nodeKey(node));
-        const gone = await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 10000, what: `${node.name} (pid ${pid}) to exit` }).catch(() => false);
-        if (!gone) {
-            process.kill(pid, "SIGKILL");
-            await waitUntil(async () => !isServerProcess(pid), { timeoutMs: 3000, what: `${node.name} (pid ${pid}) to exit after SIGKILL` });
-        }
-    }
+    if (pid && isServerProcess(pid)) await stopServerProcess(pid, node.name, () => shutdown(pool, nodeKey(node)), 10000);
     pool.drop(nodeKey(node));
     startNode(bin, p, nodeKey(node));
 }
@@ -672,12 +621,6 @@ export async function roll(opts: LocalRollOptions, out: Output, signal: AbortSig
 
 // ---------------------------------------------------------------- CLI
 
-const wholeNumber = (name: string) => (v: string) => {
-    const n = Number(v);
-    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${name} must be a whole number (got "${v}")`);
-    return n;
-};
-
 /**
  * A state folder local mode may not write (EACCES: created by a run as root, e.g.
  * with sudo; EROFS; a file where a folder should be) is the user's to fix, not a bug:
@@ -700,65 +643,11 @@ export function stateDirProblem(err: unknown, opts: Pick<LocalOptions, "stack" |
     return new UsageError(`local mode cannot write its state folder: ${e.code} on ${e.path} (${e.syscall ?? "write"}).${owner} or keep the state elsewhere with --state-dir DIR`);
 }
 
-export function buildLocalProgram(): Command {
-    const program = new Command("local")
-        .description("run the stack's Redis Cluster locally: real redis-server processes on 127.0.0.1, rendered like the EC2 nodes")
-        .argument("[action]", "up (default), down, roll (restart every node one at a time, replicas first), or autoscale (the stack config's autoscale policy, acting by the same shape change as --shards)", "up")
-        .option("--stack <name>", "stack whose Pulumi.<stack>.yaml to read; state goes to .local/<stack>", "dev")
-        .option("--config <file>", "stack config file to read instead of Pulumi.<stack>.yaml")
-        .option("--state-dir <dir>", "where local state lives (default: .local in the repository)")
-        .addOption(new Option("--base-port <port>", "first client port to try; busy ports are skipped").argParser((v) => Number(v)).default(7000))
-        .addOption(new Option("--timeout <ms>", "how long to wait for the cluster to form").argParser((v) => Number(v)).default(60000))
-        .addOption(new Option("--shards <n>", "shards to run: a fresh cluster starts with them, a running one is scaled to them with the cluster tool's scale (default: the stack config's, or what runs)").argParser(wholeNumber("--shards")))
-        .addOption(new Option("--replicas <n>", "replicas per shard, likewise").argParser(wholeNumber("--replicas")))
-        .option("--engine-binary <path>", "roll: restart the nodes on this redis-server/valkey-server")
-        .option("--allow-unavailable-shard", "roll: restart the master of a shard without an in-sync replica")
-        .option("--take-over-lease", "roll: replace the cluster lease of a roll that died (docs/lease.md)")
-        .addOption(new Option("--node-timeout <ms>", "roll: how long a node may take to come back").argParser((v) => Number(v)).default(60000))
-        .option("--json", "NDJSON on stdout: progress events, then the result on the last line")
-        .option("-q, --quiet", "no progress on stderr")
-        .option("--once", "autoscale: one decision (and its action), then exit")
-        .option("--dry-run", "roll, autoscale: print the plan or decision, change nothing")
-        .addOption(new Option("--interval <seconds>", "autoscale: seconds between decisions (default: autoscale.intervalSeconds)").argParser(wholeNumber("--interval")))
-        .showHelpAfterError()
-        .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2))
-        .action(async (action: string, o: LocalRollOptions) => {
-            const out = createOutput({ json: o.json, quiet: o.quiet });
-            try {
-                if (action === "up") {
-                    const r = await up(o, out);
-                    process.exitCode = r.healthy ? 0 : 1;
-                } else if (action === "autoscale") {
-                    const { runLocalAutoscale } = await import("./autoscale/local");
-                    process.exitCode = await runLocalAutoscale(o, out);
-                } else if (action === "down") {
-                    await down(o, out);
-                    process.exitCode = 0;
-                } else if (action === "roll") {
-                    const ac = new AbortController();
-                    const onSigint = () => (ac.signal.aborted ? process.exit(130) : (out.warn("interrupt: stopping after the current node (Ctrl-C again to quit now)"), ac.abort()));
-                    process.on("SIGINT", onSigint);
-                    try {
-                        process.exitCode = await roll(o, out, ac.signal);
-                    } finally {
-                        process.off("SIGINT", onSigint);
-                    }
-                } else {
-                    throw new UsageError(`unknown action "${action}": use up (default), down, roll or autoscale`);
-                }
-            } catch (e) {
-                const err = stateDirProblem(e, o) ?? e;
-                process.exitCode = exitCodeFor(err);
-                if (o.json) process.stdout.write(JSON.stringify({ event: "error", error: (err as Error).name, message: (err as Error).message }) + "\n");
-                if (isExpected(err) || err instanceof ConfigError) process.stderr.write(`error: ${(err as Error).message}\n`);
-                else process.stderr.write(`internal error (a bug, please report it):\n${(err as Error).stack ?? String(err)}\n`);
-            }
-        });
-    return program;
-}
-
 if (require.main === module) {
-    buildLocalProgram().parseAsync(process.argv).catch((e) => {
+    // `npm run local -- ARGS` is `npm run cluster -- local ARGS`: one command wrapper for all.
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    const { buildProgram } = require("../cli") as typeof import("../cli");
+    buildProgram().parseAsync([process.argv[0], process.argv[1], "local", ...process.argv.slice(2)]).catch((e) => {
         process.stderr.write(`${(e as Error).message}\n`);
         process.exitCode = 2;
     });

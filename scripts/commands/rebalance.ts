@@ -4,12 +4,13 @@
  * that `scale` uses after joining new nodes.
  */
 import type { CommandContext, CommonOptions } from "../cli";
-import { RefusedError } from "../errors";
+import { RefusedError, UnreachableError } from "../errors";
 import { fmtDuration } from "../output";
 import { checkHeadroom, NodeMemory } from "../plan/headroom";
 import { MasterInput, planRebalance, RebalancePlan } from "../plan/rebalance";
 import { formatRanges, toRanges } from "../plan/clusterNodes";
-import { ClusterView, parseInfo } from "../plan/clusterView";
+import { ClusterView } from "../plan/clusterView";
+import { readNodes } from "../redis/clusterView";
 import { openSession } from "../redis/members";
 import { NodeKey, NodePool } from "../redis/pool";
 import { countKeys, executePlan, nodeRefs, ReshardResult } from "../redis/reshard";
@@ -64,15 +65,15 @@ export function mastersFromView(view: ClusterView, topology: Topology, drain: Se
 
 /** INFO memory + DBSIZE of each node, for the headroom check. */
 export async function readMemory(pool: NodePool, keys: Map<string, NodeKey>, names?: Map<NodeKey, string>): Promise<NodeMemory[]> {
-    return Promise.all([...keys].map(async ([id, key]) => {
-        const c = await pool.get(key);
-        const [[e1, mem], [e2, dbsize]] = (await c.pipeline().call("INFO", "memory").call("DBSIZE").exec())!;
-        if (e1 || e2) throw e1 ?? e2;
-        const m = parseInfo(mem as string);
+    const samples = await readNodes(pool, [...keys.values()], { info: ["memory"], dbsize: true });
+    return [...keys].map(([id, key], i) => {
+        const s = samples[i];
+        if (!s.reachable) throw new UnreachableError(`${key}: cannot read INFO memory for the headroom check: ${s.error}`, key);
+        const m = s.info;
         const used = Number(m.used_memory ?? 0);
         const name = names?.get(key);
-        return { id, label: name ? `${name} (${key})` : key, usedBytes: used, datasetBytes: Number(m.used_memory_dataset ?? used), maxBytes: Number(m.maxmemory ?? 0), keys: Number(dbsize) };
-    }));
+        return { id, label: name ? `${name} (${key})` : key, usedBytes: used, datasetBytes: Number(m.used_memory_dataset ?? used), maxBytes: Number(m.maxmemory ?? 0), keys: s.dbsize ?? 0 };
+    });
 }
 
 /**

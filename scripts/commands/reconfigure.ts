@@ -29,8 +29,8 @@ import { RefusedError, StepError, UsageError } from "../errors";
 import { automationOutputs, clusterOutputsOf, openPool, resolveTarget, StackOutputsReader, Target } from "../inventory";
 import { fmtDuration } from "../output";
 import { parseInfo } from "../plan/clusterView";
+import { readNodes } from "../redis/clusterView";
 import { NodePool } from "../redis/pool";
-import { engineOf } from "../plan/engine";
 import {
     describeChanges, desiredConfig, diffNode, label, LiveNode, NodeStep, planReconfigure, ReconfigurePlan, RUNTIME_DIRECTIVES,
 } from "../plan/reconfigure";
@@ -124,13 +124,11 @@ async function readConfig(pool: NodePool, key: string, directives: readonly stri
 export async function readLive(pool: NodePool, node: TopologyNode): Promise<LiveNode> {
     const key = nodeKey(node);
     const config = await readConfig(pool, key, [...RUNTIME_DIRECTIVES, "port", "tls-port"]);
-    const c = await pool.get(key);
-    const infos = (await c.pipeline().call("INFO", "server").call("INFO", "memory").call("INFO", "replication").exec())!.map(([err, reply], i) => {
-        if (err) throw new Error(`${key}: INFO ${["server", "memory", "replication"][i]}: ${err.message}`);
-        return parseInfo(String(reply));
-    });
-    const [server, memory, replication] = infos;
-    const engine = engineOf(server);
+    const [sample] = await readNodes(pool, [key], { info: ["server", "memory", "replication"] });
+    if (!sample.reachable) throw new Error(`${key}: INFO: ${sample.error}`);
+    const memory = sample.info;
+    const replication = sample.info;
+    const engine = sample.engine!;
     const tlsPort = Number(config["tls-port"] ?? 0);
     return {
         key, name: node.name, shard: node.shard,

@@ -14,8 +14,7 @@ import { fmtDuration } from "../output";
 import { StepError } from "../errors";
 import { chooseReplica, ShardState } from "../plan/failover";
 import { compareVersions, RollNode, RollStep } from "../plan/roll";
-import { parseInfo } from "../plan/clusterView";
-import { readView, waitUntil } from "./clusterView";
+import { readNodes, readView, waitUntil } from "./clusterView";
 import { readShards, runFailover } from "./failover";
 import { collectStatus } from "./healthReport";
 import { evaluateStatus } from "../plan/status";
@@ -38,7 +37,7 @@ export interface RollState {
     backups: string[];
 }
 
-/** Reads every node (the status reader), and INFO persistence for running BGSAVEs. */
+/** Reads every node (the status reader; its INFO holds the persistence section, so running BGSAVEs too). */
 export async function readRollState(pool: NodePool, topology: Topology): Promise<RollState> {
     const input = await collectStatus(pool, topology);
     const report = evaluateStatus(input);
@@ -62,15 +61,7 @@ export async function readRollState(pool: NodePool, topology: Topology): Promise
     // --allow-unavailable-shard may accept the latter); every other status problem means unhealthy.
     const unhealthy = report.problems.filter((p) => !/^\d+ open slot\(s\)/.test(p) && !/has no working replica/.test(p));
     const openSlots = report.cluster.openSlots.map((o) => `${o.slot} ${o.state} on ${byKey.get(o.node)?.name ?? o.node}`);
-    const backups: string[] = [];
-    await Promise.all(report.shards.flatMap((s) => s.nodes).filter((n) => n.reachable).map(async (n) => {
-        try {
-            const p = parseInfo((await pool.call(n.key, "INFO", "persistence")) as string);
-            if (p.rdb_bgsave_in_progress === "1") backups.push(byKey.get(n.key)?.name ?? n.key);
-        } catch {
-            /* unreachable now: the status problems say so */
-        }
-    }));
+    const backups = input.samples.filter((s) => s.reachable && s.info.rdb_bgsave_in_progress === "1").map((s) => byKey.get(s.key)?.name ?? s.key);
     return { nodes, unhealthy, openSlots, backups: backups.sort() };
 }
 
@@ -106,26 +97,25 @@ export async function waitNodeBack(pool: NodePool, topology: Topology, node: Top
     let last = "not checked yet";
     let target: number | undefined;
     await waitUntil(async () => {
-        let myid: string;
-        try {
-            myid = String(await pool.call(key, "CLUSTER", "MYID"));
-        } catch (e) {
-            pool.drop(key);
-            last = `${node.name} does not answer (${(e as Error).message})`;
+        const [self] = await readNodes(pool, [key], { info: ["replication"] });
+        if (!self.reachable || !self.myself) {
+            last = `${node.name} does not answer (${self.error ?? "no CLUSTER NODES"})`;
             return false;
         }
+        const myid = self.myself.id;
         if (myid !== id) {
             throw new Error(`${node.name} came back as node ${myid}, not ${id}: it lost its nodes.conf (data volume not attached or reformatted?)`);
         }
-        const repl = parseInfo(String(await pool.call(key, "INFO", "replication")));
+        const repl = self.info;
         if (opts.expectMaster) {
             if (repl.role !== "master") return (last = `${node.name} is a ${repl.role}, expected its master role back`), false;
         } else {
             if (repl.role !== "slave") return (last = `${node.name} is a ${repl.role}, not yet a replica again`), false;
             if (repl.master_link_status !== "up") return (last = `${node.name}: replication link ${repl.master_link_status ?? "?"}${repl.master_sync_in_progress === "1" ? " (full sync in progress)" : ""}`), false;
             if (target === undefined) {
-                const masterKey = `${repl.master_host}:${repl.master_port}`;
-                target = Number(parseInfo(String(await pool.call(masterKey, "INFO", "replication"))).master_repl_offset);
+                const [master] = await readNodes(pool, [nodeKey({ host: repl.master_host, port: repl.master_port })], { info: ["replication"] });
+                if (!master.reachable) return (last = `${node.name}: its master ${master.key} does not answer (${master.error})`), false;
+                target = Number(master.info.master_repl_offset);
             }
             const offset = Number(repl.slave_repl_offset);
             if (offset < target) return (last = `${node.name}: ${target - offset} byte(s) behind its master`), false;
@@ -143,15 +133,8 @@ export async function waitNodeBack(pool: NodePool, topology: Topology, node: Top
 
 /** Versions (INFO server redis_version) of some nodes; unreachable ones are left out. */
 async function versionsOf(pool: NodePool, keys: string[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    await Promise.all(keys.map(async (k) => {
-        try {
-            out.set(k, parseInfo(String(await pool.call(k, "INFO", "server"))).redis_version);
-        } catch {
-            /* unreachable: not a candidate */
-        }
-    }));
-    return out;
+    const samples = await readNodes(pool, keys, { info: ["server"] });
+    return new Map(samples.filter((s) => s.reachable && s.version !== undefined).map((s) => [s.key, s.version!]));
 }
 
 /** CLUSTER FAILOVER of `step.from`'s shard to its best in-sync replica (another zone first, never an older engine). */
@@ -219,12 +202,9 @@ export async function executeRoll(pool: NodePool, topology: Topology, steps: Rol
         const key = nodeKey(node);
         const id = ids.get(step.node)!;
         // A node must not be a master when it goes down, unless the plan accepted its shard's outage.
-        let role: string | undefined;
-        try {
-            role = parseInfo(String(await pool.call(key, "INFO", "replication"))).role;
-        } catch {
-            pool.drop(key); // down (an interrupted earlier run stopped it): the action brings it back
-        }
+        // Down (an interrupted earlier run stopped it): the action brings it back.
+        const [sample] = await readNodes(pool, [key], { info: ["replication"] });
+        const role = sample.reachable ? sample.info.role : undefined;
         if (role === "master" && !step.unavailable) {
             throw new StepError({
                 op, step: "check-role", node: step.node, cause: `${step.node} is a master; it must be a replica before it is updated`,

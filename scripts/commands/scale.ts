@@ -29,6 +29,7 @@ import { ClusterNodeInfo } from "../redis/clusterNodes";
 import { ClusterView, waitUntil } from "../redis/clusterView";
 import { formCluster } from "../redis/form";
 import { keyOfNode, openSession, readCluster } from "../redis/members";
+import type { Lease } from "../redis/lease";
 import { NodePool } from "../redis/pool";
 import { forgetEverywhere, retireNodes } from "../redis/remove";
 import { confirmYes } from "./flushall";
@@ -45,6 +46,8 @@ export interface ScaleOptions extends CommonOptions {
     /** Keep replicas r1..rn of each shard. */
     replicas?: number;
     timeout?: number;
+    /** Run under this lease, held by the caller (autoscale), instead of taking one (not a CLI flag). */
+    heldLease?: Lease;
 }
 
 /** The topology cut down to `shards` shards and `replicas` replicas per shard (either optional). Pure. */

@@ -41,6 +41,12 @@ export interface AutoscaleRunnerArgs {
     nodeRoleArn: pulumi.Input<string>;
     /** The repository with the stack program (index.ts), bundled for the runner. */
     projectRoot: string;
+    /**
+     * The RedisCluster component's name: per-node EC2 alarms are auto-named after their
+     * resource name (`<name>-s0-r0-…-<suffix>`), which starts with it, not with clusterName,
+     * when the two differ. @default clusterName
+     */
+    resourcePrefix?: string;
 }
 
 /** What exists only once the cluster's other parts do (`launch`). */
@@ -319,7 +325,10 @@ export function runnerStatements(args: AutoscaleRunnerArgs & RunnerLaunchArgs): 
             Sid: "AlarmsAndDashboardOfThisCluster",
             Effect: "Allow",
             Action: ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms", "cloudwatch:PutCompositeAlarm", "cloudwatch:TagResource", "cloudwatch:PutDashboard", "cloudwatch:GetDashboard"],
-            Resource: [`arn:${p}:cloudwatch:${region}:${acct}:alarm:${args.clusterName}*`, pulumi.interpolate`arn:${p}:cloudwatch::${acct}:dashboard/${args.dashboardName}`],
+            Resource: [
+                ...[...new Set([args.clusterName, args.resourcePrefix ?? args.clusterName])].map((prefix) => `arn:${p}:cloudwatch:${region}:${acct}:alarm:${prefix}*`),
+                pulumi.interpolate`arn:${p}:cloudwatch::${acct}:dashboard/${args.dashboardName}`,
+            ],
         },
     ];
     if (a.runnerSecretArn) {

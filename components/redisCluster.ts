@@ -243,6 +243,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             backupBucketArn: bucket.arn,
             nodeRoleArn: role.role.arn,
             projectRoot: projectRoot ?? defaultProjectRoot(),
+            resourcePrefix: name,
         }, parent) : undefined;
         key.restrictUse(childName(name, "kms-policy"), {
             partition: env.partition,

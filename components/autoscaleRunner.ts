@@ -30,6 +30,8 @@ export interface AutoscaleRunnerArgs {
     availabilityZone: string;
     /** With an existing VPC: `autoscale.runnerSubnetId` (private, with a NAT route). Undefined: create the subnets. */
     subnetId?: string;
+    /** With a created VPC: its S3 gateway endpoint, also routed from the runner's subnet (S3 stays off the NAT). */
+    s3EndpointId?: pulumi.Input<string>;
     /** The client port of the nodes, the only port the runner may reach on them. */
     port: number;
     nodeSecurityGroupId: pulumi.Input<string>;
@@ -125,6 +127,10 @@ export class AutoscaleRunner extends pulumi.ComponentResource {
                 vpcId: args.vpcId, routes: [{ cidrBlock: "0.0.0.0/0", natGatewayId: nat.id }], tags: t("autoscaler"),
             }, parent);
             new aws.ec2.RouteTableAssociation(childName(name, "rta"), { subnetId: priv.id, routeTableId: privRt.id }, parent);
+            // The project fetch every interval, the CLI and packages from S3: free through the gateway, billed per GB through the NAT.
+            if (args.s3EndpointId) {
+                new aws.ec2.VpcEndpointRouteTableAssociation(childName(name, "s3"), { vpcEndpointId: args.s3EndpointId, routeTableId: privRt.id }, parent);
+            }
             this.subnetId = priv.id;
         }
 
@@ -360,6 +366,3 @@ export function runnerStatements(args: AutoscaleRunnerArgs & RunnerLaunchArgs): 
     }
     return statements;
 }
-
-/** Name of the runner's unit instance, for messages (`journalctl -u redis-autoscale@prod`). */
-export const runnerUnitName = (stack: string) => `${RUNNER_UNIT}@${stack}`;

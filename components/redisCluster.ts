@@ -89,6 +89,8 @@ export interface ClusterOutputs {
     alarmTopicArn: pulumi.Output<string>;
     /** The CloudWatch dashboard (one row per shard, the cluster row). */
     dashboardName: pulumi.Output<string>;
+    /** With `autoscale.enabled`: the runner's instance (`aws ssm start-session --target <id>`, then `journalctl -u redis-autoscale@<stack>`). */
+    autoscaleRunnerInstanceId?: pulumi.Output<string>;
 }
 
 /**
@@ -158,6 +160,7 @@ export class RedisCluster extends pulumi.ComponentResource {
                 alarmTopicArn: later("alarmTopicArn"),
                 dashboardName: later("dashboardName"),
                 pendingNodeChanges: later("pendingNodeChanges"),
+                ...(cfg.autoscale.enabled ? { autoscaleRunnerInstanceId: later("autoscaleRunnerInstanceId") } : {}),
             };
         }
         this.topology = this.outputs.topology;
@@ -236,6 +239,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             vpcCidr: existing ? existing.cidrBlock : cfg.vpcCidr,
             availabilityZone: env.availabilityZones[0],
             subnetId: existing ? cfg.autoscale.runnerSubnetId : undefined,
+            s3EndpointId: network instanceof Network ? network.s3EndpointId : undefined,
             port: cfg.port,
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,
             kmsKeyArn: key.arn,
@@ -330,7 +334,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             nodes: monitored,
             alarmArns: [alarms.unhealthy.arn, ...alarms.redisAlarms.map((a) => a.arn)],
         }, parent);
-        runner?.launch({ targetGroupArn: lb.targetGroup.arn, dashboardName: dashboard.dashboard.dashboardName, publishAfter: [nodes] });
+        const runnerInstance = runner?.launch({ targetGroupArn: lb.targetGroup.arn, dashboardName: dashboard.dashboard.dashboardName, publishAfter: [nodes] });
         return {
             topology: nodes.topologyNodes.apply((ns): Topology => ({ clusterName: cfg.clusterName, port: cfg.port, tls: cfg.tls, nodes: ns })),
             loadBalancerDnsName: lb.dnsName,
@@ -345,6 +349,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,
             alarmTopicArn: alarms.topic.arn,
             dashboardName: dashboard.dashboard.dashboardName,
+            ...(runnerInstance ? { autoscaleRunnerInstanceId: runnerInstance.id } : {}),
         };
     }
 }

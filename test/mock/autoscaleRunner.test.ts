@@ -92,6 +92,11 @@ test("autoscale runner: a t4g.small on Amazon Linux 2023 arm64, private subnet, 
     assert.deepEqual(routesOf(subnet.id), [{ cidrBlock: "0.0.0.0/0", natGatewayId: nat.id }]);
     assert.deepEqual(routesOf(natSubnet.id), [{ cidrBlock: "0.0.0.0/0", gatewayId: one(r, "aws:ec2/internetGateway:InternetGateway").id }]);
     for (const s of byType(r, T.subnet).filter((x) => !isRunner(x))) assert.deepEqual(routesOf(s.id), [], `${s.name} keeps no route out`);
+    // S3 (the project every interval, packages) through the free gateway endpoint, not the NAT.
+    const s3Endpoint = byType(r, T.endpoint).find((e) => e.inputs.vpcEndpointType === "Gateway")!;
+    const s3Assoc = one(r, "aws:ec2/vpcEndpointRouteTableAssociation:VpcEndpointRouteTableAssociation");
+    assert.deepEqual([s3Assoc.inputs.vpcEndpointId, s3Assoc.inputs.routeTableId], [s3Endpoint.id, assoc.find((a) => a.inputs.subnetId === subnet.id)!.inputs.routeTableId]);
+    assert.equal(r.outputs.autoscaleRunnerInstanceId, runnerInstance(r).id, "the stack output names the runner");
 });
 
 test("autoscale runner: its security group reaches only the nodes' client port (and HTTPS out); the nodes admit it on that port only", async () => {

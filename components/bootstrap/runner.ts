@@ -6,7 +6,8 @@
  * What the runner needs to run `pulumi up` with nobody at the keyboard:
  * - the project (Pulumi.yaml, Pulumi.<stack>.yaml, the program and the tool, package-lock):
  *   published by every `pulumi up` to the backup bucket (RUNNER_BUNDLE_KEY), fetched before
- *   each run, `npm ci` only when package-lock.json changed. The stack config it runs with is
+ *   each run, `npm ci` (dev dependencies included, as on the operator's machine) only when
+ *   package-lock.json changed. The stack config it runs with is
  *   the one the last update deployed, whoever ran it; the runner's own config change is
  *   published by its own `pulumi up`. An operator's checkout catches up with
  *   `pulumi config refresh` (https://www.pulumi.com/docs/iac/cli/commands/pulumi_config_refresh/).
@@ -66,6 +67,8 @@ export function runnerEnv(input: RunnerInput): string {
         ["AWS_REGION", input.region],
         ["PULUMI_BACKEND_URL", input.backendUrl],
         ["PULUMI_SKIP_UPDATE_CHECK", "true"],
+        // The CLI's own directory first: it holds the language host (pulumi-language-nodejs) the engine starts.
+        ["PATH", `/opt/pulumi-${input.pulumiVersion}:/usr/local/bin:/usr/bin:/bin`],
         ["PULUMI_HOME", `${RUNNER_STATE_DIR}/.pulumi`],
         ["HOME", RUNNER_STATE_DIR],
         ["RUNNER_BUNDLE_URI", `s3://${input.bucket}/${RUNNER_BUNDLE_KEY}`],
@@ -138,7 +141,8 @@ if [[ ! -e $dir/current || $(readlink "$dir/current") != "$dir/releases/$sum" ]]
     if [[ -e $dir/current/node_modules ]] && cmp -s "$dir/current/package-lock.json" "$rel/package-lock.json"; then
         cp -al "$dir/current/node_modules" "$rel/node_modules"
     else
-        (cd "$rel" && npm-${RUNNER_NODE_MAJOR} ci --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error)
+        # Dev dependencies too: pulumi up type-checks the program with the project's typescript and @types/node, as on your machine.
+        (cd "$rel" && npm-${RUNNER_NODE_MAJOR} ci --ignore-scripts --no-audit --no-fund --loglevel=error)
     fi
     ln -sfn "$rel" "$dir/current.new"
     mv -Tf "$dir/current.new" "$dir/current"

@@ -197,6 +197,7 @@ test("autoscale runner: user data installs Node.js, the Pulumi CLI and the timer
     assert.match(ud, /^alternatives --set node \/usr\/bin\/node-22$/m);
     assert.ok(ud.includes(`https://github.com/pulumi/pulumi/releases/download/v${version}/pulumi-v${version}-linux-arm64.tar.gz`), "the SDK's CLI version, arm64");
     assert.match(ud, /sha256sum -c --quiet -/);
+    assert.ok(ud.includes(`\nPATH=/opt/pulumi-${version}:/usr/local/bin:/usr/bin:/bin\n`), "the CLI and its language host on the service's PATH");
     assert.match(ud, /^OnUnitInactiveSec=45s$/m, "the timer's interval is autoscale.intervalSeconds");
     assert.match(ud, /^ExecStart=\/usr\/local\/libexec\/redis-autoscale-run %i$/m);
     assert.match(ud, /^systemctl enable -q --now redis-autoscale@dev\.timer$/m);

@@ -300,6 +300,22 @@ export function runnerStatements(args: AutoscaleRunnerArgs & RunnerLaunchArgs): 
             Condition: { StringEquals: { "ec2:Vpc": pulumi.interpolate`arn:${p}:ec2:${region}:${acct}:vpc/${args.vpcId}` } },
         },
         {
+            // A new node's root volume: the provider tags it after launch (rootBlockDevice.tags), so no
+            // request tag can be required of it; the instance it belongs to must carry the cluster tag.
+            Sid: "RootVolumesOfNewNodes",
+            Effect: "Allow",
+            Action: "ec2:RunInstances",
+            Resource: `arn:${p}:ec2:${region}:${acct}:volume/*`,
+        },
+        {
+            // A removed node's data volume leaves a final snapshot (the volume itself: tag-conditioned above).
+            Sid: "FinalSnapshotsOfRemovedNodes",
+            Effect: "Allow",
+            Action: ["ec2:CreateSnapshot", "ec2:CreateTags"],
+            Resource: `arn:${p}:ec2:${region}::snapshot/*`,
+            Condition: { StringEqualsIfExists: { "ec2:CreateAction": "CreateSnapshot" } },
+        },
+        {
             Sid: "LaunchWithAmazonImages",
             Effect: "Allow",
             Action: "ec2:RunInstances",

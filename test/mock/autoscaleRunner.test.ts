@@ -126,10 +126,13 @@ test("autoscale runner: the role's policy, least privilege resource by resource"
     const nodeRole = byType(r, "aws:iam/role:Role").find((x) => /node-role/.test(x.name))!;
     const tg = one(r, T.targetGroup);
     assert.deepEqual([...by.keys()].sort(), [
-        "AlarmsAndDashboardOfThisCluster", "ChangeNodesOfThisClusterOnly", "CreateOnlyTaggedWithThisCluster", "LaunchIntoTheStacksNetwork",
-        "LaunchWithAmazonImages", "ListTheStateBackend", "PassTheNodeRoleOnly", "PublishTheProject", "ReadForPlanning", "ReadTheProject",
-        "ReadTheStacksSecret", "ReadWriteTheStateBackend", "SessionManagerAgent", "TargetsOfThisCluster", "UseTheClusterKeyThroughEc2AndS3",
+        "AlarmsAndDashboardOfThisCluster", "ChangeNodesOfThisClusterOnly", "CreateOnlyTaggedWithThisCluster", "FinalSnapshotsOfRemovedNodes",
+        "LaunchIntoTheStacksNetwork", "LaunchWithAmazonImages", "ListTheStateBackend", "PassTheNodeRoleOnly", "PublishTheProject", "ReadForPlanning",
+        "ReadTheProject", "ReadTheStacksSecret", "ReadWriteTheStateBackend", "RootVolumesOfNewNodes", "SessionManagerAgent", "TargetsOfThisCluster",
+        "UseTheClusterKeyThroughEc2AndS3",
     ]);
+    assert.deepEqual([by.get("RootVolumesOfNewNodes")!.Action, by.get("RootVolumesOfNewNodes")!.Resource], ["ec2:RunInstances", `arn:aws:ec2:${REGION}:${ACCOUNT}:volume/*`]);
+    assert.deepEqual(by.get("FinalSnapshotsOfRemovedNodes")!.Resource, `arn:aws:ec2:${REGION}::snapshot/*`);
     // Access: Session Manager, without AmazonSSMManagedInstanceCore's GetParameter(s) on "*".
     assert.deepEqual(list(by.get("SessionManagerAgent")!.Action), SSM_AGENT_ACTIONS);
     // The secret that unlocks the stack: that one secret, read only.

@@ -94,16 +94,19 @@ test("autoscale holds one lease across pulumi up and scale: another process's sc
         finishUp();
         // From pulumi up's end to the release, the holder stays the autoscale run: scale never takes a lease of its own.
         const holders = new Set<string>();
+        let latestExpiry = held!.expires;
         let settled = false;
         void applying.finally(() => (settled = true)).catch(() => undefined);
         while (!settled) {
             const l = await leaseNow(fx).catch(() => undefined);
             holders.add(l ? `${l.command} ${l.token}` : "none");
+            if (l) latestExpiry = Math.max(latestExpiry, l.expires);
             await new Promise((r) => setTimeout(r, 20));
         }
         await applying;
         holders.delete("none");
         assert.deepEqual([...holders], [`autoscale ${held!.token}`], "one lease, the same token, from pulumi up through scale");
+        assert.ok(latestExpiry > held!.expires, "renewed between pulumi up and scale (expiry moved later)");
         assert.deepEqual(calls, ["config shards=4", "up 4"]);
         const owners = parseClusterNodes(await fx.client(fx.spare[0]).call("CLUSTER", "NODES") as string).filter((n) => n.role === "master" && n.slots.length > 0);
         assert.equal(owners.length, 4, "autoscale's own scale ran under its lease: the new master owns slots");

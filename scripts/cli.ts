@@ -8,7 +8,7 @@
  * cluster unhealthy), 2 bad usage or config, 70 a bug (shown with its stack).
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { exitCodeFor, isExpected } from "./errors";
+import { errorReport, exitCodeFor } from "./errors";
 import { createOutput } from "./output";
 import type { CommandRun, CommonOptions } from "./commands/context";
 
@@ -74,8 +74,7 @@ function action<O extends CommonOptions>(load: () => Promise<{ run: CommandRun<O
         } catch (err) {
             process.exitCode = exitCodeFor(err);
             if (opts.json) process.stdout.write(JSON.stringify({ event: "error", error: (err as Error).name, message: (err as Error).message }) + "\n");
-            if (isExpected(err)) process.stderr.write(`error: ${(err as Error).message}\n`);
-            else process.stderr.write(`internal error (a bug, please report it):\n${(err as Error).stack ?? String(err)}\n`);
+            process.stderr.write(errorReport(err));
         } finally {
             process.off("SIGINT", onSigint);
         }

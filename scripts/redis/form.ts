@@ -19,7 +19,7 @@
  */
 import { parseEngineVersion } from "../../components/bootstrap/template";
 import { Topology, TopologyNode } from "../../components/topology";
-import { RefusedError, StepError } from "../errors";
+import { interruption, RefusedError, StepError } from "../errors";
 import { Output } from "../output";
 import { keyOf, planTopology, PlanError, TopologyPlan } from "../plan/topology";
 import { ClusterNodeInfo, formatRanges, fromRanges, parseClusterNodes, SLOT_COUNT, SlotRange, toRanges } from "./clusterNodes";
@@ -373,7 +373,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
     for (const line of describePlan(plan, steps, new Map(probes.map((p) => [p.key, p.myself?.slots ?? []])))) out.info(line);
 
     const checkAbort = (step: string, state: string) => {
-        if (opts.signal?.aborted) throw new StepError({ op: "create", step, state, resume, cause: "interrupted" });
+        if (opts.signal?.aborted) throw interruption(opts.signal, { op: "create", during: `step "${step}"`, state, resume });
     };
     const versions = new Map(live.usable.map((p) => [p.key, p.version]));
 

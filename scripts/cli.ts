@@ -4,8 +4,9 @@
  *
  * All commands and options are declared here; each action lazily imports
  * `commands/<name>.ts` and calls its `run(options, ctx)`. Exit codes are mapped in
- * one place: 0 ok, 1 a step failed or a check refused (or `status` found the
- * cluster unhealthy), 2 bad usage or config, 70 a bug (shown with its stack).
+ * one place (scripts/errors.ts, table in docs/design.md): 0 ok, 1 a step failed, a
+ * check refused or a wait ran out (or `status` found the cluster unhealthy), 2 bad
+ * usage or config, 130 Ctrl-C, 70 a bug (shown with its stack).
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { errorReport, exitCodeFor } from "./errors";

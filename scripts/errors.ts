@@ -193,7 +193,7 @@ export function exitCodeFor(err: unknown): number {
     const interrupted = causeChain(err).find((e): e is InterruptedError => e instanceof InterruptedError);
     if (interrupted) return interrupted.info.reason ? exitCodeFor(interrupted.info.reason) : 130;
     if (err instanceof StepError || err instanceof RefusedError || err instanceof UnreachableError || err instanceof WaitTimeoutError
-        || err instanceof InterruptedError || err instanceof NodeCommandError) return 1;
+        || err instanceof NodeCommandError) return 1;
     // A node's error reply that reached here without a wrapper (ioredis's ReplyError, by name: no ioredis import here).
     if (err instanceof Error && err.name === "ReplyError") return 1;
     return 70; // EX_SOFTWARE: a bug

@@ -10,7 +10,7 @@ import { ClusterView, waitUntil } from "../redis/clusterView";
 import { fixOpenSlots, OpenSlotFix } from "../redis/openSlots";
 import { acquireLease, Lease } from "../redis/lease";
 import { keyOfNode, readCluster, refuseSeveralClusters, unsettled } from "../redis/members";
-import { RefusedError, StepError } from "../errors";
+import { RefusedError, StepError, WaitTimeoutError } from "../errors";
 import { NodeKey, NodePool } from "../redis/pool";
 import type { Topology } from "../../components/topology";
 
@@ -38,10 +38,13 @@ async function settled(pool: NodePool, topology: Topology, view: ClusterView, ct
             const next = await readCluster(pool, topology, extra);
             why = unsettled(next);
             return why ? undefined : next;
-        }, { timeoutMs, intervalMs: 200, maxIntervalMs: 500, what: "the cluster to settle", signal: ctx.signal });
+        }, { timeoutMs, intervalMs: 200, maxIntervalMs: 500, what: "the cluster to settle", signal: ctx.signal,
+            op, state: "nothing was changed", resume: `rerun \`${op}\`: it waits for the cluster to settle first`,
+        });
         ctx.out.info(`${op}: the cluster settled after ${Math.round((Date.now() - t0) / 100) / 10} s`);
         return v;
-    } catch {
+    } catch (e) {
+        if (!(e instanceof WaitTimeoutError)) throw e;
         throw new RefusedError(`${op}: the cluster has not settled after ${Math.round(timeoutMs / 1000)} s (${why}); nothing was changed. ` +
             `If a master died and no replica took over, fail over by hand first (failover --shard N --force, or --takeover without a majority), then rerun.`);
     }

@@ -4,33 +4,17 @@
  *
  * All commands and options are declared here; each action lazily imports
  * `commands/<name>.ts` and calls its `run(options, ctx)`. Exit codes are mapped in
- * one place: 0 ok, 1 a step failed or a check refused (or `status` found the
- * cluster unhealthy), 2 bad usage or config, 70 a bug (shown with its stack).
+ * one place (scripts/errors.ts, table in docs/design.md): 0 ok, 1 a step failed, a
+ * check refused or a wait ran out (or `status` found the cluster unhealthy), 2 bad
+ * usage or config, 130 Ctrl-C, 70 a bug (shown with its stack).
  */
 import { Command, InvalidArgumentError, Option, OptionValues } from "@commander-js/extra-typings";
-import { exitCodeFor, isExpected } from "./errors";
-import { createOutput, Output } from "./output";
-import { TargetOptions } from "./inventory";
+import { errorReport, exitCodeFor } from "./errors";
+import { createOutput } from "./output";
+import type { CommandRun, CommonOptions } from "./commands/context";
 import { FAILOVER_DEFAULTS } from "./redis/failover";
 import { FORM_DEFAULTS } from "./redis/form";
 import { RESHARD_DEFAULTS } from "./redis/reshard";
-
-/** What every command gets besides its options. */
-export interface CommandContext {
-    out: Output;
-    /** Set when the user pressed Ctrl-C: long operations stop at a safe point. */
-    signal: AbortSignal;
-}
-
-/** A command's `run` returns its exit code (0 when omitted). */
-export type CommandRun<O> = (opts: O, ctx: CommandContext) => Promise<number | void>;
-
-export interface CommonOptions extends TargetOptions {
-    json?: boolean;
-    quiet?: boolean;
-    /** Replace an expired cluster lease (docs/lease.md). */
-    takeOverLease?: boolean;
-}
 
 function targetOptions<A extends unknown[], O extends OptionValues>(cmd: Command<A, O>) {
     return cmd
@@ -130,8 +114,7 @@ function mount<A extends unknown[], D extends OptionValues, O extends CommonOpti
         } catch (err) {
             process.exitCode = exitCodeFor(err);
             if (opts.json) process.stdout.write(JSON.stringify({ event: "error", error: (err as Error).name, message: (err as Error).message }) + "\n");
-            if (isExpected(err)) process.stderr.write(`error: ${(err as Error).message}\n`);
-            else process.stderr.write(`internal error (a bug, please report it):\n${(err as Error).stack ?? String(err)}\n`);
+            process.stderr.write(errorReport(err));
         } finally {
             process.off("SIGINT", onSigint);
         }

@@ -6,12 +6,12 @@
  * that still owns slots (they would be left without owner), and a node that live
  * replicas still follow.
  */
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
 import { countSlots } from "../plan/clusterNodes";
 import { resolveNodeArg } from "../plan/clusterView";
-import { openSession } from "../redis/members";
+import { openSession } from "./session";
 import { forgetEverywhere } from "../redis/remove";
 
 export interface ForgetOptions extends CommonOptions {
@@ -38,7 +38,9 @@ export async function run(opts: ForgetOptions, ctx: CommandContext): Promise<num
         }
         const remaining = view.members().filter((v) => v.myself!.id !== node.id && v.nodes.length > 1).map((v) => v.key);
         if (remaining.length === 0) throw new RefusedError(`forget ${arg}: no reachable member to send CLUSTER FORGET to`);
-        const r = await forgetEverywhere(pool, remaining, [node.id]);
+        const r = await forgetEverywhere(pool, remaining, [node.id]).catch((e) => {
+            throw new StepError({ op: "forget", step: "forget", node: node.key, cause: e, state: "CLUSTER FORGET was sent everywhere; some nodes still know it", resume: `rerun \`forget ${node.id}\` within 60 s, before the ban expires on the nodes that did forget it` });
+        });
         if (r.errors.length) {
             throw new StepError({ op: "forget", step: "forget", node: node.key, cause: r.errors.join("; "), state: "some nodes forgot it, others may not have", resume: `rerun \`forget ${node.id}\` within 60 s, before the ban expires on the nodes that did forget it` });
         }

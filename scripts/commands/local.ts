@@ -3,10 +3,10 @@
  * every other command, so it shares the wrapper's output, Ctrl-C handling, error
  * messages and exit codes. `npm run local` runs it.
  */
-import type { CommandContext } from "../cli";
+import type { CommandContext } from "./context";
 import { UsageError } from "../errors";
-import { down, LocalRollOptions, roll, stateDirProblem, up } from "../local";
-import type { LocalAutoscaleOptions } from "../autoscale/local";
+import { down, loadLocalConfig, LocalRollOptions, roll, shapeOf, stackDir, stateDirProblem, up } from "../local";
+import type { LocalAutoscaleOptions } from "../local/autoscale";
 
 export type LocalCommandOptions = LocalRollOptions & LocalAutoscaleOptions & { args: string[] };
 
@@ -20,8 +20,8 @@ export async function run(opts: LocalCommandOptions, ctx: CommandContext): Promi
         }
         if (action === "roll") return await roll(opts, ctx.out, ctx.signal);
         if (action === "autoscale") {
-            const { runLocalAutoscale } = await import("../autoscale/local");
-            return await runLocalAutoscale(opts, ctx.out);
+            const { runLocalAutoscale } = await import("../local/autoscale");
+            return await runLocalAutoscale<LocalCommandOptions>(opts, ctx.out, { stackDir, loadLocalConfig, shapeOf, up });
         }
         throw new UsageError(`unknown action "${action}": use up (default), down, roll or autoscale`);
     } catch (e) {

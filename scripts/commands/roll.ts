@@ -14,13 +14,12 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createInterface } from "node:readline/promises";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import type { Topology, TopologyNode } from "../../components/topology";
 import type { PendingNodeChange } from "../../components/plan/rollout";
 import { CONFIG_NAMESPACE } from "../../components/config";
-import { RefusedError, StepError, UsageError } from "../errors";
+import { RefusedError, StepError, UsageError, WaitTimeoutError } from "../errors";
 import { fmtDuration } from "../output";
 import { openPool, resolveTarget, Target } from "../inventory";
 import { describePlan, engineCompatVersion, engineOf, planRoll } from "../plan/roll";
@@ -30,6 +29,7 @@ import { collectStatus } from "../redis/healthReport";
 import { evaluateStatus } from "../plan/status";
 import { executeRoll, NodeAction, readRollState, RollReport } from "../redis/roll";
 import { acquireLease } from "../redis/lease";
+import { confirmYes } from "./prompt";
 import type { NodePool } from "../redis/pool";
 import { nodeKey } from "../plan/node";
 
@@ -62,6 +62,11 @@ interface RollRun {
     settle?: boolean;
 }
 
+/** For a wait whose outcome the planner judges afterwards: running out of time is not an error, Ctrl-C is. */
+function timedOutIsFine(e: unknown): void {
+    if (!(e instanceof WaitTimeoutError)) throw e;
+}
+
 /** Plan from the live state, print it, and (unless --dry-run) execute it; the exit code. */
 async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): Promise<number> {
     if (r.settle && !opts.dryRun) {
@@ -69,7 +74,7 @@ async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): 
         // stays unhealthy for the node timeout is refused below, as always.
         ctx.out.info("an earlier roll was interrupted: waiting for the cluster to be healthy before going on");
         await waitUntil(async () => (await readRollState(r.pool, r.topology)).unhealthy.length === 0,
-            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the cluster to be healthy again", intervalMs: 100, maxIntervalMs: 1000 }).catch(() => undefined);
+            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the cluster to be healthy again", intervalMs: 100, maxIntervalMs: 1000 }).catch(timedOutIsFine);
     }
     let state = await readRollState(r.pool, r.topology);
     if (state.backups.length && !opts.dryRun) {
@@ -77,7 +82,7 @@ async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): 
         // refuse at once; one still running after the node timeout is refused below.
         ctx.out.info(`waiting up to ${fmtDuration(r.nodeTimeoutMs)} for the BGSAVE on ${state.backups.join(", ")} to finish before the first restart`);
         await waitUntil(async () => (state = await readRollState(r.pool, r.topology)).backups.length === 0,
-            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the running BGSAVE to finish", intervalMs: 200, maxIntervalMs: 2000 }).catch(() => undefined);
+            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the running BGSAVE to finish", intervalMs: 200, maxIntervalMs: 2000 }).catch(timedOutIsFine);
     }
     const plan = planRoll({ ...state, pending: r.pending, targetVersion: r.targetVersion, allowUnavailableShard: opts.allowUnavailableShard });
     if (!plan.ok) throw new RefusedError(`roll refused; nothing was changed:\n  - ${plan.refusals.join("\n  - ")}`);
@@ -243,22 +248,13 @@ export async function rollWithStack(stack: RollStack, target: Target, opts: Roll
     }
 }
 
-async function askYes(question: string): Promise<boolean> {
-    const rl = createInterface({ input: process.stdin, output: process.stderr });
-    try {
-        return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
-    } finally {
-        rl.close();
-    }
-}
-
 /** `npm run cluster -- roll --stack NAME`. */
 export async function run(opts: RollOptions, ctx: CommandContext): Promise<number> {
     if (!opts.stack) throw new UsageError("roll needs --stack NAME: it reads what differs from a preview of that Pulumi stack (for a local cluster: npm run local -- roll)");
     if (!opts.yes && !opts.dryRun && !process.stdin.isTTY) throw new UsageError("roll restarts every changed node: confirm with --yes when not running interactively");
     const target = await resolveTarget(opts);
     const stack = await openAutomationStack(opts.stack);
-    return rollWithStack(stack, target, opts, ctx, { confirm: askYes });
+    return rollWithStack(stack, target, opts, ctx, { confirm: (q) => confirmYes(q, false, "roll not confirmed; nothing was changed") });
 }
 
 // ---------------------------------------------------------------- local mode

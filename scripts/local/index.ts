@@ -1,7 +1,7 @@
-#!/usr/bin/env node
 /**
- * Local mode, the project's embedded default: `npm run local` (or `npm start`)
- * runs the stack's cluster as real redis-server processes on 127.0.0.1.
+ * Local mode, the project's embedded default: `npm run local` (or `npm start`; the
+ * cluster tool's `local` command, scripts/commands/local.ts) runs the stack's cluster
+ * as real redis-server processes on 127.0.0.1.
  *
  *   npm run local [-- up] [--stack dev] [--config FILE] [--state-dir DIR] [--base-port 7000] [--shards N] [--replicas R]
  *   npm run local -- down [--stack dev] [--state-dir DIR]
@@ -641,14 +641,4 @@ export function stateDirProblem(err: unknown, opts: Pick<LocalOptions, "stack" |
         ? ` It is probably owned by another user (a run with sudo creates it as root): sudo chown -R "$(id -un)" ${base},`
         : "";
     return new UsageError(`local mode cannot write its state folder: ${e.code} on ${e.path} (${e.syscall ?? "write"}).${owner} or keep the state elsewhere with --state-dir DIR`);
-}
-
-if (require.main === module) {
-    // `npm run local -- ARGS` is `npm run cluster -- local ARGS`: one command wrapper for all.
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
-    const { buildProgram } = require("../cli") as typeof import("../cli");
-    buildProgram().parseAsync([process.argv[0], process.argv[1], "local", ...process.argv.slice(2)]).catch((e) => {
-        process.stderr.write(`${(e as Error).message}\n`);
-        process.exitCode = 2;
-    });
 }

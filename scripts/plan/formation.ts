@@ -6,7 +6,8 @@
  */
 import { parseEngineVersion } from "../../components/bootstrap/template";
 import { Topology, TopologyNode } from "../../components/topology";
-import { ClusterNodeInfo, formatRanges, fromRanges, SLOT_COUNT, SlotRange, toRanges } from "./clusterNodes";
+import { ClusterNodeInfo } from "./clusterNodes";
+import { formatRanges, fromRanges, SLOT_COUNT, SlotRange, toRanges } from "./slots";
 import { TopologyPlan } from "./topology";
 import { ClusterView, NodeSample } from "./clusterView";
 import { isAuthError, NodeKey, nodeKey } from "./node";

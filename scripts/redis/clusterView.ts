@@ -5,7 +5,7 @@
  * `readView` wraps the samples in a ClusterView (scripts/plan/clusterView.ts), the
  * predicates every command shares. `waitUntil` polls for a condition.
  */
-import { RefusedError, WaitTimeoutError } from "../errors";
+import { interruption, LeftBehind, RefusedError, WaitTimeoutError } from "../errors";
 import { parseClusterNodes } from "../plan/clusterNodes";
 import { ClusterView, NodeSample, parseInfo } from "../plan/clusterView";
 import { engineOf } from "../plan/engine";
@@ -76,7 +76,7 @@ export async function readView(pool: NodePool, keys: NodeKey[]): Promise<Cluster
     return ClusterView.of(await readNodes(pool, keys));
 }
 
-export interface WaitOptions {
+export interface WaitOptions extends LeftBehind {
     timeoutMs: number;
     /** First poll interval; grows ×1.5 up to maxIntervalMs. @default 10 */
     intervalMs?: number;
@@ -90,17 +90,20 @@ export interface WaitOptions {
 /**
  * Polls `check` until it returns a truthy value, starting fast and backing off,
  * so convergence is noticed within milliseconds rather than after a fixed sleep.
- * Throws with `what` and the last state on timeout.
+ * Throws WaitTimeoutError (exit 1) with `what`, the last state (`describeLast`), and
+ * the options' `op`/`state`/`resume` when time runs out, and InterruptedError when the
+ * signal fires (Ctrl-C: exit 130).
  */
 export async function waitUntil<T>(check: () => Promise<T | false | undefined>, opts: WaitOptions, describeLast?: () => string): Promise<T> {
     const deadline = Date.now() + opts.timeoutMs;
     let interval = opts.intervalMs ?? 10;
+    const left = { op: opts.op, state: opts.state, resume: opts.resume };
     for (;;) {
-        if (opts.signal?.aborted) throw new WaitTimeoutError(`interrupted while waiting for ${opts.what}; rerun the command to finish`, true);
+        if (opts.signal?.aborted) throw interruption(opts.signal, { ...left, during: `the wait for ${opts.what}` });
         const r = await check();
         if (r) return r;
         if (Date.now() >= deadline) {
-            throw new WaitTimeoutError(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${describeLast ? `: ${describeLast()}` : ""}`);
+            throw new WaitTimeoutError({ ...left, what: opts.what, timeoutMs: opts.timeoutMs, last: describeLast?.() || undefined });
         }
         await new Promise((res) => setTimeout(res, Math.min(interval, Math.max(1, deadline - Date.now()))));
         interval = Math.min(opts.maxIntervalMs ?? 200, interval * 1.5);

@@ -46,7 +46,7 @@ test("local mode: --shards 4 then --shards 3 keeps every key, runs exactly the t
     const state = join(tmp, "state");
     const dir = join(state, "ls");
     const common = ["--stack", "ls", "--config", config, "--state-dir", state];
-    const local = (...args: string[]) => tsx("scripts/local/index.ts", [...common, ...args]);
+    const local = (...args: string[]) => tsx("scripts/cli.ts", ["local", ...common, ...args]);
     const topologyFile = join(dir, "topology.json");
     const cli = (...args: string[]) => tsx("scripts/cli.ts", [...args, "--topology", topologyFile, "--json"]);
     const seen = new Map<string, number>(); // node name -> pid, every server this test saw started
@@ -84,11 +84,12 @@ test("local mode: --shards 4 then --shards 3 keeps every key, runs exactly the t
         assert.deepEqual(await missingKeys(data, want), []);
 
         // Every command's --json on the 4-shard cluster: one line, or NDJSON events then the result.
-        // The ones that change nothing run side by side.
+        // The ones that take no lease run side by side; create, replicate and forget take the
+        // cluster lease (docs/lease.md) and would refuse each other's, so they run one at a time.
         const json = (...args: string[]) => runCli([...args, "--topology", topologyFile, "--json"]);
-        const [status, create, scaleDry, rebalanceDry, reconfigureDry, rep, forget] = await Promise.all([
-            json("status"), json("create"), json("scale", "--dry-run"), json("rebalance", "--dry-run"), json("reconfigure", "--dry-run"),
-            json("replicate", "redis-cluster-ls-s0-r1", "0"), json("forget", "no-such-node"),
+        const [status, scaleDry, rebalanceDry, reconfigureDry, [create, rep, forget]] = await Promise.all([
+            json("status"), json("scale", "--dry-run"), json("rebalance", "--dry-run"), json("reconfigure", "--dry-run"),
+            (async () => [await json("create"), await json("replicate", "redis-cluster-ls-s0-r1", "0"), await json("forget", "no-such-node")])(),
         ]);
         const lines = (name: string, r: { code: number | null; stdout: string; stderr: string }, code = 0) => {
             assert.equal(r.code, code, `${name}: ${r.stderr}`);
@@ -156,7 +157,7 @@ test("local mode: a state folder it may not write is a usage error (exit 2) with
         chmodSync(state, 0o500);
         // root ignores the mode: run as nobody then, as a user whose .local was created by sudo would be.
         const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-        const r = tsx("scripts/local/index.ts", ["--state-dir", state, "--base-port", "47990"], asUser);
+        const r = tsx("scripts/cli.ts", ["local", "--state-dir", state, "--base-port", "47990"], asUser);
         assert.equal(r.code, 2, r.stderr);
         assert.match(r.stderr, new RegExp(`cannot write its state folder: EACCES on ${state}/dev .*sudo chown -R "\\$\\(id -un\\)" ${state}.*--state-dir DIR`));
         assert.doesNotMatch(r.stderr, /internal error/);

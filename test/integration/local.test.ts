@@ -16,7 +16,7 @@ import { Topology } from "../../components/topology";
 const ROOT = join(__dirname, "..", "..");
 
 function local(...args: string[]) {
-    return spawnSync(process.execPath, ["--import", "tsx", "scripts/local/index.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 90000 });
+    return spawnSync(process.execPath, ["--import", "tsx", "scripts/cli.ts", "local", ...args], { cwd: ROOT, encoding: "utf8", timeout: 90000 });
 }
 
 const alive = redisAlive;

@@ -39,12 +39,12 @@ let pool: NodePool;
 const started: number[] = [];
 
 function localSync(...args: string[]) {
-    return spawnSync(process.execPath, ["--import", "tsx", "scripts/local/index.ts", ...args], { cwd: ROOT, encoding: "utf8", timeout: 120000 });
+    return spawnSync(process.execPath, ["--import", "tsx", "scripts/cli.ts", "local", ...args], { cwd: ROOT, encoding: "utf8", timeout: 120000 });
 }
 
 /** `local roll --json` as a child process (the client keeps running meanwhile); NDJSON events as they come. */
 function rollAsync(extra: string[] = [], onEvent: (e: any, child: ReturnType<typeof spawn>) => void = () => undefined) {
-    const child = spawn(process.execPath, ["--import", "tsx", "scripts/local/index.ts", "roll", ...common, "--json", ...extra], { cwd: ROOT });
+    const child = spawn(process.execPath, ["--import", "tsx", "scripts/cli.ts", "local", "roll", ...common, "--json", ...extra], { cwd: ROOT });
     let out = "";
     let err = "";
     const events: any[] = [];

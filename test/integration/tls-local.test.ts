@@ -24,7 +24,7 @@ test("local mode runs a tls: true stack over TLS with the nodes' AWS file names"
     const dir = join(state, "t");
     const common = ["--stack", "t", "--config", config, "--state-dir", state];
     try {
-        const up = run("scripts/local/index.ts", "up", ...common, "--base-port", String(41000 + Math.floor(Math.random() * 4000)));
+        const up = run("scripts/cli.ts", "local", "up", ...common, "--base-port", String(41000 + Math.floor(Math.random() * 4000)));
         assert.equal(up.status, 0, up.stderr + up.stdout);
         assert.match(up.stdout, /HEALTHY/);
         assert.match(up.stdout, /--tls --cacert .*tls\/ca\.crt/);
@@ -55,11 +55,11 @@ test("local mode runs a tls: true stack over TLS with the nodes' AWS file names"
         assert.match(status.stdout, /HEALTHY/);
 
         writeFileSync(config, yaml(false));
-        const flip = run("scripts/local/index.ts", "up", ...common);
+        const flip = run("scripts/cli.ts", "local", "up", ...common);
         assert.equal(flip.status, 2, flip.stderr);
         assert.match(flip.stderr, /runs with TLS, but .* now has tls: false/);
     } finally {
-        const down = run("scripts/local/index.ts", "down", ...common);
+        const down = run("scripts/cli.ts", "local", "down", ...common);
         killRedisUnder(tmp);
         rmSync(tmp, { recursive: true, force: true });
         assert.equal(down.status, 0, down.stderr);

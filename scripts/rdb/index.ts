@@ -4,7 +4,7 @@
  */
 export { crc64, Crc64 } from "./crc64";
 export { dumpPayload, parseDumpPayload, retargetPayload } from "./dump";
-export { readRdb, DEFAULT_MAX_VALUE_BYTES } from "./reader";
+export { readRdb, readRdbBatches, DEFAULT_MAX_VALUE_BYTES } from "./reader";
 export { decodeValue, decodeValueAll } from "./decode";
 export { lzfDecompress } from "./lzf";
 export { RdbFormatError, RdbUnsupportedError } from "./errors";

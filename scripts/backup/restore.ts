@@ -10,20 +10,25 @@
  * refused as "Bad data format") is rebuilt element by element (rdb/commands.ts).
  *
  * Memory is bounded by `memoryBytes`, not by the backup: values above a quarter of it are
- * not buffered but decoded element by element from the stream, and the RESTORE bytes in
- * flight never exceed half of it (the reader waits).
+ * not buffered but decoded element by element from the stream, and the RESTORE commands
+ * queued and in flight never take more than half of it (the reader waits).
+ *
+ * Speed (issue #11: 1,000,000 keys in seconds): a key's DUMP payload is the RDB value bytes as
+ * read, framed with the type byte, RDB version and CRC-64; it is written, with the RESTORE
+ * command around it, straight into the owner's batch buffer (no per-key Buffer, string or
+ * promise), and the reader hands out a buffer's worth of records per await.
  */
 import { createHash } from "node:crypto";
 import { Transform } from "node:stream";
 import { RefusedError, StepError } from "../errors";
 import { Output, fmtBytes, fmtDuration } from "../output";
-import { dumpPayload, parseDumpPayload, readRdb, rebuildCommands, retargetPayload, decodeValue, RdbFormatError, RdbUnsupportedError, RDB_TYPE_MIN_VERSION } from "../rdb";
+import { parseDumpPayload, readRdbBatches, rebuildCommands, retargetPayload, decodeValue, writeDumpPayload, RdbFormatError, RdbUnsupportedError, RDB_TYPE_MIN_VERSION } from "../rdb";
 import type { Command } from "../rdb";
 import { ClusterView, parseInfo } from "../redis/clusterView";
 import { slotOwners } from "../redis/clusterNodes";
 import { keySlot } from "../redis/keySlot";
 import { NodeKey, NodePool } from "../redis/pool";
-import { Arg, RespPipe } from "../redis/respPipe";
+import { RespPipe } from "../redis/respPipe";
 import { LEASE_KEY } from "../redis/lease";
 import { LoadedBackup } from "./catalog";
 import { backupPaths, ShardManifest } from "./manifest";
@@ -94,26 +99,88 @@ class Budget {
     used = 0;
     private waiters: (() => void)[] = [];
     constructor(readonly limit: number) {}
+    /** Takes n bytes when they fit now (the per-key path: no promise unless it has to wait). */
+    tryAcquire(n: number): boolean {
+        if (this.used > 0 && this.used + n > this.limit) return false;
+        this.used += n;
+        return true;
+    }
     async acquire(n: number): Promise<void> {
         while (this.used > 0 && this.used + n > this.limit) await new Promise<void>((r) => this.waiters.push(r));
         this.used += n;
     }
     release(n: number): void {
         this.used -= n;
+        if (!this.waiters.length) return;
         const w = this.waiters;
         this.waiters = [];
         for (const f of w) f();
     }
 }
 
+/**
+ * One key on its way: where its name and DUMP payload lie in the batch buffer that carried it
+ * (views are made only on the rare paths that need them: MOVED/ASK resend, conflicts, errors).
+ */
 interface Item {
-    key: Buffer;
+    src: Buffer;
+    keyAt: number;
+    keyLen: number;
+    payAt: number;
+    payLen: number;
+    /** budget taken: the encoded command's bytes */
+    bytes: number;
     slot: number;
-    payload: Buffer;
     expireAt: number;
     counts: ShardCounts;
     asking?: NodeKey;
     tries: number;
+}
+
+const keyOf = (it: Item): Buffer => it.src.subarray(it.keyAt, it.keyAt + it.keyLen);
+const payloadOf = (it: Item): Buffer => it.src.subarray(it.payAt, it.payAt + it.payLen);
+
+/** Encoded RESTORE bytes besides the key and payload: "*6\r\n$7\r\nRESTORE\r\n$<n>\r\n...\r\n$6\r\nABSTTL\r\n$7\r\nREPLACE\r\n" and an ASKING. */
+const RESTORE_OVERHEAD = 160;
+
+const ascii = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, "latin1"));
+const ASKING = ascii("*1\r\n$6\r\nASKING\r\n");
+const RESTORE5 = ascii("*5\r\n$7\r\nRESTORE\r\n$");
+const RESTORE6 = ascii("*6\r\n$7\r\nRESTORE\r\n$");
+const ABSTTL = ascii("$6\r\nABSTTL\r\n");
+const ABSTTL_REPLACE = ascii("$6\r\nABSTTL\r\n$7\r\nREPLACE\r\n");
+
+/** Copies a short constant (a byte loop beats a native copy call at these sizes). */
+function put(out: Buffer, at: number, bytes: Uint8Array): number {
+    for (let i = 0; i < bytes.length; i++) out[at + i] = bytes[i];
+    return at + bytes.length;
+}
+
+/** A non-negative integer in decimal, then CRLF. */
+function putInt(out: Buffer, at: number, n: number): number {
+    let digits = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++;
+    let x = n;
+    for (let i = digits - 1; i >= 0; i--) {
+        out[at + i] = 48 + (x % 10);
+        x = Math.floor(x / 10);
+    }
+    out[at + digits] = 13;
+    out[at + digits + 1] = 10;
+    return at + digits + 2;
+}
+
+function putBytes(out: Buffer, at: number, src: Buffer, from: number, len: number): number {
+    if (len <= 64) for (let i = 0; i < len; i++) out[at + i] = src[from + i];
+    else src.copy(out, at, from, from + len);
+    return at + len;
+}
+
+/** Digits of n (n >= 0). */
+function intLen(n: number): number {
+    let d = 1;
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) d++;
+    return d;
 }
 
 const LEASE_KEY_BYTES = Buffer.from(LEASE_KEY);
@@ -134,7 +201,8 @@ export class RestoreEngine {
         this.owners = ownerKeys(view);
         const missing = this.owners.filter((o) => o === undefined).length;
         if (missing) throw new RefusedError(`restore: ${missing} slot(s) have no owner in the target cluster: fix the cluster first (npm run cluster -- status)`);
-        this.budget = new Budget(Math.floor((opts.memoryBytes ?? 256 * 1024 * 1024) / 2));
+        // A quarter: the batch buffers holding these bytes are at most twice as large (Lane.room).
+        this.budget = new Budget(Math.floor((opts.memoryBytes ?? 256 * 1024 * 1024) / 4));
     }
 
     fail(e: Error): void {
@@ -150,6 +218,24 @@ export class RestoreEngine {
         let l = this.lanes.get(key);
         if (!l) this.lanes.set(key, (l = new Lane(this, key)));
         return l;
+    }
+
+    /**
+     * Queues `RESTORE key expireAt payload ABSTTL [REPLACE]` for a key read from the RDB: the
+     * command, DUMP payload included, is written straight into the owner's batch buffer.
+     * Returns a promise only when the caller has to wait (memory budget or batches in flight);
+     * the key and value views must stay valid until it settles.
+     */
+    restore(key: Buffer, slot: number, rdbType: number, value: Buffer, rdbVersion: number, expireAt: number, counts: ShardCounts): void | Promise<void> {
+        const bytes = key.length + value.length + RESTORE_OVERHEAD;
+        if (!this.budget.tryAcquire(bytes)) {
+            return this.budget.acquire(bytes).then(() => {
+                this.check();
+                return this.lane(this.ownerOf(slot)).addRecord(key, slot, rdbType, value, Math.min(rdbVersion, this.target.rdbVersion), expireAt, counts, bytes);
+            });
+        }
+        // A value whose type the older target knows loads fine once stamped with its version (see retargetPayload).
+        return this.lane(this.ownerOf(slot)).addRecord(key, slot, rdbType, value, Math.min(rdbVersion, this.target.rdbVersion), expireAt, counts, bytes);
     }
 
     ownerOf(slot: number): NodeKey {
@@ -190,25 +276,19 @@ export class RestoreEngine {
         this.pipes.clear();
     }
 
-    async send(item: Item): Promise<void> {
-        this.check();
-        await this.budget.acquire(item.payload.length);
-        this.check();
-        await this.lane(item.asking ?? this.ownerOf(item.slot)).add(item);
-    }
-
     /** Re-routes an item after MOVED/ASK without taking budget again. */
     resend(item: Item): void {
-        void this.lane(item.asking ?? this.ownerOf(item.slot)).add(item).catch((e) => this.fail(e));
+        const w = this.lane(item.asking ?? this.ownerOf(item.slot)).addItem(item);
+        if (w) w.catch((e) => this.fail(e));
     }
 
     done(item: Item): void {
-        this.budget.release(item.payload.length);
+        this.budget.release(item.bytes);
     }
 
-    conflict(item: Item): void {
-        item.counts.conflicts++;
-        if (this.conflictSamples.length < 10) this.conflictSamples.push(item.key.toString("utf8"));
+    conflict(counts: ShardCounts, key: Buffer): void {
+        counts.conflicts++;
+        if (this.conflictSamples.length < 10) this.conflictSamples.push(key.toString("utf8"));
     }
 
     /** A value RESTORE cannot carry: rebuilt element by element on its owner. */
@@ -217,7 +297,7 @@ export class RestoreEngine {
         const c = await this.pool.get(node);
         if (this.replace) await c.del(key);
         else if (await c.exists(key)) {
-            this.conflict({ key, counts } as Item);
+            this.conflict(counts, key);
             for await (const _ of chunks) { /* drained */ }
             return;
         }
@@ -252,53 +332,127 @@ export class RestoreEngine {
     needsElementWise(rdbType: number, payloadBytes: number): boolean {
         return payloadBytes > this.target.protoMaxBulkLen || (MIN_VERSION[rdbType] ?? 0) > this.target.rdbVersion;
     }
-
-    payloadFor(rdbType: number, value: Buffer, rdbVersion: number): Buffer {
-        const p = dumpPayload(rdbType, value, rdbVersion);
-        // A value whose type the older target knows loads fine once stamped with its version.
-        return rdbVersion > this.target.rdbVersion ? retargetPayload(p, this.target.rdbVersion) : p;
-    }
 }
 
+/**
+ * The RESTOREs bound for one master: commands are encoded into one growing buffer, sent as one
+ * write when the batch is full, with at most `maxInFlight` batches awaiting replies.
+ */
 class Lane {
-    private pending: Item[] = [];
+    private out: Buffer;
+    private len = 0;
+    private items: Item[] = [];
     private inFlight = 0;
     private slots: (() => void)[] = [];
-    constructor(private engine: RestoreEngine, readonly node: NodeKey) {}
-
-    idle(): boolean {
-        return this.pending.length === 0 && this.inFlight === 0;
+    private pendingFlush: Promise<void> | undefined;
+    constructor(private engine: RestoreEngine, readonly node: NodeKey) {
+        this.out = Buffer.allocUnsafe(64 * 1024);
     }
 
-    async add(item: Item): Promise<void> {
-        this.pending.push(item);
-        if (this.pending.length >= this.engine.batch) await this.flush();
+    idle(): boolean {
+        return this.items.length === 0 && this.inFlight === 0;
+    }
+
+    /** Room for n more bytes; the buffer at most doubles, so it stays within twice what it holds. */
+    private room(n: number): void {
+        if (this.len + n <= this.out.length) return;
+        const next = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.len + n));
+        this.out.copy(next, 0, 0, this.len);
+        this.out = next;
+    }
+
+    /** "[ASKING]*5\r\n$7\r\nRESTORE\r\n$<keyLen>\r\n": where the key goes. */
+    private head(asking: boolean, keyLen: number): number {
+        const out = this.out;
+        let at = this.len;
+        if (asking) at = put(out, at, ASKING);
+        at = put(out, at, this.engine.replace ? RESTORE6 : RESTORE5);
+        return putInt(out, at, keyLen);
+    }
+
+    /** "\r\n$<n>\r\n<expireAt>\r\n$<payLen>\r\n" after the key: where the payload goes. */
+    private mid(at: number, expireAt: number, payLen: number): number {
+        const out = this.out;
+        out[at] = 13;
+        out[at + 1] = 10;
+        out[at + 2] = 0x24; // $
+        at = putInt(out, at + 3, intLen(expireAt));
+        at = putInt(out, at, expireAt);
+        out[at] = 0x24;
+        return putInt(out, at + 1, payLen);
+    }
+
+    private finish(at: number): void {
+        const out = this.out;
+        out[at] = 13;
+        out[at + 1] = 10;
+        this.len = put(out, at + 2, this.engine.replace ? ABSTTL_REPLACE : ABSTTL);
+    }
+
+    /** A key read from the RDB: its DUMP payload is framed in place around the value bytes. */
+    addRecord(key: Buffer, slot: number, rdbType: number, value: Buffer, rdbVersion: number, expireAt: number, counts: ShardCounts, bytes: number): void | Promise<void> {
+        const payLen = value.length + 11;
+        this.room(key.length + payLen + RESTORE_OVERHEAD);
+        const keyAt = this.head(false, key.length);
+        const payAt = this.mid(putBytes(this.out, keyAt, key, 0, key.length), expireAt, payLen);
+        const end = writeDumpPayload(this.out, payAt, rdbType, value, rdbVersion);
+        this.finish(end);
+        // src is set when the batch is sent (the buffer may still grow and move until then).
+        this.items.push({ src: this.out, keyAt, keyLen: key.length, payAt, payLen, bytes, slot, expireAt, counts, tries: 0 });
+        return this.full();
+    }
+
+    /** An item resent after MOVED/ASK/TRYAGAIN: its bytes copied from the batch that carried it. */
+    addItem(it: Item): void | Promise<void> {
+        const src = it.src;
+        this.room(it.keyLen + it.payLen + RESTORE_OVERHEAD);
+        const keyAt = this.head(it.asking !== undefined, it.keyLen);
+        const payAt = this.mid(putBytes(this.out, keyAt, src, it.keyAt, it.keyLen), it.expireAt, it.payLen);
+        this.finish(putBytes(this.out, payAt, src, it.payAt, it.payLen));
+        it.keyAt = keyAt;
+        it.payAt = payAt;
+        this.items.push(it);
+        return this.full();
+    }
+
+    private full(): void | Promise<void> {
+        if (this.items.length >= this.engine.batch) return this.flush();
     }
 
     async flushAll(): Promise<void> {
-        while (this.pending.length) await this.flush();
+        while (this.items.length) await this.flush();
     }
 
-    private async flush(): Promise<void> {
-        while (this.inFlight >= this.engine.maxInFlight) await new Promise<void>((r) => this.slots.push(r));
-        const items = this.pending.splice(0, this.engine.batch);
+    /** Sends the batch being built; waits first while maxInFlight batches await replies (more keys join it meanwhile). */
+    private flush(): void | Promise<void> {
+        if (this.inFlight >= this.engine.maxInFlight) {
+            this.pendingFlush ??= new Promise<void>((r) => this.slots.push(r)).then(() => {
+                this.pendingFlush = undefined;
+                return this.flush();
+            });
+            return this.pendingFlush;
+        }
+        const items = this.items;
         if (!items.length) return;
+        const data = this.out.subarray(0, this.len);
+        for (const it of items) it.src = data;
+        this.items = [];
+        // The next batch starts at the size this one reached: no regrowth per batch.
+        this.out = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(this.out.length, 4 * 1024 * 1024)));
+        this.len = 0;
         this.inFlight++;
-        void this.exec(items).catch((e) => this.engine.fail(e)).finally(() => {
+        this.exec(items, data).catch((e) => this.engine.fail(e)).finally(() => {
             this.inFlight--;
             this.slots.shift()?.();
         });
     }
 
-    private async exec(items: Item[]): Promise<void> {
-        const cmds: Arg[][] = [];
-        for (const it of items) {
-            if (it.asking) cmds.push(["ASKING"]);
-            cmds.push(this.engine.replace ? ["RESTORE", it.key, String(it.expireAt), it.payload, "ABSTTL", "REPLACE"] : ["RESTORE", it.key, String(it.expireAt), it.payload, "ABSTTL"]);
-        }
+    private async exec(items: Item[], data: Buffer): Promise<void> {
+        let count = items.length;
+        for (const it of items) if (it.asking) count++;
         let res: (Error | null)[];
         try {
-            res = await (await this.engine.pipe(this.node)).send(cmds);
+            res = await (await this.engine.pipe(this.node)).sendEncoded(data, count);
         } catch (e) {
             throw new StepError({ op: "restore", step: "restore-keys", node: this.node, cause: e, state: "keys sent before this batch are restored", resume: "run `restore` again with --replace" });
         }
@@ -306,13 +460,14 @@ class Lane {
         for (const it of items) {
             if (it.asking) i++;
             const err = res[i++];
-            const wasAsking = it.asking;
-            it.asking = undefined;
             if (!err) {
                 it.counts.restored++;
+                it.asking = undefined;
                 this.engine.done(it);
                 continue;
             }
+            const wasAsking = it.asking;
+            it.asking = undefined;
             const msg = err.message;
             const moved = /^MOVED (\d+) (\S+)/.exec(msg);
             const ask = /^ASK (\d+) (\S+)/.exec(msg);
@@ -323,16 +478,16 @@ class Lane {
             } else if (/^TRYAGAIN/.test(msg) && it.tries++ < 100) {
                 setTimeout(() => this.engine.resend(it), 50);
             } else if (/^BUSYKEY/.test(msg)) {
-                this.engine.conflict(it);
+                this.engine.conflict(it.counts, keyOf(it));
                 this.engine.done(it);
             } else if (/Bad data format|payload version or checksum/i.test(msg)) {
                 // The target cannot load this encoding (an older engine): rebuild the value element by element.
-                const { rdbType, value } = parseDumpPayload(it.payload);
+                const { rdbType, value } = parseDumpPayload(payloadOf(it));
                 this.engine.done(it);
-                await this.engine.elementWise(it.key, it.slot, decodeValue(rdbType, value), it.expireAt || null, it.counts);
+                await this.engine.elementWise(keyOf(it), it.slot, decodeValue(rdbType, value), it.expireAt || null, it.counts);
             } else {
                 throw new StepError({
-                    op: "restore", step: "restore-keys", node: wasAsking ?? this.node, cause: `RESTORE ${it.key.toString("utf8").slice(0, 80)}: ${msg}`,
+                    op: "restore", step: "restore-keys", node: wasAsking ?? this.node, cause: `RESTORE ${keyOf(it).toString("utf8").slice(0, 80)}: ${msg}`,
                     state: "keys sent before are restored", resume: "fix the cause, then run `restore` again with --replace",
                 });
             }
@@ -407,40 +562,48 @@ export async function restoreBackup(pool: NodePool, view: ClusterView, store: Ba
         });
         const input = (await store.read(paths.rdb(m.shard))).pipe(tap);
         try {
-            for await (const r of readRdb(input, { source: `shard ${m.shard} (${where})`, maxValueBytes })) {
+            for await (const batch of readRdbBatches(input, { source: `shard ${m.shard} (${where})`, maxValueBytes })) {
                 engine.check();
-                if (r.kind === "db" && r.index !== 0) throw new RdbUnsupportedError(`shard ${m.shard} (${where})`, r.offset, `database ${r.index}: a cluster has only database 0`);
-                // Every master holds the cluster's libraries, so every shard's RDB has them: restore each once.
-                if (r.kind === "function" && !functions.some((f) => f.equals(r.payload))) functions.push(Buffer.from(r.payload));
-                if (r.kind === "end") {
-                    c.emptySkipped = r.emptyKeysSkipped;
-                    c.checksumOk = r.checksumOk !== false;
-                    if (r.checksumOk === false) throw new RdbFormatError(`shard ${m.shard} (${where})`, r.offset, "the file's CRC-64", "checksum mismatch");
+                // Once per batch (records of one buffer, read within a millisecond or so of each other).
+                const nowMs = now();
+                for (const r of batch) {
+                    if (r.kind !== "key") {
+                        if (r.kind === "db" && r.index !== 0) throw new RdbUnsupportedError(`shard ${m.shard} (${where})`, r.offset, `database ${r.index}: a cluster has only database 0`);
+                        // Every master holds the cluster's libraries, so every shard's RDB has them: restore each once.
+                        if (r.kind === "function" && !functions.some((f) => f.equals(r.payload))) functions.push(Buffer.from(r.payload));
+                        if (r.kind === "end") {
+                            c.emptySkipped = r.emptyKeysSkipped;
+                            c.checksumOk = r.checksumOk !== false;
+                            if (r.checksumOk === false) throw new RdbFormatError(`shard ${m.shard} (${where})`, r.offset, "the file's CRC-64", "checksum mismatch");
+                        }
+                        continue;
+                    }
+                    c.keysRead++;
+                    // Another run's lease in the source would block every command on the target until it expired.
+                    if (r.key.length === LEASE_KEY_BYTES.length && r.key.equals(LEASE_KEY_BYTES)) {
+                        c.toolKeys++;
+                        if (r.elements) for await (const _ of r.elements()) { /* skipped */ }
+                        continue;
+                    }
+                    if (r.expireAtMs !== null && r.expireAtMs <= nowMs) {
+                        c.expired++;
+                        if (r.elements) for await (const _ of r.elements()) { /* skipped */ }
+                        continue;
+                    }
+                    if (r.expireAtMs !== null) c.withTtl++;
+                    const slot = keySlot(r.key);
+                    if (r.value === null || engine.needsElementWise(r.rdbType, r.valueBytes + 11)) {
+                        await engine.drain();
+                        // The reader's buffers are reused: copy the key.
+                        const key = Buffer.from(r.key);
+                        const chunks = r.value === null ? r.elements!() : decodeValue(r.rdbType, r.value);
+                        await engine.elementWise(key, slot, chunks, r.expireAtMs, c);
+                        continue;
+                    }
+                    // Key and value are copied into the batch buffer before the reader moves on (it waits for this loop).
+                    const wait = engine.restore(r.key, slot, r.rdbType, r.value, r.rdbVersion, r.expireAtMs ?? 0, c);
+                    if (wait) await wait;
                 }
-                if (r.kind !== "key") continue;
-                c.keysRead++;
-                // Another run's lease in the source would block every command on the target until it expired.
-                if (r.key.equals(LEASE_KEY_BYTES)) {
-                    c.toolKeys++;
-                    if (r.elements) for await (const _ of r.elements()) { /* skipped */ }
-                    continue;
-                }
-                if (r.expireAtMs !== null && r.expireAtMs <= now()) {
-                    c.expired++;
-                    if (r.elements) for await (const _ of r.elements()) { /* skipped */ }
-                    continue;
-                }
-                if (r.expireAtMs !== null) c.withTtl++;
-                const slot = keySlot(r.key);
-                // The reader's buffers are reused: copy the key (the payload is a copy already).
-                const key = Buffer.from(r.key);
-                if (r.value === null || engine.needsElementWise(r.rdbType, r.valueBytes + 11)) {
-                    await engine.drain();
-                    const chunks = r.value === null ? r.elements!() : decodeValue(r.rdbType, r.value);
-                    await engine.elementWise(key, slot, chunks, r.expireAtMs, c);
-                    continue;
-                }
-                await engine.send({ key, slot, payload: engine.payloadFor(r.rdbType, r.value, r.rdbVersion), expireAt: r.expireAtMs ?? 0, counts: c, tries: 0 });
             }
         } catch (e) {
             if (e instanceof StepError || e instanceof RefusedError) throw e;

@@ -145,10 +145,11 @@ const RESTORE_OVERHEAD = 160;
 
 const ascii = (s: string): Uint8Array => Uint8Array.from(Buffer.from(s, "latin1"));
 const ASKING = ascii("*1\r\n$6\r\nASKING\r\n");
+const RESTORE4 = ascii("*4\r\n$7\r\nRESTORE\r\n$");
 const RESTORE5 = ascii("*5\r\n$7\r\nRESTORE\r\n$");
 const RESTORE6 = ascii("*6\r\n$7\r\nRESTORE\r\n$");
 const ABSTTL = ascii("$6\r\nABSTTL\r\n");
-const ABSTTL_REPLACE = ascii("$6\r\nABSTTL\r\n$7\r\nREPLACE\r\n");
+const REPLACE = ascii("$7\r\nREPLACE\r\n");
 
 /** Copies a short constant (a byte loop beats a native copy call at these sizes). */
 function put(out: Buffer, at: number, bytes: Uint8Array): number {
@@ -201,8 +202,11 @@ export class RestoreEngine {
         this.owners = ownerKeys(view);
         const missing = this.owners.filter((o) => o === undefined).length;
         if (missing) throw new RefusedError(`restore: ${missing} slot(s) have no owner in the target cluster: fix the cluster first (npm run cluster -- status)`);
-        // A quarter: the batch buffers holding these bytes are at most twice as large (Lane.room).
-        this.budget = new Budget(Math.floor((opts.memoryBytes ?? 256 * 1024 * 1024) / 4));
+        // A quarter for the commands queued and in flight, a quarter at most for the lanes' pooled buffers holding them.
+        const memory = opts.memoryBytes ?? 256 * 1024 * 1024;
+        this.budget = new Budget(Math.floor(memory / 4));
+        const lanes = new Set(this.owners).size;
+        this.bufferBytes = Math.max(16 * 1024, Math.min(256 * 1024, Math.floor(memory / 4 / (lanes * (this.maxInFlight + 1)))));
     }
 
     fail(e: Error): void {
@@ -249,6 +253,12 @@ export class RestoreEngine {
     get batch(): number {
         return this.opts.batch ?? 1024;
     }
+
+    /**
+     * Size of a lane's pooled batch buffer: up to 256 KiB, less when many masters would make
+     * (lanes x (batches in flight + 1)) buffers exceed a quarter of the memory setting.
+     */
+    readonly bufferBytes: number;
 
     get maxInFlight(): number {
         return this.opts.batchesInFlight ?? 4;
@@ -335,8 +345,9 @@ export class RestoreEngine {
 }
 
 /**
- * The RESTOREs bound for one master: commands are encoded into one growing buffer, sent as one
- * write when the batch is full, with at most `maxInFlight` batches awaiting replies.
+ * The RESTOREs bound for one master: commands are encoded into a buffer taken from the lane's
+ * pool, sent as one write when the batch is full (keys or bytes), with at most `maxInFlight`
+ * batches awaiting replies; a batch's buffer goes back to the pool once its replies are in.
  */
 class Lane {
     private out: Buffer;
@@ -345,15 +356,16 @@ class Lane {
     private inFlight = 0;
     private slots: (() => void)[] = [];
     private pendingFlush: Promise<void> | undefined;
+    private free: Buffer[] = [];
     constructor(private engine: RestoreEngine, readonly node: NodeKey) {
-        this.out = Buffer.allocUnsafe(64 * 1024);
+        this.out = Buffer.allocUnsafe(engine.bufferBytes);
     }
 
     idle(): boolean {
         return this.items.length === 0 && this.inFlight === 0;
     }
 
-    /** Room for n more bytes; the buffer at most doubles, so it stays within twice what it holds. */
+    /** Room for n more bytes (a value larger than the pooled size gets a buffer of its own). */
     private room(n: number): void {
         if (this.len + n <= this.out.length) return;
         const next = Buffer.allocUnsafe(Math.max(this.out.length * 2, this.len + n));
@@ -361,12 +373,13 @@ class Lane {
         this.out = next;
     }
 
-    /** "[ASKING]*5\r\n$7\r\nRESTORE\r\n$<keyLen>\r\n": where the key goes. */
-    private head(asking: boolean, keyLen: number): number {
+    /** "[ASKING]*N\r\n$7\r\nRESTORE\r\n$<keyLen>\r\n": where the key goes. */
+    private head(asking: boolean, keyLen: number, expireAt: number): number {
         const out = this.out;
         let at = this.len;
         if (asking) at = put(out, at, ASKING);
-        at = put(out, at, this.engine.replace ? RESTORE6 : RESTORE5);
+        // No expiry: `RESTORE key 0 payload` (ABSTTL means nothing with 0).
+        at = put(out, at, this.engine.replace ? (expireAt ? RESTORE6 : RESTORE5) : expireAt ? RESTORE5 : RESTORE4);
         return putInt(out, at, keyLen);
     }
 
@@ -382,21 +395,23 @@ class Lane {
         return putInt(out, at + 1, payLen);
     }
 
-    private finish(at: number): void {
+    private finish(at: number, expireAt: number): void {
         const out = this.out;
         out[at] = 13;
         out[at + 1] = 10;
-        this.len = put(out, at + 2, this.engine.replace ? ABSTTL_REPLACE : ABSTTL);
+        at += 2;
+        if (expireAt) at = put(out, at, ABSTTL);
+        if (this.engine.replace) at = put(out, at, REPLACE);
+        this.len = at;
     }
 
     /** A key read from the RDB: its DUMP payload is framed in place around the value bytes. */
     addRecord(key: Buffer, slot: number, rdbType: number, value: Buffer, rdbVersion: number, expireAt: number, counts: ShardCounts, bytes: number): void | Promise<void> {
         const payLen = value.length + 11;
         this.room(key.length + payLen + RESTORE_OVERHEAD);
-        const keyAt = this.head(false, key.length);
+        const keyAt = this.head(false, key.length, expireAt);
         const payAt = this.mid(putBytes(this.out, keyAt, key, 0, key.length), expireAt, payLen);
-        const end = writeDumpPayload(this.out, payAt, rdbType, value, rdbVersion);
-        this.finish(end);
+        this.finish(writeDumpPayload(this.out, payAt, rdbType, value, rdbVersion), expireAt);
         // src is set when the batch is sent (the buffer may still grow and move until then).
         this.items.push({ src: this.out, keyAt, keyLen: key.length, payAt, payLen, bytes, slot, expireAt, counts, tries: 0 });
         return this.full();
@@ -406,9 +421,9 @@ class Lane {
     addItem(it: Item): void | Promise<void> {
         const src = it.src;
         this.room(it.keyLen + it.payLen + RESTORE_OVERHEAD);
-        const keyAt = this.head(it.asking !== undefined, it.keyLen);
+        const keyAt = this.head(it.asking !== undefined, it.keyLen, it.expireAt);
         const payAt = this.mid(putBytes(this.out, keyAt, src, it.keyAt, it.keyLen), it.expireAt, it.payLen);
-        this.finish(putBytes(this.out, payAt, src, it.payAt, it.payLen));
+        this.finish(putBytes(this.out, payAt, src, it.payAt, it.payLen), it.expireAt);
         it.keyAt = keyAt;
         it.payAt = payAt;
         this.items.push(it);
@@ -416,7 +431,7 @@ class Lane {
     }
 
     private full(): void | Promise<void> {
-        if (this.items.length >= this.engine.batch) return this.flush();
+        if (this.items.length >= this.engine.batch || this.len >= this.engine.bufferBytes >> 1) return this.flush();
     }
 
     async flushAll(): Promise<void> {
@@ -434,14 +449,16 @@ class Lane {
         }
         const items = this.items;
         if (!items.length) return;
-        const data = this.out.subarray(0, this.len);
+        const buf = this.out;
+        const data = buf.subarray(0, this.len);
         for (const it of items) it.src = data;
         this.items = [];
-        // The next batch starts at the size this one reached: no regrowth per batch.
-        this.out = Buffer.allocUnsafe(Math.max(64 * 1024, Math.min(this.out.length, 4 * 1024 * 1024)));
+        this.out = this.free.pop() ?? Buffer.allocUnsafe(this.engine.bufferBytes);
         this.len = 0;
         this.inFlight++;
         this.exec(items, data).catch((e) => this.engine.fail(e)).finally(() => {
+            // Every reply is in, so the socket is done with the bytes, and exec copied what outlives it.
+            if (buf.length === this.engine.bufferBytes && this.free.length <= this.engine.maxInFlight) this.free.push(buf);
             this.inFlight--;
             this.slots.shift()?.();
         });
@@ -476,15 +493,22 @@ class Lane {
                 else it.asking = ask![2];
                 this.engine.resend(it);
             } else if (/^TRYAGAIN/.test(msg) && it.tries++ < 100) {
+                // The batch buffer goes back to the pool: keep this key's bytes apart until the retry.
+                const key = keyOf(it);
+                it.src = Buffer.concat([key, payloadOf(it)]);
+                it.keyAt = 0;
+                it.payAt = key.length;
                 setTimeout(() => this.engine.resend(it), 50);
             } else if (/^BUSYKEY/.test(msg)) {
                 this.engine.conflict(it.counts, keyOf(it));
                 this.engine.done(it);
             } else if (/Bad data format|payload version or checksum/i.test(msg)) {
                 // The target cannot load this encoding (an older engine): rebuild the value element by element.
-                const { rdbType, value } = parseDumpPayload(payloadOf(it));
+                // Copies: the batch buffer goes back to the pool when this batch is done.
+                const { rdbType, value } = parseDumpPayload(Buffer.from(payloadOf(it)));
+                const key = Buffer.from(keyOf(it));
                 this.engine.done(it);
-                await this.engine.elementWise(keyOf(it), it.slot, decodeValue(rdbType, value), it.expireAt || null, it.counts);
+                await this.engine.elementWise(key, it.slot, decodeValue(rdbType, value), it.expireAt || null, it.counts);
             } else {
                 throw new StepError({
                     op: "restore", step: "restore-keys", node: wasAsking ?? this.node, cause: `RESTORE ${keyOf(it).toString("utf8").slice(0, 80)}: ${msg}`,

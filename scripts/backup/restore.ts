@@ -22,11 +22,11 @@ import { createHash } from "node:crypto";
 import { Transform } from "node:stream";
 import { RefusedError, StepError } from "../errors";
 import { Output, fmtBytes, fmtDuration } from "../output";
-import { parseDumpPayload, readRdbBatches, rebuildCommands, retargetPayload, decodeValue, writeDumpPayload, RdbFormatError, RdbUnsupportedError, RDB_TYPE_MIN_VERSION } from "../rdb";
+import { parseDumpPayload, readRdbBatches, rebuildCommands, retargetPayload, decodeValue, writeDumpPayload as writeDump, RdbFormatError, RdbUnsupportedError, RDB_TYPE_MIN_VERSION } from "../rdb";
 import type { Command } from "../rdb";
 import { ClusterView, parseInfo } from "../redis/clusterView";
 import { slotOwners } from "../redis/clusterNodes";
-import { keySlot } from "../redis/keySlot";
+import { keySlot as slotOf } from "../redis/keySlot";
 import { NodeKey, NodePool } from "../redis/pool";
 import { RespPipe } from "../redis/respPipe";
 import { LEASE_KEY } from "../redis/lease";
@@ -185,6 +185,10 @@ function intLen(n: number): number {
 }
 
 const LEASE_KEY_BYTES = Buffer.from(LEASE_KEY);
+
+// Bound once: a transpiled import is a getter call per use (per key here, profiled).
+const writeDumpPayload = writeDump;
+const keySlot = slotOf;
 
 /** A plain copy: read once per key, and a module namespace getter per lookup shows in profiles. */
 const MIN_VERSION: Record<number, number> = { ...RDB_TYPE_MIN_VERSION };

@@ -1,5 +1,8 @@
 /** DUMP payloads (redis src/cluster.c createDumpPayload / verifyDumpPayload). */
-import { Crc64, writeCrc64LE } from "./crc64";
+import { Crc64, writeCrc64LE as writeCrc } from "./crc64";
+
+// Bound once: a transpiled import is a getter call per use, and this runs per key.
+const writeCrc64LE = writeCrc;
 import { RdbFormatError } from "./errors";
 
 /** A DUMP payload for RESTORE: <type byte><serialized value><RDB version, 2 bytes LE><CRC-64, 8 bytes LE>. */

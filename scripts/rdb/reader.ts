@@ -16,6 +16,7 @@ import { NEED_MORE, Source } from "./source";
 import type { KeyRecord, RdbRecord, ReadOptions, ValueChunk } from "./types";
 
 export const DEFAULT_MAX_VALUE_BYTES = 64 * 1024 * 1024;
+const RECORDS_PER_BATCH = 256;
 
 // Plain module constants: through the transpiled import each `RDB_TYPE.X` is a getter call per
 // access, and the reader's switch runs once per key (profiled: 4% of a restore).
@@ -441,6 +442,12 @@ async function* read(s: Source, options: ReadOptions): AsyncGenerator<RdbRecord[
             st.idle = st.freq = undefined;
         }
         out.push(unit);
+        // Short batches: records that die before the next scavenge are nearly free for the GC; a
+        // whole 1 MiB chunk of them (40k keys) outlives it and is promoted (profiled: 470 MiB RSS).
+        if (out.length >= RECORDS_PER_BATCH) {
+            yield out;
+            out = [];
+        }
     }
     if (out.length) yield out;
 

@@ -140,6 +140,89 @@ interface Item {
 const keyOf = (it: Item): Buffer => it.src.subarray(it.keyAt, it.keyAt + it.keyLen);
 const payloadOf = (it: Item): Buffer => it.src.subarray(it.payAt, it.payAt + it.payLen);
 
+/**
+ * The keys of one batch, column by column, reused with its buffer: a key costs no object.
+ * (Per-key objects lived until their batch's replies, survived scavenges and kept the old-space
+ * collector busy; an Item is made only for a key that has to be resent.)
+ */
+class Batch {
+    n = 0;
+    /** ASKING commands in the batch (each adds a reply) */
+    asks = 0;
+    keyAt: Int32Array;
+    keyLen: Int32Array;
+    payAt: Int32Array;
+    payLen: Int32Array;
+    bytes: Int32Array;
+    slot: Int32Array;
+    tries: Int32Array;
+    expireAt: Float64Array;
+    counts: ShardCounts[] = [];
+    /** the ASK target per key, only for the keys resent with ASKING */
+    asking: (NodeKey | undefined)[] = [];
+    constructor(private cap: number) {
+        this.keyAt = new Int32Array(cap);
+        this.keyLen = new Int32Array(cap);
+        this.payAt = new Int32Array(cap);
+        this.payLen = new Int32Array(cap);
+        this.bytes = new Int32Array(cap);
+        this.slot = new Int32Array(cap);
+        this.tries = new Int32Array(cap);
+        this.expireAt = new Float64Array(cap);
+    }
+
+    /** Index of a new key (columns double when a waiting batch keeps taking keys). */
+    push(keyAt: number, keyLen: number, payAt: number, payLen: number, bytes: number, slot: number, tries: number, expireAt: number, counts: ShardCounts): number {
+        if (this.n === this.cap) this.grow();
+        const i = this.n++;
+        this.keyAt[i] = keyAt;
+        this.keyLen[i] = keyLen;
+        this.payAt[i] = payAt;
+        this.payLen[i] = payLen;
+        this.bytes[i] = bytes;
+        this.slot[i] = slot;
+        this.tries[i] = tries;
+        this.expireAt[i] = expireAt;
+        this.counts[i] = counts;
+        return i;
+    }
+
+    private grow(): void {
+        const cap = this.cap * 2;
+        const i32 = (a: Int32Array) => {
+            const b = new Int32Array(cap);
+            b.set(a);
+            return b;
+        };
+        this.keyAt = i32(this.keyAt);
+        this.keyLen = i32(this.keyLen);
+        this.payAt = i32(this.payAt);
+        this.payLen = i32(this.payLen);
+        this.bytes = i32(this.bytes);
+        this.slot = i32(this.slot);
+        this.tries = i32(this.tries);
+        const e = new Float64Array(cap);
+        e.set(this.expireAt);
+        this.expireAt = e;
+        this.cap = cap;
+    }
+
+    /** The key at i as an Item of its own (resend, retry), its bytes still in `src`. */
+    item(i: number, src: Buffer): Item {
+        return {
+            src, keyAt: this.keyAt[i], keyLen: this.keyLen[i], payAt: this.payAt[i], payLen: this.payLen[i], bytes: this.bytes[i],
+            slot: this.slot[i], expireAt: this.expireAt[i], counts: this.counts[i], asking: this.asking[i], tries: this.tries[i],
+        };
+    }
+
+    reset(): void {
+        this.n = 0;
+        this.asks = 0;
+        this.counts.length = 0;
+        if (this.asking.length) this.asking = [];
+    }
+}
+
 /** Encoded RESTORE bytes besides the key and payload: "*6\r\n$7\r\nRESTORE\r\n$<n>\r\n...\r\n$6\r\nABSTTL\r\n$7\r\nREPLACE\r\n" and an ASKING. */
 const RESTORE_OVERHEAD = 160;
 
@@ -296,8 +379,8 @@ export class RestoreEngine {
         if (w) w.catch((e) => this.fail(e));
     }
 
-    done(item: Item): void {
-        this.budget.release(item.bytes);
+    done(bytes: number): void {
+        this.budget.release(bytes);
     }
 
     conflict(counts: ShardCounts, key: Buffer): void {
@@ -356,17 +439,18 @@ export class RestoreEngine {
 class Lane {
     private out: Buffer;
     private len = 0;
-    private items: Item[] = [];
+    private b: Batch;
     private inFlight = 0;
     private slots: (() => void)[] = [];
     private pendingFlush: Promise<void> | undefined;
-    private free: Buffer[] = [];
+    private free: { buf: Buffer; batch: Batch }[] = [];
     constructor(private engine: RestoreEngine, readonly node: NodeKey) {
         this.out = Buffer.allocUnsafe(engine.bufferBytes);
+        this.b = new Batch(engine.batch);
     }
 
     idle(): boolean {
-        return this.items.length === 0 && this.inFlight === 0;
+        return this.b.n === 0 && this.inFlight === 0;
     }
 
     /** Room for n more bytes (a value larger than the pooled size gets a buffer of its own). */
@@ -416,30 +500,31 @@ class Lane {
         const keyAt = this.head(false, key.length, expireAt);
         const payAt = this.mid(putBytes(this.out, keyAt, key, 0, key.length), expireAt, payLen);
         this.finish(writeDumpPayload(this.out, payAt, rdbType, value, rdbVersion), expireAt);
-        // src is set when the batch is sent (the buffer may still grow and move until then).
-        this.items.push({ src: this.out, keyAt, keyLen: key.length, payAt, payLen, bytes, slot, expireAt, counts, tries: 0 });
+        this.b.push(keyAt, key.length, payAt, payLen, bytes, slot, 0, expireAt, counts);
         return this.full();
     }
 
-    /** An item resent after MOVED/ASK/TRYAGAIN: its bytes copied from the batch that carried it. */
+    /** A key resent after MOVED/ASK/TRYAGAIN: its bytes copied from the batch that carried it. */
     addItem(it: Item): void | Promise<void> {
         const src = it.src;
         this.room(it.keyLen + it.payLen + RESTORE_OVERHEAD);
         const keyAt = this.head(it.asking !== undefined, it.keyLen, it.expireAt);
         const payAt = this.mid(putBytes(this.out, keyAt, src, it.keyAt, it.keyLen), it.expireAt, it.payLen);
         this.finish(putBytes(this.out, payAt, src, it.payAt, it.payLen), it.expireAt);
-        it.keyAt = keyAt;
-        it.payAt = payAt;
-        this.items.push(it);
+        const i = this.b.push(keyAt, it.keyLen, payAt, it.payLen, it.bytes, it.slot, it.tries, it.expireAt, it.counts);
+        if (it.asking !== undefined) {
+            this.b.asking[i] = it.asking;
+            this.b.asks++;
+        }
         return this.full();
     }
 
     private full(): void | Promise<void> {
-        if (this.items.length >= this.engine.batch || this.len >= this.engine.bufferBytes >> 1) return this.flush();
+        if (this.b.n >= this.engine.batch || this.len >= this.engine.bufferBytes >> 1) return this.flush();
     }
 
     async flushAll(): Promise<void> {
-        while (this.items.length) await this.flush();
+        while (this.b.n) await this.flush();
     }
 
     /** Sends the batch being built; waits first while maxInFlight batches await replies (more keys join it meanwhile). */
@@ -451,42 +536,45 @@ class Lane {
             });
             return this.pendingFlush;
         }
-        const items = this.items;
-        if (!items.length) return;
+        const batch = this.b;
+        if (!batch.n) return;
         const buf = this.out;
         const data = buf.subarray(0, this.len);
-        for (const it of items) it.src = data;
-        this.items = [];
-        this.out = this.free.pop() ?? Buffer.allocUnsafe(this.engine.bufferBytes);
+        const next = this.free.pop();
+        this.out = next?.buf ?? Buffer.allocUnsafe(this.engine.bufferBytes);
+        this.b = next?.batch ?? new Batch(this.engine.batch);
         this.len = 0;
         this.inFlight++;
-        this.exec(items, data).catch((e) => this.engine.fail(e)).finally(() => {
+        this.exec(batch, data).catch((e) => this.engine.fail(e)).finally(() => {
             // Every reply is in, so the socket is done with the bytes, and exec copied what outlives it.
-            if (buf.length === this.engine.bufferBytes && this.free.length <= this.engine.maxInFlight) this.free.push(buf);
+            if (buf.length === this.engine.bufferBytes && this.free.length <= this.engine.maxInFlight) {
+                batch.reset();
+                this.free.push({ buf, batch });
+            }
             this.inFlight--;
             this.slots.shift()?.();
         });
     }
 
-    private async exec(items: Item[], data: Buffer): Promise<void> {
-        let count = items.length;
-        for (const it of items) if (it.asking) count++;
+    private async exec(b: Batch, data: Buffer): Promise<void> {
         let res: (Error | null)[];
         try {
-            res = await (await this.engine.pipe(this.node)).sendEncoded(data, count);
+            res = await (await this.engine.pipe(this.node)).sendEncoded(data, b.n + b.asks);
         } catch (e) {
             throw new StepError({ op: "restore", step: "restore-keys", node: this.node, cause: e, state: "keys sent before this batch are restored", resume: "run `restore` again with --replace" });
         }
-        let i = 0;
-        for (const it of items) {
-            if (it.asking) i++;
-            const err = res[i++];
+        let r = 0;
+        let released = 0;
+        const asks = b.asks > 0;
+        for (let i = 0; i < b.n; i++) {
+            if (asks && b.asking[i] !== undefined) r++;
+            const err = res[r++];
             if (!err) {
-                it.counts.restored++;
-                it.asking = undefined;
-                this.engine.done(it);
+                b.counts[i].restored++;
+                released += b.bytes[i];
                 continue;
             }
+            const it = b.item(i, data);
             const wasAsking = it.asking;
             it.asking = undefined;
             const msg = err.message;
@@ -505,21 +593,23 @@ class Lane {
                 setTimeout(() => this.engine.resend(it), 50);
             } else if (/^BUSYKEY/.test(msg)) {
                 this.engine.conflict(it.counts, keyOf(it));
-                this.engine.done(it);
+                released += it.bytes;
             } else if (/Bad data format|payload version or checksum/i.test(msg)) {
                 // The target cannot load this encoding (an older engine): rebuild the value element by element.
                 // Copies: the batch buffer goes back to the pool when this batch is done.
                 const { rdbType, value } = parseDumpPayload(Buffer.from(payloadOf(it)));
                 const key = Buffer.from(keyOf(it));
-                this.engine.done(it);
+                this.engine.done(it.bytes);
                 await this.engine.elementWise(key, it.slot, decodeValue(rdbType, value), it.expireAt || null, it.counts);
             } else {
+                this.engine.done(released);
                 throw new StepError({
                     op: "restore", step: "restore-keys", node: wasAsking ?? this.node, cause: `RESTORE ${keyOf(it).toString("utf8").slice(0, 80)}: ${msg}`,
                     state: "keys sent before are restored", resume: "fix the cause, then run `restore` again with --replace",
                 });
             }
         }
+        this.engine.done(released);
     }
 }
 

@@ -15,8 +15,8 @@
  *
  * Speed (issue #11: 1,000,000 keys in seconds): a key's DUMP payload is the RDB value bytes as
  * read, framed with the type byte, RDB version and CRC-64; it is written, with the RESTORE
- * command around it, straight into the owner's batch buffer (no per-key Buffer, string or
- * promise), and the reader hands out a buffer's worth of records per await.
+ * command around it, straight into the owner's pooled batch buffer (no per-key Buffer, string,
+ * promise or object), and the reader hands out up to 256 records per await.
  */
 import { createHash } from "node:crypto";
 import { Transform } from "node:stream";

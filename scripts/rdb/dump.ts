@@ -12,9 +12,6 @@ export function dumpPayload(rdbType: number, value: Buffer, rdbVersion: number):
     return out;
 }
 
-/** Bytes of the DUMP payload of a serialized value of `valueBytes` bytes. */
-export const dumpPayloadBytes = (valueBytes: number): number => valueBytes + 11;
-
 /**
  * Writes the DUMP payload into out[at, at + value.length + 11): the RDB value bytes as read, framed
  * (type byte before; version and CRC-64 after), nothing re-encoded. Returns the end offset.

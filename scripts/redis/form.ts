@@ -19,7 +19,7 @@
  * only the missing steps.
  */
 import { Topology } from "../../components/topology";
-import { RefusedError, StepError } from "../errors";
+import { interruption, RefusedError, StepError } from "../errors";
 import { Output } from "../output";
 import { assessLive, describePlan, FormSteps, LiveState, NodeProbe, planSteps, slotCommands } from "../plan/formation";
 import { keyOf, planTopology, PlanError, TopologyPlan } from "../plan/topology";
@@ -144,7 +144,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
     for (const line of describePlan(plan, steps, new Map(probes.map((p) => [p.key, p.myself?.slots ?? []])))) out.info(line);
 
     const checkAbort = (step: string, state: string) => {
-        if (opts.signal?.aborted) throw new StepError({ op: "create", step, state, resume, cause: "interrupted" });
+        if (opts.signal?.aborted) throw interruption(opts.signal, { op: "create", during: `step "${step}"`, state, resume });
     };
     const versions = new Map(live.usable.map((p) => [p.key, p.version]));
 

@@ -48,7 +48,7 @@ import Redis from "ioredis";
 import { startProxy } from "./proxy";
 import { parseClusterNodes, slotOwners } from "../scripts/redis/clusterNodes";
 import { freePortPair, waitForPing } from "../test/helpers/redisServers";
-import { args, opt } from "./args";
+import { args, opt, oursArgv } from "./args";
 
 const ROOT = resolve(__dirname, "..");
 const KEYS = Number(opt("keys", "1000000"));
@@ -65,12 +65,6 @@ const NODE_TIMEOUT = opt("cluster-node-timeout", "5000");
 const SKIP_CLI = args.includes("--skip-redis-cli");
 const SCALE_OUT = args.includes("--scale-out");
 const ENTRY = opt("entry", "bin");
-/** Our tool's command line up to the command name. */
-export function oursArgv(entry: string, root: string): string[] {
-    if (entry === "bin") return [join(root, "scripts/bin/redis-cluster.js")];
-    if (entry === "tsx") return ["--import", "tsx", join(root, "scripts/cli.ts")];
-    throw new Error(`--entry ${entry}: use bin or tsx`);
-}
 
 interface Node {
     /** Announced (what CLUSTER NODES shows, what the tools use). */
@@ -349,7 +343,7 @@ async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<
             clusterName: `bench-${name}`, port: Number(B[0].announced.split(":")[1]), tls: false,
             nodes: B.map((n, i) => ({ name: `bench-s${i}-r0`, shard: i, az: "local-a", host: n.announced.split(":")[0], port: Number(n.announced.split(":")[1]) })),
         }));
-        const ours = [process.execPath, ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), ...oursArgv(ENTRY, ROOT)];
+        const ours = [process.execPath, ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), ...oursArgv(ROOT, ENTRY)];
         rows.push(await timed(name, "ours", B, dir, [[...ours, SCALE_OUT ? "scale" : "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH, ...OURS_EXTRA]]));
         (rows as (Row & { rtt?: number })[]).forEach((r) => ((r as { rtt?: number }).rtt = measured));
         return rows;

@@ -432,10 +432,10 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
             if (work.ranges?.length) out.event("step", { step: "assign-slots", node: key, slots: formatRanges(work.ranges) }, `${work.name}: slots ${formatRanges(work.ranges)}`);
         }));
 
-        // 3: meet, all in parallel. A replica to attach meets only its master now and the
-        // anchor right after CLUSTER REPLICATE: the rest of the cluster then first hears of
-        // it as a replica, instead of as a master whose new role spreads only with the
-        // periodic pings (up to cluster-node-timeout/2 later).
+        // 3: meet, all in parallel. A replica to attach meets only its master now, is attached
+        // once the masters serve (3b), and meets the anchor right after CLUSTER REPLICATE: the rest of the
+        // cluster then first hears of it as a replica, instead of as a master whose new role
+        // spreads only with the periodic pings (up to cluster-node-timeout/2 later).
         checkAbort("meet", "slots assigned, nodes not joined");
         const meet = async (m: FormSteps["meets"][number]) => {
             try {
@@ -448,6 +448,34 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
         const later = steps.meets.filter((m) => attaching.has(m.key) && attaching.get(m.key) !== keyOf(m.to));
         await Promise.all(steps.meets.filter((m) => !later.includes(m)).map(meet));
         if (steps.meets.length) out.event("step", { step: "meet", count: steps.meets.length, anchor: steps.anchor && keyOf(steps.anchor) }, `joining: ${steps.meets.length} MEET(s) (anchor ${steps.anchor?.name}; replicas after they attach)`);
+
+        // 3b: the shortened masters serve before any replica is attached: with no replica
+        // there is nobody to fail over, whatever a 500 ms timeout flags under a stall (60
+        // nodes on 2 loaded cores flagged masters FAIL). Each gets its timeout back as it serves.
+        const introduced = new Map<string, number>();
+        const byKey = new Map(topology.nodes.map((n) => [keyOf(n), n]));
+        const introduce = async (view: ClusterView, keys: NodeKey[]) => {
+            await Promise.all(introductions(view, keys, introduced).map(async ({ from, to }) => {
+                const n = byKey.get(to)!;
+                await pool.call(from, "CLUSTER", "MEET", n.host, n.port).catch(() => undefined); // the next poll sees it, or tries again
+            }));
+        };
+        if (timeouts.pending.length) {
+            checkAbort("wait-masters", "slots assigned, masters joining, replicas not attached");
+            const masterKeys = plan.shards.map((s) => keyOf(s.master)).filter((k) => usableKeys.includes(k));
+            try {
+                await waitUntil(async () => {
+                    const view = await ClusterView.read(pool, masterKeys);
+                    await timeouts.restoreServing(view);
+                    if (!timeouts.pending.length) return true;
+                    await introduce(view, masterKeys);
+                    return undefined;
+                }, { timeoutMs: opts.timeoutMs, signal: opts.signal, maxIntervalMs: 50, what: `the joining master(s) ${timeouts.pending.join(", ")} to serve` });
+            } catch (e) {
+                if (e instanceof StepError) throw e;
+                throw new StepError({ op: "create", step: "wait-masters", cause: e, state: "slots assigned, masters joining, replicas not attached", resume });
+            }
+        }
 
         // 4: replicas, each as soon as it knows its master. Empty masters start the first
         // sync without the diskless-sync delay (default 5 s on 7.x), restored afterwards.
@@ -473,20 +501,15 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
                 await Promise.all(later.filter((m) => m.key === r.key).map(meet));
             }));
 
-            // 5: converge. Each poll gives a joining master its timeout back once it serves, and
-            // introduces nodes that do not know each other yet (CLUSTER MEET) instead of waiting
-            // for gossip, which took up to 2.5 s to reach every replica of 6 nodes (measured).
-            const introduced = new Map<string, number>();
-            const byKey = new Map(topology.nodes.map((n) => [keyOf(n), n]));
+            // 5: converge. Each poll introduces nodes that do not know each other yet (CLUSTER
+            // MEET) instead of waiting for gossip, which took up to 2.5 s to reach every replica
+            // of 6 nodes (measured).
             try {
                 await waitFormed(pool, expect, {
                     timeoutMs: opts.timeoutMs, signal: opts.signal, maxIntervalMs: 50,
                     onPoll: async (view) => {
                         await timeouts.restoreServing(view);
-                        await Promise.all(introductions(view, usableKeys, introduced).map(async ({ from, to }) => {
-                            const n = byKey.get(to)!;
-                            await pool.call(from, "CLUSTER", "MEET", n.host, n.port).catch(() => undefined); // the next poll sees it, or tries again
-                        }));
+                        await introduce(view, usableKeys);
                     },
                 });
             } catch (e) {
@@ -502,26 +525,33 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
 /**
  * The MEETs that would introduce members that do not know each other yet: `from`
  * does not know `to`'s id and has no handshake under way with its address. A pair
- * is sent again only after 300 ms (a handshake takes one round trip). Records what
- * it returns in `sent`. Pure but for `sent`.
+ * is sent again only after 300 ms (a handshake takes one round trip), and a node
+ * starts at most `perNode` handshakes per poll: each handshake also carries gossip
+ * about a tenth of the nodes, and 60 nodes meeting all 59 others at once (3,540
+ * handshakes) loaded 2 cores more than gossip needed. Records what it returns in
+ * `sent`. Pure but for `sent`.
  */
-export function introductions(view: ClusterView, keys: NodeKey[], sent: Map<string, number>, now = Date.now()): { from: NodeKey; to: NodeKey }[] {
+export function introductions(view: ClusterView, keys: NodeKey[], sent: Map<string, number>, now = Date.now(), perNode = 3): { from: NodeKey; to: NodeKey }[] {
     const idOf = new Map<NodeKey, string>();
     for (const k of keys) {
         const id = view.views.get(k)?.myself?.id;
         if (id) idOf.set(k, id);
     }
     const out: { from: NodeKey; to: NodeKey }[] = [];
-    for (const from of idOf.keys()) {
+    const known = [...idOf];
+    known.forEach(([from], i) => {
         const v = view.views.get(from)!;
-        for (const [to, id] of idOf) {
+        let started = 0;
+        // Each node starts with the nodes after it in the list, so the handshakes of one poll spread out.
+        for (const [to, id] of [...known.slice(i + 1), ...known.slice(0, i)]) {
             if (to === from || v.nodes.some((n) => n.id === id || (n.key === to && n.flags.includes("handshake")))) continue;
             const pair = `${from}>${to}`;
             if (now - (sent.get(pair) ?? 0) < 300) continue;
             sent.set(pair, now);
             out.push({ from, to });
+            if (++started >= perNode) break;
         }
-    }
+    });
     return out;
 }
 

@@ -42,6 +42,14 @@ import { NodeKey, NodePool } from "./pool";
 /** The value a joining master runs with: the smallest that still gives the minimum rejoin delay (500 ms). */
 export const JOIN_NODE_TIMEOUT_MS = 500;
 
+/**
+ * The longest a node keeps the join value: a master that does not serve by then
+ * gets its configured value back and joins with its own rejoin delay. Bounds how
+ * long a stall can be judged by 500 ms: on 2 loaded cores, 30 masters stalled
+ * together flagged each other FAIL, and kept doing it while they did not serve.
+ */
+export const JOIN_WINDOW_MS = 3000;
+
 /** CONFIG GET cluster-node-timeout, ms; undefined when the node refuses CONFIG (renamed, ACL) or is unreachable. */
 export async function readNodeTimeout(pool: NodePool, key: NodeKey): Promise<number | undefined> {
     try {
@@ -75,6 +83,8 @@ interface Lowered {
     name: string;
     /** The value to put back. */
     configured: number;
+    /** When it was shortened (Date.now()). */
+    since: number;
 }
 
 /**
@@ -108,7 +118,7 @@ export class JoinTimeouts {
             if (n.current < JOIN_NODE_TIMEOUT_MS) return; // configured shorter still: nothing to gain
             try {
                 await this.pool.call(n.key, "CONFIG", "SET", "cluster-node-timeout", String(JOIN_NODE_TIMEOUT_MS));
-                this.lowered.set(n.key, { name: n.name, configured: n.current });
+                this.lowered.set(n.key, { name: n.name, configured: n.current, since: Date.now() });
                 now.push(n.key);
             } catch (e) {
                 this.out.warn(`${n.name} (${n.key}): CONFIG SET cluster-node-timeout refused (${(e as Error).message}); it joins with its own rejoin delay (up to 5 s)`);
@@ -122,14 +132,19 @@ export class JoinTimeouts {
 
     /** Takes over a node an interrupted run left at the join value: `configured` goes back on restore. */
     adopt(key: NodeKey, name: string, configured: number): void {
-        this.lowered.set(key, { name, configured });
+        this.lowered.set(key, { name, configured, since: Date.now() });
         this.out.warn(`${name} (${key}) runs cluster-node-timeout ${JOIN_NODE_TIMEOUT_MS} ms, left by an interrupted join; it gets ${configured} ms back`);
     }
 
-    /** Restores the nodes that report cluster_state:ok in `view`. Throws StepError when a restore does not hold. */
-    async restoreServing(view: ClusterView): Promise<void> {
+    /**
+     * Restores the nodes that report cluster_state:ok in `view`, and those shortened
+     * longer than JOIN_WINDOW_MS ago. Throws StepError when a restore does not hold.
+     */
+    async restoreServing(view: ClusterView, now = Date.now()): Promise<void> {
         const serving = this.pending.filter((k) => view.views.get(k)?.info.cluster_state === "ok");
-        const problems = await this.restore(serving);
+        const late = this.pending.filter((k) => !serving.includes(k) && now - this.lowered.get(k)!.since > JOIN_WINDOW_MS);
+        for (const k of late) this.out.warn(`${this.lowered.get(k)!.name} (${k}) does not serve ${JOIN_WINDOW_MS} ms into its join: its cluster-node-timeout goes back now, and it joins with its own rejoin delay`);
+        const problems = await this.restore([...serving, ...late]);
         if (problems.length) throw this.error(problems);
     }
 

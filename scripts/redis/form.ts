@@ -436,8 +436,8 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
             if (work.ranges?.length) out.event("step", { step: "assign-slots", node: key, slots: formatRanges(work.ranges) }, `${work.name}: slots ${formatRanges(work.ranges)}`);
         }));
 
-        // 3: meet, all in parallel. A replica to attach meets only its master now, is attached
-        // once the masters serve (3b), and meets the anchor right after CLUSTER REPLICATE: the rest of the
+        // 3: meet, all in parallel. A replica to attach meets only its master, once the
+        // masters serve (3b), and the anchor right after CLUSTER REPLICATE: the rest of the
         // cluster then first hears of it as a replica, instead of as a master whose new role
         // spreads only with the periodic pings (up to cluster-node-timeout/2 later).
         checkAbort("meet", "slots assigned, nodes not joined");
@@ -450,7 +450,10 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
         };
         const attaching = new Map(steps.replicate.map((r) => [r.key, keyOf(r.master)]));
         const later = steps.meets.filter((m) => attaching.has(m.key) && attaching.get(m.key) !== keyOf(m.to));
-        await Promise.all(steps.meets.filter((m) => !later.includes(m)).map(meet));
+        // Met before the masters serve, a replica would be gossiped as a master for that time,
+        // and its role would reach the others only with the pings after REPLICATE.
+        const ownMaster = timeouts.pending.length ? steps.meets.filter((m) => attaching.has(m.key) && !later.includes(m)) : [];
+        await Promise.all(steps.meets.filter((m) => !later.includes(m) && !ownMaster.includes(m)).map(meet));
         if (steps.meets.length) out.event("step", { step: "meet", count: steps.meets.length, anchor: steps.anchor && keyOf(steps.anchor) }, `joining: ${steps.meets.length} MEET(s) (anchor ${steps.anchor?.name}; replicas after they attach)`);
 
         // 3b: the shortened masters serve before any replica is attached: with no replica
@@ -484,6 +487,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
         // 4: replicas, each as soon as it knows its master. Empty masters start the first
         // sync without the diskless-sync delay (default 5 s on 7.x), restored afterwards.
         checkAbort("replicate", "slots assigned, nodes joining, replicas not attached");
+        await Promise.all(ownMaster.map(meet));
         const restore = await shortenSyncDelay(pool, steps, live);
         try {
             await Promise.all(steps.replicate.map(async (r) => {

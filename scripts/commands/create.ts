@@ -4,15 +4,15 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { validateDesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
-import { clusterOutputsOf, openPool, resolveTarget, Target, automationOutputs } from "../inventory";
+import { automationOutputs, clusterOutputsOf, openPool, resolveTarget, Target } from "../inventory";
 import { formCluster, FormResult } from "../redis/form";
 import { NodePool } from "../redis/pool";
 import { ClusterView } from "../redis/clusterView";
 import { fixOpenSlots } from "../redis/openSlots";
 import { acquireLease } from "../redis/lease";
-import { leaseMode } from "../redis/members";
+import { leaseMode } from "./session";
 import { keyOf } from "../plan/topology";
 import { Topology } from "../../components/topology";
 

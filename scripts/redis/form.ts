@@ -293,18 +293,46 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
                 if (e instanceof StepError) throw e;
                 throw new StepError({ op: "create", step: "wait-formed", cause: e, state: "every step was sent; the cluster has not converged yet", resume: `${resume} (or look at it with the status command)` });
             }
-            // A MEET sent by the last polls may still be a handshake entry for a moment (the
-            // PONG deletes it): let it go, so nobody reads a half-met node right after us.
-            if (introduced.size) {
-                await waitUntil(async () => {
-                    const v = await ClusterView.read(pool, usableKeys);
-                    return v.reachable().every((x) => !x.nodes.some((n) => n.flags.includes("handshake")));
-                }, { timeoutMs: 2000, signal: opts.signal, maxIntervalMs: 50, what: "handshakes of the last MEETs to finish" }).catch(() => undefined); // best effort: Redis drops a stale handshake by itself
-            }
+            // Formed, but a node may still list a replica as a master (REPLICATE reaches the
+            // others with its next pings, up to cluster-node-timeout/2 later) or a handshake
+            // entry of a last MEET: a MEET from the replica carries its role in the header, so
+            // each node that lags is told directly; then nobody reads a stale role right after us.
+            await waitUntil(async () => {
+                const v = await ClusterView.read(pool, usableKeys);
+                const lag = roleLag(v, usableKeys, introduced);
+                if (!lag.length && v.reachable().every((x) => !x.nodes.some((n) => n.flags.includes("handshake")))) return true;
+                await Promise.all(lag.map(async ({ from, to }) => {
+                    const n = byKey.get(to)!;
+                    await pool.call(from, "CLUSTER", "MEET", n.host, n.port).catch(() => undefined);
+                }));
+                return undefined;
+            }, { timeoutMs: 5000, signal: opts.signal, maxIntervalMs: 50, what: "every node to see each replica's role" }).catch(() => undefined); // best effort: the pings get there by themselves
         } finally {
             await restore();
         }
     }
+}
+
+/**
+ * MEETs from a replica to each node whose view of it is stale (it still lists it as a
+ * master, or under another master): `from` is the replica, `to` the lagging node.
+ * Rate-limited per pair like `introductions`. Pure but for `sent`.
+ */
+export function roleLag(view: ClusterView, keys: NodeKey[], sent: Map<string, number>, now = Date.now()): { from: NodeKey; to: NodeKey }[] {
+    const out: { from: NodeKey; to: NodeKey }[] = [];
+    for (const from of keys) {
+        const me = view.views.get(from)?.myself;
+        if (!me || me.role !== "replica" || !me.masterId) continue;
+        for (const to of keys) {
+            const seen = to === from ? undefined : view.views.get(to)?.nodes.find((n) => n.id === me.id);
+            if (!seen || (seen.role === "replica" && seen.masterId === me.masterId)) continue;
+            const pair = `${from}>${to}`;
+            if (now - (sent.get(pair) ?? 0) < 300) continue;
+            sent.set(pair, now);
+            out.push({ from, to });
+        }
+    }
+    return out;
 }
 
 /**

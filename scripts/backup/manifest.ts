@@ -8,6 +8,7 @@
  *   <root>/<clusterName>/<backupId>/backup.json      written last (last shard to finish, or the tool): the backup is complete
  *   <root>/<clusterName>/<backupId>/verified.json    written by `backup verify` on success
  */
+import { UsageError } from "../errors";
 
 export const MANIFEST_VERSION = 1;
 export const BACKUP_MANIFEST = "backup.json";
@@ -281,10 +282,10 @@ export function parseBackupRoot(spec: string): BackupRoot {
     const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(spec);
     if (spec.startsWith("s3://")) {
         if (!m || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(m[1])) {
-            throw new Error(`"${spec}" is not an S3 location: expected s3://bucket/prefix with a valid bucket name`);
+            throw new UsageError(`"${spec}" is not an S3 location: expected s3://bucket/prefix with a valid bucket name`);
         }
         return { kind: "s3", bucket: m[1], prefix: m[2].replace(/\/+$/, "") };
     }
-    if (spec === "") throw new Error("a backup location is required: a directory or s3://bucket/prefix");
+    if (spec === "") throw new UsageError("a backup location is required: a directory or s3://bucket/prefix");
     return { kind: "dir", path: spec };
 }

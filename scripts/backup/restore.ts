@@ -15,7 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import { Transform } from "node:stream";
-import { RefusedError, StepError } from "../errors";
+import { interruption, RefusedError, StepError } from "../errors";
 import { Output, fmtBytes, fmtDuration } from "../output";
 import { dumpPayload, parseDumpPayload, readRdb, rebuildCommands, retargetPayload, decodeValue, RdbFormatError, RdbUnsupportedError, RDB_TYPE_MIN_VERSION } from "../rdb";
 import type { Command } from "../rdb";
@@ -143,7 +143,7 @@ export class RestoreEngine {
 
     check(): void {
         if (this.failure) throw this.failure;
-        if (this.opts.signal?.aborted) throw new StepError({ op: "restore", step: "interrupted", resume: "run `restore` again with --replace: every key is sent again" });
+        if (this.opts.signal?.aborted) throw interruption(this.opts.signal, { op: "restore", during: "the restore", state: "some keys restored, others not yet", resume: "run `restore` again with --replace: every key is sent again" });
     }
 
     private lane(key: NodeKey): Lane {

@@ -6,7 +6,8 @@
  */
 import { parseEngineVersion } from "../../components/bootstrap/template";
 import { Topology, TopologyNode } from "../../components/topology";
-import { ClusterNodeInfo, formatRanges, fromRanges, SLOT_COUNT, SlotRange, toRanges } from "../redis/clusterNodes";
+import { ClusterNodeInfo } from "./clusterNodes";
+import { formatRanges, fromRanges, SLOT_COUNT, SlotRange, toRanges } from "./slots";
 import { keyOf, TopologyPlan } from "./topology";
 
 type NodeKey = string;

@@ -19,7 +19,7 @@
  * only the missing steps.
  */
 import { Topology } from "../../components/topology";
-import { RefusedError, StepError } from "../errors";
+import { InterruptedError, interruption, RefusedError, StepError } from "../errors";
 import { Output } from "../output";
 import { assessLive, describePlan, FormSteps, LiveState, NodeProbe, planSteps, slotCommands } from "../plan/formation";
 import { keyOf, planTopology, PlanError, TopologyPlan } from "../plan/topology";
@@ -154,7 +154,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
     for (const line of describePlan(plan, steps, new Map(probes.map((p) => [p.key, p.myself?.slots ?? []])))) out.info(line);
 
     const checkAbort = (step: string, state: string) => {
-        if (opts.signal?.aborted) throw new StepError({ op: "create", step, state, resume, cause: "interrupted" });
+        if (opts.signal?.aborted) throw interruption(opts.signal, { op: "create", during: `step "${step}"`, state, resume });
     };
     const versions = new Map(live.usable.map((p) => [p.key, p.version]));
 
@@ -248,7 +248,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
                     return undefined;
                 }, { timeoutMs: opts.timeoutMs, signal: opts.signal, maxIntervalMs: 50, what: `the joining master(s) ${timeouts.pending.join(", ")} to serve` });
             } catch (e) {
-                if (e instanceof StepError) throw e;
+                if (e instanceof StepError || e instanceof InterruptedError) throw e;
                 throw new StepError({ op: "create", step: "wait-masters", cause: e, state: "slots assigned, masters joining, replicas not attached", resume });
             }
         }
@@ -290,7 +290,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
                     },
                 });
             } catch (e) {
-                if (e instanceof StepError) throw e;
+                if (e instanceof StepError || e instanceof InterruptedError) throw e;
                 throw new StepError({ op: "create", step: "wait-formed", cause: e, state: "every step was sent; the cluster has not converged yet", resume: `${resume} (or look at it with the status command)` });
             }
             // Formed, but a node may still list a replica as a master (REPLICATE reaches the

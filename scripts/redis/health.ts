@@ -10,8 +10,8 @@
  * replica follows. Both reach every node with the periodic cluster-bus pings
  * (within about cluster-node-timeout/2) and neither affects routing or writes.
  * (`status` does list nodes that disagree on a replica's master as a problem; right
- * after create it found none in 8 of 8 runs of a 6-node formation, because replicas
- * meet the rest of the cluster only after CLUSTER REPLICATE, see form.ts step 3.)
+ * after create there are none to find, because replicas meet the rest of the cluster
+ * only after CLUSTER REPLICATE, see form.ts step 3 and docs/cluster-tool.md.)
  */
 import { ClusterView, parseInfo, waitUntil } from "./clusterView";
 import { slotOwners, SLOT_COUNT } from "./clusterNodes";

@@ -28,6 +28,8 @@ import { keyOf, planTopology, PlanError } from "../plan/topology";
 import { ClusterNodeInfo } from "../redis/clusterNodes";
 import { ClusterView, waitUntil } from "../redis/clusterView";
 import { formCluster } from "../redis/form";
+import { restoreLeftoverTimeouts } from "../redis/joinTimeout";
+import { configuredNodeTimeoutMs } from "./create";
 import { keyOfNode, readCluster } from "../redis/members";
 import type { Lease } from "../redis/lease";
 import { openSession } from "./session";
@@ -187,8 +189,15 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
 
         // --- join
         if (joining.length) {
-            await formCluster(pool, topology, { timeoutMs: opts.timeout ?? 120000, signal: ctx.signal, out: joinOutput(ctx.out), resumeHint: "rerun `scale`: it joins what is missing, then moves the slots" });
+            await formCluster(pool, topology, {
+                timeoutMs: opts.timeout ?? 120000, signal: ctx.signal, out: joinOutput(ctx.out), resumeHint: "rerun `scale`: it joins what is missing, then moves the slots",
+                configuredNodeTimeoutMs: configuredNodeTimeoutMs(target),
+            });
             view = await readCluster(pool, topology);
+        } else {
+            // A join killed before its nodes got their cluster-node-timeout back (joinTimeout.ts):
+            // restored before any slot moves, so no node judges a busy MIGRATE source by 500 ms.
+            await restoreLeftoverTimeouts(pool, topology.nodes.map((n) => ({ key: keyOfNode(n), name: n.name })), { configured: configuredNodeTimeoutMs(target), out: ctx.out, op: "scale" });
         }
 
         // --- move slots (rebalance onto new masters, drain leaving ones)

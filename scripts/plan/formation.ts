@@ -29,6 +29,8 @@ export interface NodeProbe {
     info: Record<string, string>;
     /** INFO replication. */
     replication: Record<string, string>;
+    /** CONFIG GET cluster-node-timeout (undefined when CONFIG is refused). */
+    nodeTimeoutMs?: number;
 }
 
 /** CLUSTER ADDSLOTSRANGE and CLUSTER SHARDS exist from Redis 7.0 (Valkey reports redis_version 7.2.x). */

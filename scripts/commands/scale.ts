@@ -28,6 +28,8 @@ import { planTopology, PlanError } from "../plan/topology";
 import { ClusterNodeInfo } from "../plan/clusterNodes";
 import { readView, waitUntil } from "../redis/clusterView";
 import { formCluster } from "../redis/form";
+import { restoreLeftoverTimeouts } from "../redis/joinTimeout";
+import { configuredNodeTimeoutMs } from "./create";
 import { readCluster } from "../redis/members";
 import type { Lease } from "../redis/lease";
 import { openSession } from "./session";
@@ -177,8 +179,15 @@ export async function run(opts: ScaleOptions, ctx: CommandContext, held: { lease
 
         // --- join
         if (joining.length) {
-            await formCluster(pool, topology, { timeoutMs: opts.timeout ?? 120000, signal: ctx.signal, out: joinOutput(ctx.out), resumeHint: "rerun `scale`: it joins what is missing, then moves the slots" });
+            await formCluster(pool, topology, {
+                timeoutMs: opts.timeout ?? 120000, signal: ctx.signal, out: joinOutput(ctx.out), resumeHint: "rerun `scale`: it joins what is missing, then moves the slots",
+                configuredNodeTimeoutMs: configuredNodeTimeoutMs(target),
+            });
             view = await readCluster(pool, topology);
+        } else {
+            // A join killed before its nodes got their cluster-node-timeout back (joinTimeout.ts):
+            // restored before any slot moves, so no node judges a busy MIGRATE source by 500 ms.
+            await restoreLeftoverTimeouts(pool, topology.nodes.map((n) => ({ key: nodeKey(n), name: n.name })), { configured: configuredNodeTimeoutMs(target), out: ctx.out, op: "scale" });
         }
 
         // --- move slots (rebalance onto new masters, drain leaving ones)

@@ -32,6 +32,8 @@ export interface NodeSample {
     engine?: EngineInfo;
     /** DBSIZE, when asked for. */
     dbsize?: number;
+    /** CONFIG GET of the directives asked for (those the node answered). */
+    config?: Record<string, string>;
     /** For a replica: INFO replication of its master (offsets, its replicas' lag), from the master's own sample or read for it. */
     masterReplication?: Record<string, string>;
     /** ms since the epoch when the node answered. */

@@ -18,6 +18,8 @@ import { isAuthError, NodeKey, nodeKey } from "./node";
  */
 export interface NodeProbe extends NodeSample {
     node: TopologyNode;
+    /** CONFIG GET cluster-node-timeout (undefined when CONFIG is refused). */
+    nodeTimeoutMs?: number;
 }
 
 /** CLUSTER ADDSLOTSRANGE and CLUSTER SHARDS exist from Redis 7.0 (Valkey reports redis_version 7.2.x). */

@@ -20,6 +20,8 @@ export interface ReadNodesOptions {
     info?: string[];
     /** Read DBSIZE too. */
     dbsize?: boolean;
+    /** Directives to read with CONFIG GET into `config`; one the node refuses (ACL, renamed CONFIG) is left out. */
+    config?: string[];
     /**
      * A node running with cluster-enabled no is reachable with `clusterEnabled: false`
      * (create says so) instead of unreachable.
@@ -39,7 +41,15 @@ export async function readNodes(pool: NodePool, keys: NodeKey[], opts: ReadNodes
                 else p.call("INFO", s);
             }
             if (opts.dbsize) p.call("DBSIZE");
-            const res = (await p.exec())!;
+            const directives = opts.config ?? [];
+            for (const d of directives) p.call("CONFIG", "GET", d);
+            const all = (await p.exec())!;
+            const config: Record<string, string> = {};
+            all.slice(all.length - directives.length).forEach(([err, reply]) => {
+                const r = reply as string[] | undefined;
+                if (!err && r && r.length >= 2) config[String(r[0])] = String(r[1]);
+            });
+            const res = all.slice(0, all.length - directives.length);
             const at = Date.now();
             const [[nodesErr, nodesText], [clusterInfoErr, clusterInfoText]] = res;
             const rest = res.slice(2).map(([err, v]) => {
@@ -50,7 +60,7 @@ export async function readNodes(pool: NodePool, keys: NodeKey[], opts: ReadNodes
             for (let i = 0; i < sections.length; i++) Object.assign(info, parseInfo(String(rest[i])));
             const errorstatsAt = sections.indexOf("errorstats");
             const common = {
-                key, reachable: true, info, at,
+                key, reachable: true, info, at, config,
                 hasErrorstats: errorstatsAt >= 0 ? /^# Errorstats/m.test(String(rest[errorstatsAt])) : undefined,
                 version: info.redis_version,
                 engine: info.redis_version !== undefined ? engineOf(info) : undefined,

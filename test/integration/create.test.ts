@@ -156,9 +156,11 @@ test("create resumes a run cut off half-way (slots on some masters, some MEETs) 
     await assert.rejects(formCluster(p, t2, { timeoutMs: 20000, out, signal: ac.signal, resumeHint: "run create again" }), (e: unknown) => {
         assert.ok(e instanceof InterruptedError);
         assert.equal(exitCodeFor(e), 130);
-        assert.match(e.message, /^create: stopped during step "replicate": interrupted \(Ctrl-C\)\n {2}left behind: slots assigned, nodes joining, replicas not attached\n {2}to continue: run create again$/);
+        assert.match(e.message, /^create: stopped during step "wait-masters": interrupted \(Ctrl-C\)\n {2}left behind: slots assigned, masters joining, replicas not attached\n {2}to continue: run create again$/);
         return true;
     });
+    // The masters' join timeout (500 ms) was put back on the way out.
+    for (const n of t2.nodes) assert.deepEqual(await p.call(`${n.host}:${n.port}`, "CONFIG", "GET", "cluster-node-timeout"), ["cluster-node-timeout", String(NODE_TIMEOUT)]);
     const resumed = await formCluster(p, t2, opts());
     assert.equal(resumed.alreadyFormed, false);
     assert.equal(resumed.steps.slots.length, 0, "slots were already assigned");

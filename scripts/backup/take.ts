@@ -16,7 +16,7 @@ import { Transform } from "node:stream";
 import { Topology } from "../../components/topology";
 import { StepError, UsageError } from "../errors";
 import { Output, fmtBytes, fmtDuration } from "../output";
-import { chooseBackupNode } from "../plan/backup";
+import { backupCandidates } from "../plan/backup";
 import { readRdb } from "../rdb";
 import { SlotRange } from "../redis/clusterNodes";
 import { ClusterView, parseInfo, waitUntil } from "../redis/clusterView";
@@ -130,7 +130,8 @@ export async function takeBackup(pool: NodePool, view: ClusterView, topology: To
 
     async function backUpShard(s: ShardSource, step: (name: string, cause: unknown, node: string) => never): Promise<ShardManifest> {
         const masterRepl = String(await pool.call(s.masterKey, "INFO", "replication"));
-        const choice = chooseBackupNode(s.masterKey, masterRepl, opts.maxLagSec ?? 10);
+        const replicas = [...view.knownNodes().values()].filter((n) => n.role === "replica" && n.masterId === s.masterId && !n.failing).map((n) => ({ key: `${n.host}:${n.port}`, id: n.id }));
+        const choice = backupCandidates({ masterKey: s.masterKey, masterId: s.masterId, replicas, infoReplication: masterRepl, maxLagSec: opts.maxLagSec })[0];
         const node = choice.key;
         if (choice.role === "replica") {
             // "In sync" allows seconds of lag: catch up with what the master had when the backup started.

@@ -3,7 +3,7 @@
  * without comments) against a harness server, with s3rver and Debian's aws CLI, the
  * way redis-cluster-backup@<id>.service runs it on a node.
  */
-import { spawn } from "node:child_process";
+import { ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,20 +30,38 @@ export interface NodeRun {
     log: string;
 }
 
+/**
+ * Claim timing for tests: seconds, not the node defaults (60 s deadline, 120 s lease, 5 s
+ * settle). Each aws CLI call takes 1.5 to 3 s here when six run at once on 2 loaded cores,
+ * and a node makes about five before it claims and three more before its first renewal:
+ * the deadline and the lease cover that.
+ */
+export const FAST_CLAIMS: Record<string, string> = {
+    BACKUP_CLAIM_DEADLINE_SEC: "8", BACKUP_CLAIM_LEASE_SEC: "20", BACKUP_CLAIM_RENEW_SEC: "1", BACKUP_CLAIM_GRACE_SEC: "1",
+    BACKUP_CLAIM_SETTLE_SEC: "3", BACKUP_CLAIM_POLL_SEC: "1",
+};
+
 export function runNodeBackup(s: TestServer, node: { clusterName: string; shard: number; replica: number }, s3: S3Fixture, id: string, env: Record<string, string> = {}): Promise<NodeRun> {
+    return spawnNodeBackup(s, node, s3, id, env).done;
+}
+
+/** The script in its own process group (`proc.pid` is the group), so a test can kill it with everything it started. */
+export function spawnNodeBackup(s: TestServer, node: { clusterName: string; shard: number; replica: number }, s3: S3Fixture, id: string, env: Record<string, string> = {}): { proc: ChildProcess; done: Promise<NodeRun>; logSoFar(): string } {
     const file = installedBackupScript();
     const proc = spawn("bash", [file, "--id", id], {
+        detached: true,
         stdio: ["ignore", "ignore", "pipe"],
         env: {
             PATH: process.env.PATH!, ...s3.env,
             CLUSTER_NAME: node.clusterName, NODE_NAME: `${node.clusterName}-s${node.shard}-r${node.replica}`, SHARD: String(node.shard), PORT: String(s.port), TLS: "0",
             CLI_BIN: "redis-cli", BACKUP_HOST: s.host, BACKUP_ROOT: `s3://${s3.bucket}/backups`, BACKUP_S3_ENDPOINT: s3.endpoint,
             BACKUP_ADMIN_PASSWORD: ADMIN_PASSWORD, BACKUP_AWS: AWS_CLI, BACKUP_LOCK_FILE: join(lockDir!, `lock-${s.port}`),
-            BACKUP_RETRY_BASE_SEC: "0", BACKUP_ATTEMPTS: "2",
+            BACKUP_RETRY_BASE_SEC: "0", BACKUP_ATTEMPTS: "2", ...FAST_CLAIMS,
             ...env,
         },
     });
     let log = "";
     proc.stderr!.on("data", (d) => (log += d));
-    return new Promise((r) => proc.on("exit", (code) => r({ code, log })));
+    // "close", not "exit": the log is complete only once stderr closed.
+    return { proc, done: new Promise((r) => proc.on("close", (code) => r({ code, log }))), logSoFar: () => log };
 }

@@ -195,18 +195,19 @@ sse_api=()
 # If-None-Match: * (since 2024-08). An aws CLI without --if-none-match (before about 2.17)
 # falls back to look, then put; a store that ignores the header overwrites. The read-back
 # in try_claim settles both, when the contenders wrote within BACKUP_CLAIM_SETTLE_SEC.
-CONDITIONAL=1
+# --generate-cli-skeleton parses the options and sends nothing: a local probe.
+if aws_ s3api put-object --bucket "$BUCKET" --key probe --if-none-match '*' --generate-cli-skeleton input >/dev/null 2>&1; then
+  CONDITIONAL=1
+else
+  CONDITIONAL=0
+  log "this aws CLI ($("$AWS" --version 2>&1 | cut -d' ' -f1)) cannot send If-None-Match: claims fall back to look, put and read back"
+fi
 create_obj() {
   local err i
   for (( i = 1; i <= 5; i++ )); do
     if (( CONDITIONAL )); then
       if err=$(aws_ s3api put-object --bucket "$BUCKET" --key "$KEY_PREFIX/$1" --body "$2" --if-none-match '*' "${sse_api[@]}" 2>&1 >/dev/null); then return 0; fi
       [[ $err == *PreconditionFailed* || $err == *"(412)"* ]] && return 1
-      if [[ $err == *"Unknown options"*if-none-match* ]]; then
-        log "this aws CLI cannot send If-None-Match: claims fall back to look, put and read back"
-        CONDITIONAL=0
-        continue
-      fi
       # "On a 409 failure you should retry the upload" (PutObject, If-None-Match).
       [[ $err == *ConditionalRequestConflict* || $err == *"(409)"* ]] && { sleep "0.$(( RANDOM % 9 + 1 ))"; continue; }
       die "cannot create $DEST/$1: $err"

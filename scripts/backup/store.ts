@@ -41,6 +41,12 @@ export interface BackupStore {
      * true); callers read the object back to find out who won (claim.ts).
      */
     create(key: string, body: string): Promise<boolean>;
+    /**
+     * Whether create() alone decides between two creators. True for a directory; false for
+     * S3, where a store may ignore If-None-Match and a node with an older aws CLI writes
+     * claims by look-then-put: claim.ts then reads its claim back after a settle delay.
+     */
+    readonly createIsExclusive: boolean;
     /** Size of an object, or undefined when it does not exist. */
     size(key: string): Promise<number | undefined>;
 }
@@ -78,6 +84,7 @@ function checkKey(key: string): string {
 
 export class DirectoryStore implements BackupStore {
     readonly root: string;
+    readonly createIsExclusive = true;
     constructor(root: string) {
         this.root = resolve(root);
     }
@@ -183,6 +190,7 @@ function s3Error(op: string, where: string, e: unknown): StepError {
 }
 
 export class S3Store implements BackupStore {
+    readonly createIsExclusive = false;
     private clientP?: Promise<import("@aws-sdk/client-s3").S3Client>;
     constructor(readonly bucket: string, readonly prefix: string, readonly opts: StoreOptions = {}) {}
 

@@ -162,10 +162,10 @@ test("node backup: a chosen replica that does not claim within the deadline (its
     const t0 = Date.now();
     const r = await runScript(fx.shards[2][0], 2, 0, id);
     assert.equal(r.code, 0, r.log);
-    assert.ok(Date.now() - t0 >= 8000, "the master waited one claim deadline first");
+    assert.ok(Date.now() - t0 >= 10_000, "the master waited one claim deadline first");
     const c = parseClaim((await store().readText(`nb/${id}/shard-2.claim`))!, "claim");
     assert.equal(c.nodeName, "nb-s2-r0");
-    assert.match(c.reason, /^candidate 1 after 127\.0\.0\.1:\d+: nobody claimed the shard within 8s$/);
+    assert.match(c.reason, /^candidate 1 after 127\.0\.0\.1:\d+: nobody claimed the shard within 10s$/);
     assert.equal((await rdbMatchesManifest(id, 2)).role, "master");
 });
 
@@ -221,7 +221,8 @@ test("node backup: the claiming replica dies before uploading: the master takes 
         assert.equal(d.code, null, "killed");
         const w = await watcher;
         assert.equal(w.code, 0, w.log);
-        assert.match(w.log, /shard 1 is claimed by nb-s1-r1 \(127\.0\.0\.1:\d+\) until .*: waiting for its manifest/);
+        // Depending on load, the master sees the replica's claim, or finds it there when its own deadline came.
+        assert.match(w.log, /shard 1 is claimed by nb-s1-r1 \(127\.0\.0\.1:\d+\) until .*: waiting for its manifest|shard-1\.claim was created by another node first/);
         assert.match(w.log, /backing up shard 1 as master .* \(takeover: the claim of nb-s1-r1 \(127\.0\.0\.1:\d+\) expired at /);
         assert.ok(Date.now() - killedAt >= 1000, "not before the claim expired");
         const st = store();

@@ -476,8 +476,16 @@ EOF
 )
 printf '%s\n' "$manifest" >"$WORK/shard.json"
 lease_ok || die "lost the claim before writing the manifest (the RDB is there; the next candidate takes the shard over)"
-# Created only if absent: one manifest per shard, whoever else ran.
-create_obj "shard-$SHARD.json" "$WORK/shard.json" || die "$DEST/shard-$SHARD.json exists already: another node finished this shard (npm run cluster -- backups checks its RDB against it)"
+# Created only if absent where the CLI can say so (one manifest per shard, whoever else
+# ran); without it, the claim alone stands for that, and a plain put saves a call.
+put_manifest() { aws_ s3api put-object --bucket "$BUCKET" --key "$KEY_PREFIX/shard-$SHARD.json" --body "$WORK/shard.json" "${sse_api[@]}" >/dev/null; }
+if (( CONDITIONAL )); then
+  create_obj "shard-$SHARD.json" "$WORK/shard.json" ||
+    die "$DEST/shard-$SHARD.json exists already: another node finished this shard (npm run cluster -- backups checks its RDB against it)"
+else
+  with_retry "upload of $DEST/shard-$SHARD.json" put_manifest ||
+    die "upload of the shard manifest $DEST/shard-$SHARD.json failed (the RDB is there; the backup is incomplete)"
+fi
 stop_renewal
 HOLDING=
 log "shard $SHARD done: $DEST/shard-$SHARD.json"

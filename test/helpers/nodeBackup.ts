@@ -35,11 +35,12 @@ export interface NodeRun {
  * settle, 10 s polls). Each aws CLI call took 1.5 to 10 s here when six scripts ran at once
  * on 2 cores shared with other jobs (load average up to 35), and a node makes three or four
  * between computing its claim's expiry and its first renewal: the lease covers that, and
- * waiting nodes poll every 3 s so that they do not slow the holder down.
+ * waiting nodes poll every 4 s and the holder renews every 8 s, so that their calls do not
+ * slow the holder down.
  */
 export const FAST_CLAIMS: Record<string, string> = {
-    BACKUP_CLAIM_DEADLINE_SEC: "10", BACKUP_CLAIM_LEASE_SEC: "30", BACKUP_CLAIM_RENEW_SEC: "4", BACKUP_CLAIM_GRACE_SEC: "1",
-    BACKUP_CLAIM_SETTLE_SEC: "3", BACKUP_CLAIM_POLL_SEC: "3",
+    BACKUP_CLAIM_DEADLINE_SEC: "10", BACKUP_CLAIM_LEASE_SEC: "30", BACKUP_CLAIM_RENEW_SEC: "8", BACKUP_CLAIM_GRACE_SEC: "1",
+    BACKUP_CLAIM_SETTLE_SEC: "3", BACKUP_CLAIM_POLL_SEC: "4",
 };
 
 export function runNodeBackup(s: TestServer, node: { clusterName: string; shard: number; replica: number }, s3: S3Fixture, id: string, env: Record<string, string> = {}): Promise<NodeRun> {

@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeRun, runNodeBackup, spawnNodeBackup } from "../helpers/nodeBackup";
 import { ADMIN_PASSWORD, ClusterFixture, loadKeys, startCluster } from "../helpers/cluster";
-import { killServer, TestServer } from "../helpers/redisServers";
+import type { TestServer } from "../helpers/redisServers";
 import { AWS_CLI, S3Fixture, startS3 } from "../helpers/s3";
 import { openStore } from "../../scripts/backup/store";
 import { parseBackupManifest, parseClaim, parseShardManifest } from "../../scripts/backup/manifest";
@@ -78,7 +78,8 @@ async function objectStamp(key: string): Promise<string> {
 
 test("node backup: all nodes at the same moment: one upload per shard, by the in-sync replica that claimed it; the last shard writes backup.json", async () => {
     const id = "20261201T030000Z";
-    const runs = await runAll(id);
+    // A deadline no loaded machine reaches: this test is about the rule, not the fallback.
+    const runs = await runAll(id, () => ({ BACKUP_CLAIM_DEADLINE_SEC: "120" }));
     for (const r of runs) assert.equal(r.code, 0, r.log);
     const st = store();
     const keys = (await st.list(`nb/${id}/`)).map((o) => o.key.split("/").pop());
@@ -137,36 +138,56 @@ test("node backup: when two nodes of a shard each think they are the one (views 
     assert.ok(await store().readText(`nb/${id}/backup.json`));
 });
 
-test("node backup: a replica whose replication link is down is not a candidate: the master backs the shard up", async () => {
+test("node backup: one slot, a different trouble per shard: a replica whose link is down, a claiming replica that dies, a replica whose timer never ran", async () => {
     const id = "20261201T032000Z";
-    const [master, replica] = fx.shards[0];
-    await fx.client(replica).call("CONFIG", "SET", "masterauth", "wrong-password");
+    // Shard 0: the replica's replication link is down (it cannot authenticate to its master).
+    const [m0, r0] = fx.shards[0];
+    await fx.client(r0).call("CONFIG", "SET", "masterauth", "wrong-password");
+    // Shard 1: the replica claims, starts a slow save (about 10 s for its ~1000 keys) and is killed before any upload.
+    const [m1, r1] = fx.shards[1];
+    await fx.client(r1).call("CONFIG", "SET", "rdb-key-save-delay", "10000");
     try {
-        await fx.client(replica).call("CLIENT", "KILL", "TYPE", "master");
-        await waitUntil(async () => /master_link_status:down/.test(String(await fx.client(replica).call("INFO", "replication"))) &&
-            !/^slave\d+:/m.test(String(await fx.client(master).call("INFO", "replication"))), { timeoutMs: 10_000, what: "the replica's link to go down" });
-        const [m, r] = await Promise.all([runScript(master, 0, 0, id), runScript(replica, 0, 1, id)]);
-        assert.equal(m.code, 0, m.log);
-        assert.equal(r.code, 0, r.log);
-        assert.match(m.log, /backing up shard 0 as master .* \(master: no replica in sync\)/);
-        assert.match(r.log, /not in sync, so not a candidate: nothing to do/);
-        assert.equal((await rdbMatchesManifest(id, 0)).nodeName, "nb-s0-r0");
-    } finally {
-        await fx.client(replica).call("CONFIG", "SET", "masterauth", ADMIN_PASSWORD);
-        await waitUntil(async () => /master_link_status:up/.test(String(await fx.client(replica).call("INFO", "replication"))), { timeoutMs: 20_000, what: "the replica's link to come back" });
-    }
-});
+        await fx.client(r0).call("CLIENT", "KILL", "TYPE", "master");
+        await waitUntil(async () => /master_link_status:down/.test(String(await fx.client(r0).call("INFO", "replication"))) &&
+            !/^slave\d+:/m.test(String(await fx.client(m0).call("INFO", "replication"))), { timeoutMs: 10_000, what: "shard 0's replica link to go down" });
+        const t0 = Date.now();
+        const dying = spawnNodeBackup(r1, { clusterName: "nb", shard: 1, replica: 1 }, s3, id, { BACKUP_LOCK_FILE: join(tmp, `lock-${r1.port}`) });
+        // Shard 2: only the master runs (the replica's timer did not fire). Shard 1's master gets a deadline no
+        // loaded machine reaches, so that the replica claims first whatever the load: its takeover does not wait for it.
+        const runs = Promise.all([runScript(m0, 0, 0, id), runScript(r0, 0, 1, id), runScript(m1, 1, 0, id, { BACKUP_CLAIM_DEADLINE_SEC: "120" }), runScript(fx.shards[2][0], 2, 0, id)]);
+        await waitUntil(async () => /BGSAVE: /.test(dying.logSoFar()), { timeoutMs: 60_000, what: "shard 1's replica to start its BGSAVE" });
+        process.kill(-dying.proc.pid!, "SIGKILL");
+        const killedAt = Date.now();
+        assert.equal((await dying.done).code, null, "killed");
+        const [s0m, s0r, s1m, s2m] = await runs;
+        for (const r of [s0m, s0r, s1m, s2m]) assert.equal(r.code, 0, r.log);
+        const st = store();
 
-test("node backup: a chosen replica that does not claim within the deadline (its timer did not run): the master takes the shard", async () => {
-    const id = "20261201T033000Z";
-    const t0 = Date.now();
-    const r = await runScript(fx.shards[2][0], 2, 0, id);
-    assert.equal(r.code, 0, r.log);
-    assert.ok(Date.now() - t0 >= 10_000, "the master waited one claim deadline first");
-    const c = parseClaim((await store().readText(`nb/${id}/shard-2.claim`))!, "claim");
-    assert.equal(c.nodeName, "nb-s2-r0");
-    assert.match(c.reason, /^candidate 1 after 127\.0\.0\.1:\d+: nobody claimed the shard within 10s$/);
-    assert.equal((await rdbMatchesManifest(id, 2)).role, "master");
+        // Shard 0: the master, at once (no deadline: it is the first candidate when no replica is in sync).
+        assert.match(s0m.log, /backing up shard 0 as master .* \(master: no replica in sync\)/);
+        assert.match(s0r.log, /not in sync, so not a candidate: nothing to do/);
+        assert.equal((await rdbMatchesManifest(id, 0)).nodeName, "nb-s0-r0");
+
+        // Shard 1: the master took the dead replica's claim over, once it had expired.
+        assert.match(s1m.log, /backing up shard 1 as master .* \(takeover: the claim of nb-s1-r1 \(127\.0\.0\.1:\d+\) expired at .* without a manifest\)/);
+        assert.ok(Date.now() - killedAt >= 1000, "not before the claim expired");
+        const first = parseClaim((await st.readText(`nb/${id}/shard-1.claim`))!, "claim");
+        const takeover = parseClaim((await st.readText(`nb/${id}/shard-1.takeover.claim`))!, "takeover");
+        assert.deepEqual([first.nodeName, first.generation, takeover.nodeName, takeover.generation], ["nb-s1-r1", 1, "nb-s1-r0", 2]);
+        assert.equal((await rdbMatchesManifest(id, 1)).nodeName, "nb-s1-r0");
+
+        // Shard 2: the master claimed once the replica had not within one claim deadline.
+        const c2 = parseClaim((await st.readText(`nb/${id}/shard-2.claim`))!, "claim");
+        assert.equal(c2.nodeName, "nb-s2-r0");
+        assert.match(c2.reason, /^candidate 1 after 127\.0\.0\.1:\d+: nobody claimed the shard within 10s$/);
+        assert.ok(Date.parse(c2.claimedAt) - t0 >= 10_000 - 1000, "the master waited one claim deadline first");
+        assert.equal((await rdbMatchesManifest(id, 2)).role, "master");
+        assert.ok(await st.readText(`nb/${id}/backup.json`), "the last shard wrote backup.json");
+    } finally {
+        await fx.client(r1).call("CONFIG", "SET", "rdb-key-save-delay", "0");
+        await fx.client(r0).call("CONFIG", "SET", "masterauth", ADMIN_PASSWORD);
+        await waitUntil(async () => /master_link_status:up/.test(String(await fx.client(r0).call("INFO", "replication"))), { timeoutMs: 20_000, what: "shard 0's replica link to come back" });
+    }
 });
 
 test("node backup: a failed upload exits non-zero, says why, marks its claim failed and leaves no manifest; backups lists the shard as claimed, unfinished", async () => {
@@ -191,46 +212,4 @@ test("node backup: a failed upload exits non-zero, says why, marks its claim fai
     const r2 = await runScript(fx.shards[0][1], 0, 1, id, { BACKUP_ROOT: "s3://no-such-bucket/backups" });
     assert.equal(r2.code, 1, r2.log);
     assert.match(r2.log, /ERROR: cannot list s3:\/\/no-such-bucket\/backups\/nb\/20261201T040000Z\/shard-0\.\*/);
-});
-
-test("node backup: without an in-sync replica (it died) the master takes it at once", async () => {
-    await killServer(fx.shards[2][1]);
-    const id = "20261201T050000Z";
-    const t0 = Date.now();
-    const r = await runScript(fx.shards[2][0], 2, 0, id);
-    assert.equal(r.code, 0, r.log);
-    const m = parseShardManifest((await store().readText(`nb/${id}/shard-2.json`))!, "shard-2.json");
-    assert.equal(m.role, "master");
-    assert.equal(m.nodeName, "nb-s2-r0");
-    assert.match(r.log, /1 of 3 shards done/);
-    assert.doesNotMatch(r.log, /nobody claimed/, `no claim deadline to wait for (${Date.now() - t0} ms)`);
-});
-
-test("node backup: the claiming replica dies before uploading: the master takes the shard over once its claim expired", async () => {
-    const id = "20261201T060000Z";
-    const [master, replica] = fx.shards[1];
-    // A slow save (about 10 s for this shard's ~1000 keys) so the replica is killed mid-BGSAVE, before any upload.
-    await fx.client(replica).call("CONFIG", "SET", "rdb-key-save-delay", "10000");
-    try {
-        const dying = spawnNodeBackup(replica, { clusterName: "nb", shard: 1, replica: 1 }, s3, id, { BACKUP_LOCK_FILE: join(tmp, `lock-${replica.port}`) });
-        const watcher = runScript(master, 1, 0, id);
-        await waitUntil(async () => /BGSAVE: /.test(dying.logSoFar()), { timeoutMs: 30_000, what: "the replica to start its BGSAVE" });
-        process.kill(-dying.proc.pid!, "SIGKILL");
-        const killedAt = Date.now();
-        const d = await dying.done;
-        assert.equal(d.code, null, "killed");
-        const w = await watcher;
-        assert.equal(w.code, 0, w.log);
-        // Depending on load, the master sees the replica's claim, or finds it there when its own deadline came.
-        assert.match(w.log, /shard 1 is claimed by nb-s1-r1 \(127\.0\.0\.1:\d+\) until .*: waiting for its manifest|shard-1\.claim was created by another node first/);
-        assert.match(w.log, /backing up shard 1 as master .* \(takeover: the claim of nb-s1-r1 \(127\.0\.0\.1:\d+\) expired at /);
-        assert.ok(Date.now() - killedAt >= 1000, "not before the claim expired");
-        const st = store();
-        const first = parseClaim((await st.readText(`nb/${id}/shard-1.claim`))!, "claim");
-        const takeover = parseClaim((await st.readText(`nb/${id}/shard-1.takeover.claim`))!, "takeover");
-        assert.deepEqual([first.nodeName, first.generation, takeover.nodeName, takeover.generation], ["nb-s1-r1", 1, "nb-s1-r0", 2]);
-        assert.equal((await rdbMatchesManifest(id, 1)).nodeName, "nb-s1-r0");
-    } finally {
-        await fx.client(replica).call("CONFIG", "SET", "rdb-key-save-delay", "0");
-    }
 });

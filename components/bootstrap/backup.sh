@@ -223,7 +223,7 @@ json_field() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\"]*\)\"\{0,1\},\{0,1\}\$/\1/p"
 epoch_of() { date -u -d "$1" +%s; }
 iso_of() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 TOKEN=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
-CLAIMED_AT=$(now_iso)
+CLAIMED_AT=
 GEN=
 claim_name() { if (( $1 == 1 )); then echo "shard-$SHARD.claim"; else echo "shard-$SHARD.takeover.claim"; fi; }
 # claim_doc EXPIRES_EPOCH [FAILED]
@@ -267,6 +267,7 @@ fence_ok() { [[ -z $HOLDING ]] || lease_ok; }
 # try_claim GEN: 0 when this node now holds the shard.
 try_claim() {
   GEN=$1
+  CLAIMED_AT=$(now_iso)
   local name exp
   name=$(claim_name "$GEN")
   exp=$(( $(date +%s) + LEASE ))

@@ -130,7 +130,6 @@ export async function acquireShard(store: BackupStore, ref: ShardRef, me: Claime
     const log = opts.log ?? (() => undefined);
     const paths = backupPaths(ref.clusterName, ref.backupId);
     const token = randomBytes(8).toString("hex");
-    const claimedAt = new Date().toISOString();
     const start = Date.now();
     let waitingFor = "";
 
@@ -140,7 +139,7 @@ export async function acquireShard(store: BackupStore, ref: ShardRef, me: Claime
         const doc: ShardClaim = {
             version: 1, backupId: ref.backupId, clusterName: ref.clusterName, shard: ref.shard, generation,
             nodeName: me.nodeName, nodeId: me.nodeId, address: me.address, role: me.role, token, reason,
-            claimedAt, renewedAt: now.toISOString(), expiresAt: new Date(now.getTime() + t.leaseMs).toISOString(),
+            claimedAt: now.toISOString(), renewedAt: now.toISOString(), expiresAt: new Date(now.getTime() + t.leaseMs).toISOString(),
         };
         if (!(await store.create(key, JSON.stringify(doc, null, 2) + "\n"))) {
             log(`${store.location}/${key} was created by another node first`);

@@ -219,7 +219,7 @@ create_obj() {
   die "cannot create $DEST/$1: 5 conflicts in a row"
 }
 # json_field NAME FILE: a top-level field of a manifest or claim (written 2-space indented).
-json_field() { sed -n "s/^  \"$1\": \"\{0,1\}\([^\"]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$2" | head -n1; }
+json_field() { sed -n "s/^ *\"$1\": \"\{0,1\}\([^\"]*\)\"\{0,1\},\{0,1\}\$/\1/p" "$2" | head -n1; }
 epoch_of() { date -u -d "$1" +%s; }
 iso_of() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%SZ; }
 TOKEN=$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
@@ -505,10 +505,10 @@ mkdir -p "$manifests"
 aws_ s3 cp --only-show-errors --recursive --exclude '*' --include 'shard-*.json' "$DEST/" "$manifests/" || die "cannot read the shard manifests in $DEST/ to write backup.json"
 for (( s = 0; s < shard_count; s++ )); do
   m=$(cat "$manifests/shard-$s.json" 2>/dev/null) || die "$DEST/shard-$s.json is missing: cannot write backup.json"
-  k=$(sed -n 's/^  "keys": \([0-9]*\),$/\1/p' <<<"$m")
-  b=$(sed -n 's/^  "bytes": \([0-9]*\),$/\1/p' <<<"$m")
-  h=$(sed -n 's/^  "sha256": "\([0-9a-f]*\)",$/\1/p' <<<"$m")
-  t=$(sed -n 's/^  "startedAt": "\([^"]*\)",$/\1/p' <<<"$m")
+  k=$(sed -n 's/^ *"keys": \([0-9]*\),$/\1/p' <<<"$m")
+  b=$(sed -n 's/^ *"bytes": \([0-9]*\),$/\1/p' <<<"$m")
+  h=$(sed -n 's/^ *"sha256": "\([0-9a-f]*\)",$/\1/p' <<<"$m")
+  t=$(sed -n 's/^ *"startedAt": "\([^"]*\)",$/\1/p' <<<"$m")
   [[ -n $k && -n $b && -n $h && -n $t ]] || die "$DEST/shard-$s.json is not a shard manifest this script wrote"
   entries+="${entries:+,}"$'\n'"    { \"shard\": $s, \"rdb\": \"shard-$s.rdb\", \"manifest\": \"shard-$s.json\", \"keys\": $k, \"bytes\": $b, \"sha256\": \"$h\" }"
   total_keys=$(( total_keys + k )) total_bytes=$(( total_bytes + b ))

@@ -8,6 +8,7 @@
  * scale-out cool-down 300 s, scale-in cool-down 900 s, scale-in after 15 minutes
  * below the scale-in threshold); see the README's "Automatic scaling" section.
  */
+import { MAX_REPLICAS_PER_SHARD } from "./plan/placement";
 
 export interface AutoscalePolicy {
     /** Whether the runner is created on AWS (and whether `autoscale` acts without --dry-run). @default false */
@@ -141,8 +142,8 @@ export function parseAutoscale(
     const targetReplicaCpuPercent = int("targetReplicaCpuPercent", undefined, 10, 90, " (percent of one core)");
     const minShards = int("minShards", 3, 3, 500, " (Redis Cluster needs at least 3 masters)");
     const maxShards = int("maxShards", Math.min(500, Math.max(minShards, ctx.shards * 2)), 3, 500);
-    const minReplicas = int("minReplicas", ctx.replicasPerShard, 0, 5);
-    const maxReplicas = int("maxReplicas", Math.max(minReplicas, ctx.replicasPerShard), 0, 5);
+    const minReplicas = int("minReplicas", ctx.replicasPerShard, 0, MAX_REPLICAS_PER_SHARD);
+    const maxReplicas = int("maxReplicas", Math.max(minReplicas, ctx.replicasPerShard), 0, MAX_REPLICAS_PER_SHARD);
     const scaleOutDatapoints = int("scaleOutDatapoints", 3, 1, 60);
     const scaleOutCooldownSeconds = int("scaleOutCooldownSeconds", 300, 0, 86400);
     const scaleInCooldownSeconds = int("scaleInCooldownSeconds", 900, 0, 86400);

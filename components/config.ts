@@ -9,7 +9,7 @@
  */
 
 import { AutoscalePolicy, parseAutoscale } from "./autoscaleConfig";
-import { placementProblems } from "./plan/placement";
+import { MAX_REPLICAS_PER_SHARD, placementProblems } from "./plan/placement";
 import { backupScheduleProblem, DEFAULT_BACKUP_SCHEDULE } from "./backupSchedule";
 import { isXenInstanceType } from "./plan/ami";
 import { rolloutProblems } from "./plan/rollout";
@@ -265,7 +265,7 @@ export function parseStackConfig(
         problems.push(`${key("clusterName")} must be 2–32 lowercase letters, digits or '-', starting with a letter (got ${show(clusterName)})`);
     }
     const shards = int("shards", 3, 3, 500, " (Redis Cluster needs at least 3 masters to keep a majority through one failure)");
-    const replicasPerShard = int("replicasPerShard", 1, 0, 5);
+    const replicasPerShard = int("replicasPerShard", 1, 0, MAX_REPLICAS_PER_SHARD);
     const vpcId = str("vpcId", undefined);
     const subnetIds = list("subnetIds");
     // In an existing VPC the subnets are the zones.

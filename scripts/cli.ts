@@ -9,25 +9,8 @@
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { exitCodeFor, isExpected } from "./errors";
-import { createOutput, Output } from "./output";
-import { TargetOptions } from "./inventory";
-
-/** What every command gets besides its options. */
-export interface CommandContext {
-    out: Output;
-    /** Set when the user pressed Ctrl-C: long operations stop at a safe point. */
-    signal: AbortSignal;
-}
-
-/** A command's `run` returns its exit code (0 when omitted). */
-export type CommandRun<O> = (opts: O, ctx: CommandContext) => Promise<number | void>;
-
-export interface CommonOptions extends TargetOptions {
-    json?: boolean;
-    quiet?: boolean;
-    /** Replace an expired cluster lease (docs/lease.md). */
-    takeOverLease?: boolean;
-}
+import { createOutput } from "./output";
+import type { CommandRun, CommonOptions } from "./commands/context";
 
 function targetOptions(cmd: Command): Command {
     return cmd

@@ -728,8 +728,8 @@ export function buildLocalProgram(): Command {
                     const r = await up(o, out);
                     process.exitCode = r.healthy ? 0 : 1;
                 } else if (action === "autoscale") {
-                    const { runLocalAutoscale } = await import("./autoscale/local");
-                    process.exitCode = await runLocalAutoscale(o, out);
+                    const { runLocalAutoscale } = await import("./local/autoscale");
+                    process.exitCode = await runLocalAutoscale<typeof o>(o, out, { stackDir, loadLocalConfig, shapeOf, up });
                 } else if (action === "down") {
                     await down(o, out);
                     process.exitCode = 0;

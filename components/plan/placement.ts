@@ -8,11 +8,10 @@
  *
  * No `@pulumi/*` import: data in, data out.
  */
-import type { StackConfig } from "../config";
 import { nodeName } from "../topology";
 import { intToIp, ipToInt, nodeCapacityPerSubnet, nodeRangeOf, planSubnet, splitCidr } from "./subnets";
 
-/** Highest replicasPerShard the config accepts; the address stride reserves room for all of them. */
+/** Highest replicasPerShard the config accepts (config.ts reads it from here); the address stride reserves room for all of them. */
 export const MAX_REPLICAS_PER_SHARD = 5;
 /** Addresses reserved per shard slot in a zone's node range: one per possible node of the shard. */
 export const ADDRESS_STRIDE = MAX_REPLICAS_PER_SHARD + 1;
@@ -31,7 +30,18 @@ export interface NodePlan {
     privateIp: string;
 }
 
-export type PlacementInput = Pick<StackConfig, "clusterName" | "shards" | "replicasPerShard" | "zones" | "vpcCidr">;
+/** The shape placement depends on: the stack config's keys of the same names. */
+export interface PlacementInput {
+    clusterName: string;
+    /** Masters, at least 1. */
+    shards: number;
+    /** 0..MAX_REPLICAS_PER_SHARD. */
+    replicasPerShard: number;
+    /** Zones used, 1..6. */
+    zones: number;
+    /** IPv4 CIDR of the VPC, e.g. "10.42.0.0/16". */
+    vpcCidr: string;
+}
 
 /**
  * Zone of node (shard, replica): (shard + replica) mod zones. A shard's nodes
@@ -60,7 +70,7 @@ export function maxShardsThatFit(vpcCidr: string, zones: number, replicasPerShar
 
 /**
  * Problems with a shape whose fixed addresses don't fit the subnets, each
- * naming the keys involved and what would fit. Empty when it fits. Expects
+ * naming the keys involved (as `${ns}:key`) and what would fit. Empty when it fits. Expects
  * shards/replicas/zones/vpcCidr already individually valid.
  */
 export function placementProblems(cfg: Omit<PlacementInput, "clusterName">, ns = "redis-cluster"): string[] {

@@ -10,7 +10,7 @@
  * but never acts (as --dry-run), so it can be watched before it is trusted.
  */
 import { join, resolve } from "node:path";
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { UsageError } from "../errors";
 import { applyOnStack, automationWorkspace, StackWorkspace } from "../autoscale/apply";
 import { AutoscaleEnv, autoscaleLoop } from "../autoscale/run";

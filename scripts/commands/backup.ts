@@ -9,7 +9,7 @@
  * Layout and manifests: scripts/backup/manifest.ts. Each shard is snapshotted on its
  * own, within seconds of the others: there is no cluster-wide point in time.
  */
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { backupS3Root, backupUnitFor } from "../../components/bootstrap/backupHook";
 import { automationOutputs, openPool, resolveTarget, StackOutputsReader } from "../inventory";
 import { RefusedError, StepError, UsageError } from "../errors";

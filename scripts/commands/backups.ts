@@ -3,7 +3,7 @@
  * time, shards, keys, bytes, whether it is complete, whether its RDB files still hash to
  * their manifests' SHA-256 (`--no-verify` skips the download), and its last verification.
  */
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { backupS3Root } from "../../components/bootstrap/backupHook";
 import { automationOutputs, StackOutputsReader } from "../inventory";
 import { UsageError } from "../errors";

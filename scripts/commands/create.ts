@@ -2,14 +2,14 @@
  * `create`: form the cluster from the topology's nodes (see scripts/redis/form.ts).
  * Idempotent and resumable; --dry-run prints the plan; --json prints NDJSON events.
  */
-import { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { openPool, resolveTarget } from "../inventory";
 import { formCluster, FormResult } from "../redis/form";
 import { NodePool } from "../redis/pool";
 import { ClusterView } from "../redis/clusterView";
 import { fixOpenSlots } from "../redis/openSlots";
 import { acquireLease } from "../redis/lease";
-import { leaseMode } from "../redis/members";
+import { leaseMode } from "./session";
 import { keyOf } from "../plan/topology";
 import { Topology } from "../../components/topology";
 

@@ -7,12 +7,13 @@
  *                shards that cannot move are listed
  *   --force / --takeover  only when the master is gone; consequences are printed
  */
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
 import { chooseReplica, planZoneEvacuation, ReplicaState, ShardState } from "../plan/failover";
 import { FailoverMode, FailoverRetry, readShards, runFailover } from "../redis/failover";
-import { keyOfNode, openSession } from "../redis/members";
+import { keyOfNode } from "../redis/members";
+import { openSession } from "./session";
 
 export interface FailoverOptions extends CommonOptions {
     shard?: number;

@@ -2,35 +2,14 @@
  * `flushall`: delete every key on every master. Only with the cluster name typed
  * at a prompt (on a terminal) or given as `--confirm <clusterName>`; anything
  * else is refused before a single command is sent to a node.
- * Also exports the prompt helpers other commands use for confirmations.
  */
-import { createInterface } from "node:readline/promises";
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { RefusedError } from "../errors";
-import { openSession, Session } from "../redis/members";
+import { ask } from "./prompt";
+import { openSession, Session } from "./session";
 
 export interface FlushallOptions extends CommonOptions {
     confirm?: string;
-}
-
-/** Asks a question on the terminal (stderr) and returns the answer; undefined when stdin is not a TTY. */
-export async function ask(question: string, io: { input?: NodeJS.ReadableStream & { isTTY?: boolean }; output?: NodeJS.WritableStream } = {}): Promise<string | undefined> {
-    const input = io.input ?? process.stdin;
-    if (!(input as { isTTY?: boolean }).isTTY) return undefined;
-    const rl = createInterface({ input, output: io.output ?? process.stderr, terminal: true });
-    try {
-        return (await rl.question(question)).trim();
-    } finally {
-        rl.close();
-    }
-}
-
-/** True when `--yes` was given or the user answered y/yes on a terminal; refuses without a terminal. */
-export async function confirmYes(question: string, yes: boolean | undefined, refusal: string): Promise<boolean> {
-    if (yes) return true;
-    const a = await ask(`${question} [y/N] `);
-    if (a === undefined) throw new RefusedError(`${refusal} (no terminal to ask on: pass --yes to confirm)`);
-    return /^y(es)?$/i.test(a);
 }
 
 export async function run(opts: FlushallOptions, ctx: CommandContext): Promise<number> {

@@ -6,11 +6,12 @@
  * that still owns slots (they would be left without owner), and a node that live
  * replicas still follow.
  */
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
 import { countSlots } from "../redis/clusterNodes";
-import { findKnownNode, openSession } from "../redis/members";
+import { findKnownNode } from "../redis/members";
+import { openSession } from "./session";
 import { forgetEverywhere } from "../redis/remove";
 
 export interface ForgetOptions extends CommonOptions {

@@ -6,7 +6,7 @@
  *   --serve [host:]port            Prometheus endpoint: every scrape of /metrics reads every node
  */
 import { createServer, IncomingMessage, ServerResponse } from "node:http";
-import { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { UsageError } from "../errors";
 import { automationOutputs, openPool, resolveTarget, StackOutputsReader } from "../inventory";
 import { BACKUP_PREFIX } from "../../components/naming";

@@ -20,7 +20,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { ConfigError, parseStackYaml, StackConfig } from "../../components/config";
 import { DesiredNodeSettings, desiredNodeSettingsOf, validateDesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
 import type { Topology, TopologyNode } from "../../components/topology";

@@ -5,10 +5,11 @@
  * REPLICATE, and a wait until the link is up and every node agrees on the role.
  * MASTER may be a node name, host:port, id, or a shard number (its current master).
  */
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { RefusedError, StepError, UsageError } from "../errors";
 import { fmtDuration } from "../output";
-import { keyOfNode, findKnownNode, openSession } from "../redis/members";
+import { keyOfNode, findKnownNode } from "../redis/members";
+import { openSession } from "./session";
 import { ClusterView, parseInfo, waitUntil } from "../redis/clusterView";
 import { parseClusterNodes } from "../redis/clusterNodes";
 import { parseNodeKey } from "../redis/pool";

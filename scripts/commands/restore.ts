@@ -5,14 +5,14 @@
  * are reported and kept unless --replace. Ends with the counts verified against the
  * manifests, per shard; exits 1 on any difference or checksum mismatch.
  */
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { RefusedError, UsageError } from "../errors";
 import { fmtBytes, fmtDuration } from "../output";
-import { openSession } from "../redis/members";
+import { openSession } from "./session";
 import { clustersIn, loadBackup } from "../backup/catalog";
 import { ownerKeys, restoreBackup, RestoreResult } from "../backup/restore";
 import { openFromStore } from "./backup";
-import { ask } from "./flushall";
+import { ask } from "./prompt";
 
 /** RESTOREs per write to a master (one buffer, one syscall). */
 const RESTORE_BATCH = 1024;

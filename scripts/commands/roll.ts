@@ -14,9 +14,8 @@
  */
 import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { createInterface } from "node:readline/promises";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import type { Topology, TopologyNode } from "../../components/topology";
 import type { PendingNodeChange } from "../../components/plan/rollout";
 import { CONFIG_NAMESPACE } from "../../components/config";
@@ -29,6 +28,7 @@ import { keyOfNode } from "../redis/members";
 import { collectStatus, evaluateStatus } from "../redis/healthReport";
 import { executeRoll, NodeAction, readRollState, RollReport } from "../redis/roll";
 import { acquireLease } from "../redis/lease";
+import { confirmYes } from "./prompt";
 import type { NodePool } from "../redis/pool";
 
 /** The config key only `roll` sets: the one node whose instance may take the new values. */
@@ -241,22 +241,13 @@ export async function rollWithStack(stack: RollStack, target: Target, opts: Roll
     }
 }
 
-async function askYes(question: string): Promise<boolean> {
-    const rl = createInterface({ input: process.stdin, output: process.stderr });
-    try {
-        return /^y(es)?$/i.test((await rl.question(`${question} [y/N] `)).trim());
-    } finally {
-        rl.close();
-    }
-}
-
 /** `npm run cluster -- roll --stack NAME`. */
 export async function run(opts: RollOptions, ctx: CommandContext): Promise<number> {
     if (!opts.stack) throw new UsageError("roll needs --stack NAME: it reads what differs from a preview of that Pulumi stack (for a local cluster: npm run local -- roll)");
     if (!opts.yes && !opts.dryRun && !process.stdin.isTTY) throw new UsageError("roll restarts every changed node: confirm with --yes when not running interactively");
     const target = await resolveTarget(opts);
     const stack = await openAutomationStack(opts.stack);
-    return rollWithStack(stack, target, opts, ctx, { confirm: askYes });
+    return rollWithStack(stack, target, opts, ctx, { confirm: (q) => confirmYes(q, false, "roll not confirmed; nothing was changed") });
 }
 
 // ---------------------------------------------------------------- local mode

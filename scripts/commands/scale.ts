@@ -18,7 +18,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { parseStackYaml } from "../../components/config";
 import { parseNodeName, Topology } from "../../components/topology";
 import { RefusedError, StepError, UsageError } from "../errors";
@@ -28,11 +28,12 @@ import { keyOf, planTopology, PlanError } from "../plan/topology";
 import { ClusterNodeInfo } from "../redis/clusterNodes";
 import { ClusterView, waitUntil } from "../redis/clusterView";
 import { formCluster } from "../redis/form";
-import { keyOfNode, openSession, readCluster } from "../redis/members";
+import { keyOfNode, readCluster } from "../redis/members";
+import { openSession } from "./session";
 import { NodePool } from "../redis/pool";
 import { forgetEverywhere, retireNodes } from "../redis/remove";
-import { confirmYes } from "./flushall";
-import { mastersFromView, namesOf, planAndMove } from "./rebalance";
+import { confirmYes } from "./prompt";
+import { mastersFromView, namesOf, planAndMove } from "../redis/rebalance";
 
 export interface ScaleOptions extends CommonOptions {
     dryRun?: boolean;

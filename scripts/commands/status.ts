@@ -2,7 +2,7 @@
  * `status`: one table per shard and the cluster-wide checks; exit 0 only when
  * healthy (1 otherwise), so it can gate CI and monitoring. --json prints one document.
  */
-import { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { UsageError } from "../errors";
 import { openPool, resolveTarget, Target } from "../inventory";
 import { fmtBytes } from "../output";

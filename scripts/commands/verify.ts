@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
-import type { CommandContext, CommonOptions } from "../cli";
+import type { CommandContext, CommonOptions } from "./context";
 import { RefusedError, StepError } from "../errors";
 import { createOutput, fmtDuration } from "../output";
 import { openPool, resolveTarget, StackOutputsReader } from "../inventory";

@@ -15,7 +15,7 @@
  *
  * No `ioredis`, no I/O: data in, data out.
  */
-import { SLOT_COUNT, SlotRange, fromRanges, toRanges } from "../redis/clusterNodes";
+import { SLOT_COUNT, SlotRange, fromRanges, toRanges } from "./slots";
 
 export interface MasterInput {
     /** Node id. */

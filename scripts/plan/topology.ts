@@ -18,7 +18,7 @@
  * No `ioredis` or `@pulumi/*` import: data in, data out.
  */
 import { parseNodeName, Topology, TopologyNode } from "../../components/topology";
-import { SLOT_COUNT, SlotRange } from "../redis/clusterNodes";
+import { SLOT_COUNT, SlotRange } from "./slots";
 
 export interface ShardPlan {
     /** Declared shard number. */

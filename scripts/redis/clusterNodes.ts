@@ -6,12 +6,11 @@
  * See https://redis.io/docs/latest/commands/cluster-nodes/
  */
 
-export const SLOT_COUNT = 16384;
+import { SLOT_COUNT, SlotRange } from "../plan/slots";
 
-export interface SlotRange {
-    start: number;
-    end: number; // inclusive
-}
+// The slot vocabulary lives with the planners (plan/slots.ts); re-exported for the parser's users.
+export { SLOT_COUNT, countSlots, formatRanges, fromRanges, toRanges } from "../plan/slots";
+export type { SlotRange } from "../plan/slots";
 
 export interface ClusterNodeInfo {
     id: string;
@@ -94,35 +93,6 @@ export function parseClusterNodes(text: string): ClusterNodeInfo[] {
         out.push(node);
     }
     return out;
-}
-
-/** Number of slots in a list of ranges. */
-export function countSlots(ranges: SlotRange[]): number {
-    return ranges.reduce((n, r) => n + (r.end - r.start + 1), 0);
-}
-
-/** Collapses a sorted or unsorted list of slots into ranges. */
-export function toRanges(slots: Iterable<number>): SlotRange[] {
-    const sorted = [...new Set(slots)].sort((a, b) => a - b);
-    const out: SlotRange[] = [];
-    for (const s of sorted) {
-        const last = out[out.length - 1];
-        if (last && last.end === s - 1) last.end = s;
-        else out.push({ start: s, end: s });
-    }
-    return out;
-}
-
-/** Expands ranges into a slot list. */
-export function fromRanges(ranges: SlotRange[]): number[] {
-    const out: number[] = [];
-    for (const r of ranges) for (let s = r.start; s <= r.end; s++) out.push(s);
-    return out;
-}
-
-/** "0-5460,5462" for humans. */
-export function formatRanges(ranges: SlotRange[]): string {
-    return ranges.map((r) => (r.start === r.end ? `${r.start}` : `${r.start}-${r.end}`)).join(",");
 }
 
 /**

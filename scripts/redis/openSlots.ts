@@ -24,7 +24,7 @@
  * importing" and "importing without migrating"), except that redis-cli always moves
  * forward; rolling back an empty target keeps the original owner and moves nothing.
  */
-import type { CommandContext } from "../cli";
+import type { CommandContext } from "../context";
 import { StepError } from "../errors";
 import { ClusterView, OpenSlot } from "./clusterView";
 import { slotOwners } from "./clusterNodes";

@@ -14,7 +14,7 @@
  * as {"event":"progress",…} lines. Ctrl-C stops after the batches in flight.
  */
 import Redis from "ioredis";
-import type { CommandContext } from "../cli";
+import type { CommandContext } from "../context";
 import { StepError } from "../errors";
 import { fmtDuration } from "../output";
 import { RebalancePlan } from "../plan/rebalance";

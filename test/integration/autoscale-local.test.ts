@@ -14,8 +14,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Cluster } from "ioredis";
 import { PassThrough } from "node:stream";
-import { down, up } from "../../scripts/local";
-import { localEnv } from "../../scripts/autoscale/local";
+import { down, loadLocalConfig, shapeOf, stackDir, up } from "../../scripts/local";
+import { localEnv } from "../../scripts/local/autoscale";
 import { autoscaleRound, DecisionRecord } from "../../scripts/autoscale/run";
 import { createOutput } from "../../scripts/output";
 import { missingKeys, startTraffic } from "../helpers/cluster";
@@ -71,7 +71,7 @@ test("autoscale (local): grows by one shard under load with no lost key, shrinks
         assert.deepEqual([first.event, first.action, first.heldBy, first.shape], ["autoscale-decision", "none", "min-shards", { shards: 3, replicas: 0 }]);
         assert.match(cli.stderr, /autoscale local stack as: none \(held by min-shards\): master memory [\d.]+ % \(target 20 %/);
 
-        const env = localEnv(opts, quiet);
+        const env = localEnv<typeof opts>(opts, quiet, { stackDir, loadLocalConfig, shapeOf, up });
         const records: DecisionRecord[] = [];
         const round = async () => {
             const rec = await autoscaleRound(env, { stdout: sink, stderr: logStream }, quiet);

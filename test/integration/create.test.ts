@@ -10,7 +10,8 @@ import { startServers, startServer, stopAll, freePortPair, TestServer } from "..
 import { Topology, TopologyNode, nodeName } from "../../components/topology";
 import { zoneOf } from "../../components/plan/placement";
 import { NodePool } from "../../scripts/redis/pool";
-import { formCluster, FormOptions, slotCommands } from "../../scripts/redis/form";
+import { slotCommands } from "../../scripts/plan/formation";
+import { formCluster, FormOptions } from "../../scripts/redis/form";
 import { checkFormation } from "../../scripts/redis/health";
 import { parseClusterNodes, formatRanges } from "../../scripts/redis/clusterNodes";
 import { parseInfo, waitUntil } from "../../scripts/redis/clusterView";

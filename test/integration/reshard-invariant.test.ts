@@ -14,7 +14,7 @@ import { StepError } from "../../scripts/errors";
 import { NodePool } from "../../scripts/redis/pool";
 import { ClusterView } from "../../scripts/redis/clusterView";
 import { planRebalance } from "../../scripts/plan/rebalance";
-import { mastersFromView } from "../../scripts/commands/rebalance";
+import { mastersFromView } from "../../scripts/redis/rebalance";
 import { executePlan } from "../../scripts/redis/reshard";
 import { parseClusterNodes } from "../../scripts/redis/clusterNodes";
 import type { Topology } from "../../components/topology";

@@ -9,21 +9,35 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { validateTopology } from "../../components/topology";
+import type { StackConfig } from "../../components/config";
+import { Topology, validateTopology } from "../../components/topology";
 import { UsageError } from "../errors";
 import { openPool, resolveTarget } from "../inventory";
-import { LocalOptions, loadLocalConfig, shapeOf, stackDir, up } from "../local";
 import { Output } from "../output";
 import { logOutput } from "../commands/autoscale";
-import { AutoscaleEnv, autoscaleLoop } from "./run";
+import { AutoscaleEnv, autoscaleLoop } from "../autoscale/run";
 
-export interface LocalAutoscaleOptions extends LocalOptions {
+export interface LocalAutoscaleOptions {
+    stack: string;
     once?: boolean;
     dryRun?: boolean;
     interval?: number;
 }
 
-export function localEnv(opts: LocalAutoscaleOptions, out: Output): AutoscaleEnv {
+/**
+ * What the loop drives of local mode: local.ts passes its own functions, since it
+ * loads this module and importing it back would close an import cycle.
+ */
+export interface LocalMode<O> {
+    stackDir(opts: O): string;
+    loadLocalConfig(opts: O): { config: StackConfig };
+    shapeOf(t: Topology): { shards: number; replicas: number };
+    /** Starts or stops processes and scales to `opts.shards` × (1 + `opts.replicas`). */
+    up(opts: O & { shards: number; replicas: number; json: boolean }, out: Output): Promise<{ healthy: boolean }>;
+}
+
+export function localEnv<O extends LocalAutoscaleOptions>(opts: O, out: Output, local: LocalMode<O>): AutoscaleEnv {
+    const { stackDir, loadLocalConfig, shapeOf, up } = local;
     const dir = stackDir(opts);
     const topologyFile = join(dir, "topology.json");
     const readTopology = () => {
@@ -51,12 +65,12 @@ export function localEnv(opts: LocalAutoscaleOptions, out: Output): AutoscaleEnv
     };
 }
 
-export async function runLocalAutoscale(opts: LocalAutoscaleOptions, out: Output): Promise<number> {
+export async function runLocalAutoscale<O extends LocalAutoscaleOptions>(opts: O, out: Output, local: LocalMode<O>): Promise<number> {
     const ac = new AbortController();
     const onSigint = () => ac.abort();
     process.on("SIGINT", onSigint);
     try {
-        return await autoscaleLoop(localEnv(opts, out), { once: opts.once, dryRun: opts.dryRun, intervalSeconds: opts.interval, signal: ac.signal }, out);
+        return await autoscaleLoop(localEnv(opts, out, local), { once: opts.once, dryRun: opts.dryRun, intervalSeconds: opts.interval, signal: ac.signal }, out);
     } finally {
         process.off("SIGINT", onSigint);
     }

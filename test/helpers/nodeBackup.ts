@@ -32,14 +32,14 @@ export interface NodeRun {
 
 /**
  * Claim timing for tests: seconds, not the node defaults (60 s deadline, 120 s lease, 5 s
- * settle, 10 s polls). Each aws CLI call took 1.5 to 10 s here when six scripts ran at once
- * on 2 cores shared with other jobs (load average up to 35), and a node makes three or four
- * between computing its claim's expiry and its first renewal: the lease covers that, and
- * waiting nodes poll every 4 s and the holder renews every 8 s, so that their calls do not
- * slow the holder down.
+ * settle, 10 s polls). Each call of Debian's aws CLI took 1.5 s on an idle 2-core machine
+ * and 6 to 15 s with six scripts at once on those cores shared with other jobs (load
+ * average 19 to 35); a node makes three or four between computing its claim's expiry and
+ * its first renewal, and the first candidate makes about five before it claims: the lease
+ * and the deadline cover that, and waiting nodes poll every 4 s.
  */
 export const FAST_CLAIMS: Record<string, string> = {
-    BACKUP_CLAIM_DEADLINE_SEC: "10", BACKUP_CLAIM_LEASE_SEC: "30", BACKUP_CLAIM_RENEW_SEC: "8", BACKUP_CLAIM_GRACE_SEC: "1",
+    BACKUP_CLAIM_DEADLINE_SEC: "30", BACKUP_CLAIM_LEASE_SEC: "45", BACKUP_CLAIM_RENEW_SEC: "5", BACKUP_CLAIM_GRACE_SEC: "1",
     BACKUP_CLAIM_SETTLE_SEC: "3", BACKUP_CLAIM_POLL_SEC: "4",
 };
 

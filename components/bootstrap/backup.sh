@@ -270,7 +270,9 @@ try_claim() {
   CLAIMED_AT=$(now_iso)
   local name exp
   name=$(claim_name "$GEN")
-  exp=$(( $(date +%s) + LEASE ))
+  # Two leases for a new claim: creating and reading it back takes calls of its own
+  # (seconds each on a loaded node) before the first renewal.
+  exp=$(( $(date +%s) + 2 * LEASE ))
   claim_doc "$exp" >"$WORK/claim"
   create_obj "$name" "$WORK/claim" || { log "$DEST/$name was created by another node first"; return 1; }
   set_lease "$exp"

@@ -67,6 +67,7 @@ export class HeldClaim {
     private timer?: NodeJS.Timeout;
     private expiresAtMs: number;
     private stopped = false;
+    private first = true;
     constructor(private readonly store: BackupStore, readonly key: string, private doc: ShardClaim, private readonly timing: ClaimTiming,
         private readonly log: (msg: string) => void) {
         this.expiresAtMs = Date.parse(doc.expiresAt);
@@ -83,7 +84,9 @@ export class HeldClaim {
     }
 
     private schedule(): void {
-        this.timer = setTimeout(() => void this.renew(), this.timing.renewMs);
+        // The first renewal at once (the nodes do the same): a new claim carries two leases, a renewed one one.
+        this.timer = setTimeout(() => void this.renew(), this.first ? 0 : this.timing.renewMs);
+        this.first = false;
         this.timer.unref();
     }
 
@@ -139,7 +142,8 @@ export async function acquireShard(store: BackupStore, ref: ShardRef, me: Claime
         const doc: ShardClaim = {
             version: 1, backupId: ref.backupId, clusterName: ref.clusterName, shard: ref.shard, generation,
             nodeName: me.nodeName, nodeId: me.nodeId, address: me.address, role: me.role, token, reason,
-            claimedAt: now.toISOString(), renewedAt: now.toISOString(), expiresAt: new Date(now.getTime() + t.leaseMs).toISOString(),
+            // Two leases for a new claim, as on the nodes: creating and reading it back come before the first renewal.
+            claimedAt: now.toISOString(), renewedAt: now.toISOString(), expiresAt: new Date(now.getTime() + 2 * t.leaseMs).toISOString(),
         };
         if (!(await store.create(key, JSON.stringify(doc, null, 2) + "\n"))) {
             log(`${store.location}/${key} was created by another node first`);

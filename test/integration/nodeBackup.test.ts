@@ -143,9 +143,9 @@ test("node backup: one slot, a different trouble per shard: a replica whose link
     // Shard 0: the replica's replication link is down (it cannot authenticate to its master).
     const [m0, r0] = fx.shards[0];
     await fx.client(r0).call("CONFIG", "SET", "masterauth", "wrong-password");
-    // Shard 1: the replica claims, starts a slow save (about 10 s for its ~1000 keys) and is killed before any upload.
+    // Shard 1: the replica claims, starts a slow save (about 30 s for its ~1000 keys) and is killed before any upload.
     const [m1, r1] = fx.shards[1];
-    await fx.client(r1).call("CONFIG", "SET", "rdb-key-save-delay", "10000");
+    await fx.client(r1).call("CONFIG", "SET", "rdb-key-save-delay", "30000");
     try {
         await fx.client(r0).call("CLIENT", "KILL", "TYPE", "master");
         await waitUntil(async () => /master_link_status:down/.test(String(await fx.client(r0).call("INFO", "replication"))) &&
@@ -155,7 +155,13 @@ test("node backup: one slot, a different trouble per shard: a replica whose link
         // Shard 2: only the master runs (the replica's timer did not fire). Shard 1's master gets a deadline no
         // loaded machine reaches, so that the replica claims first whatever the load: its takeover does not wait for it.
         const runs = Promise.all([runScript(m0, 0, 0, id), runScript(r0, 0, 1, id), runScript(m1, 1, 0, id, { BACKUP_CLAIM_DEADLINE_SEC: "120" }), runScript(fx.shards[2][0], 2, 0, id)]);
-        await waitUntil(async () => /BGSAVE: /.test(dying.logSoFar()), { timeoutMs: 120_000, what: "shard 1's replica to start its BGSAVE" });
+        // Killed once its save runs and its claim was renewed once (a new claim carries two leases, a renewed one one).
+        await waitUntil(async () => {
+            if (!/BGSAVE: /.test(dying.logSoFar())) return false;
+            const text = await store().readText(`nb/${id}/shard-1.claim`);
+            const c = text === undefined ? undefined : parseClaim(text, "claim");
+            return c !== undefined && c.nodeName === "nb-s1-r1" && c.renewedAt !== c.claimedAt;
+        }, { timeoutMs: 120_000, intervalMs: 500, maxIntervalMs: 500, what: "shard 1's replica to start its BGSAVE and renew its claim" });
         process.kill(-dying.proc.pid!, "SIGKILL");
         const killedAt = Date.now();
         assert.equal((await dying.done).code, null, "killed");

@@ -1,10 +1,10 @@
 /**
- * Formation benchmark (a script, not a test): `npm run bench:create [-- --sizes 6,60 --runs 3 --node-timeout 5000]`.
+ * Formation benchmark (a script, not a test): `npm run bench:create [-- --sizes 6,60 --runs 3 --node-timeout 5000 --entry bin|tsx]`.
  *
  * The same set of empty redis-server nodes on loopback is formed alternately by
  * `redis-cli --cluster create ... --cluster-replicas 1 --cluster-yes` and by our
- * `create` (its command line, `node --import tsx scripts/cli.ts create`, startup
- * included), with CLUSTER RESET HARD between runs. From the moment the tool is
+ * `create` (its command line, start-up included: `node scripts/bin/redis-cluster.js
+ * create`, the installed entry point; `--entry tsx` for `node --import tsx scripts/cli.ts`), with CLUSTER RESET HARD between runs. From the moment the tool is
  * spawned, the same poller (every 100 ms, scripts/redis/health.ts) checks "fully
  * formed": every node knows every other, cluster_state:ok everywhere, all slots
  * assigned, slot maps and replica assignments agree, every replica's link is up.
@@ -16,7 +16,7 @@
  */
 import { spawn } from "node:child_process";
 import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir, cpus } from "node:os";
+import { tmpdir, cpus, loadavg } from "node:os";
 import { join } from "node:path";
 import { startServers, stopAll, redisServerVersion, TestServer } from "../test/helpers/redisServers";
 import { NodePool } from "../scripts/redis/pool";
@@ -24,6 +24,7 @@ import { checkFormation } from "../scripts/redis/health";
 import { parseClusterNodes } from "../scripts/redis/clusterNodes";
 import { zoneOf } from "../components/plan/placement";
 import { nodeName, Topology } from "../components/topology";
+import { opt, oursArgv } from "./args";
 
 interface Run {
     tool: string;
@@ -33,13 +34,9 @@ interface Run {
     readyMs: number;
 }
 
-const arg = (name: string, def: string) => {
-    const i = process.argv.indexOf(`--${name}`);
-    return i >= 0 ? process.argv[i + 1] : def;
-};
-const SIZES = arg("sizes", "6,60").split(",").map(Number);
-const RUNS = Number(arg("runs", "3"));
-const NODE_TIMEOUT = Number(arg("node-timeout", "5000"));
+const SIZES = opt("sizes", "6,60").split(",").map(Number);
+const RUNS = Number(opt("runs", "3"));
+const NODE_TIMEOUT = Number(opt("node-timeout", "5000"));
 const ROOT = join(__dirname, "..");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -96,7 +93,7 @@ const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 
 async function main() {
     const [maj, min, patch] = redisServerVersion();
-    process.stderr.write(`redis-server ${maj}.${min}.${patch}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), cluster-node-timeout ${NODE_TIMEOUT} ms, ${RUNS} runs per tool and size\n`);
+    process.stderr.write(`${new Date().toISOString()}: redis-server ${maj}.${min}.${patch}, ${cpus().length} cores (${cpus()[0]?.model ?? "?"}), load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}, cluster-node-timeout ${NODE_TIMEOUT} ms, ${RUNS} runs per tool and size, our tool: ${oursArgv(ROOT).map((a) => a.replace(ROOT + "/", "")).join(" ")}\n`);
     const results: Run[] = [];
     for (const n of SIZES) {
         const servers = await startServers(n, { clusterNodeTimeoutMs: NODE_TIMEOUT });
@@ -123,7 +120,7 @@ async function main() {
                     await sleep(300); // let the resets settle; not measured
                     const run = tool === "redis-cli"
                         ? await measure(tool, servers, "redis-cli", ["--cluster", "create", ...servers.map((s) => s.key), "--cluster-replicas", "1", "--cluster-yes"])
-                        : await measure(tool, servers, process.execPath, ["--import", "tsx", "scripts/cli.ts", "create", "--topology", topoFile, "-q"]);
+                        : await measure(tool, servers, process.execPath, [...oursArgv(ROOT), "create", "--topology", topoFile, "-q"]);
                     results.push(run);
                     process.stderr.write(`${n} nodes, ${tool}: exit ${fmt(run.exitMs)}, formed ${fmt(run.healthyMs)}, ready ${fmt(run.readyMs)}\n`);
                 }

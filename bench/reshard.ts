@@ -5,6 +5,7 @@
  *   npm run bench:reshard -- [--keys 1000000] [--value-bytes 64] [--delay-ms 2,3]
  *                            [--only loopback|delayed] [--parallel 4] [--batch 1000]
  *                            [--ours-args "--big-key-mb 0"] [--skip-redis-cli]
+ *                            [--scale-out] [--entry bin|tsx]
  *
  * BENCH_CPU_PROF=DIR writes a V8 CPU profile of our tool's run to DIR.
  *
@@ -14,6 +15,18 @@
  * new master reports cluster_state:ok (a freshly met master refuses queries for
  * about cluster-node-timeout), each tool rebalances one cluster. Both are timed
  * as whole processes (wall clock, tool start-up included).
+ *
+ * --scale-out times the whole scale-out instead, the join included: the empty
+ * master is not joined beforehand; redis-cli runs `--cluster add-node NEW EXISTING`,
+ * then (what an operator must wait for, or rebalance fails: the new master refuses
+ * MIGRATE with CLUSTERDOWN for about its cluster-node-timeout) this script polls
+ * every 20 ms until every node serves and agrees, then `--cluster rebalance
+ * --cluster-use-empty-masters`; the time is from add-node's start to rebalance's
+ * exit. Ours is one `scale --topology` with the 4-node topology.
+ *
+ * --entry: how our tool is started. bin (default): `node scripts/bin/redis-cluster.js`,
+ * the package's installed entry point (tsx's require hook); tsx: `node --import tsx
+ * scripts/cli.ts` (the ESM loader as well: about 0.3 s more start-up here).
  *
  * "delayed" adds latency between the tools and the nodes only. No netem in this
  * kernel, so:
@@ -29,13 +42,13 @@
  */
 import { spawn, spawnSync, ChildProcess } from "node:child_process";
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
-import { tmpdir, cpus } from "node:os";
+import { tmpdir, cpus, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import Redis from "ioredis";
 import { startProxy } from "./proxy";
 import { parseClusterNodes, slotOwners } from "../scripts/redis/clusterNodes";
 import { freePortPair, waitForPing } from "../test/helpers/redisServers";
-import { args, opt } from "./args";
+import { args, opt, oursArgv } from "./args";
 
 const ROOT = resolve(__dirname, "..");
 const KEYS = Number(opt("keys", "1000000"));
@@ -50,6 +63,8 @@ const OURS_EXTRA = opt("ours-args", "").split(" ").filter(Boolean);
 const NODE_TIMEOUT = opt("cluster-node-timeout", "5000");
 /** For development: skip redis-cli's run (it takes minutes with added latency). */
 const SKIP_CLI = args.includes("--skip-redis-cli");
+const SCALE_OUT = args.includes("--scale-out");
+const ENTRY = opt("entry", "bin");
 
 interface Node {
     /** Announced (what CLUSTER NODES shows, what the tools use). */
@@ -246,17 +261,32 @@ async function serverCpu(nodes: Node[]): Promise<number[]> {
     }));
 }
 
-/** Runs one tool against one cluster: wall time of the whole process, keys that reached the new master, check. */
-async function timed(scenarioName: string, tool: "redis-cli" | "ours", cluster: Node[], dir: string, argv: string[]): Promise<Row> {
-    log(`${scenarioName}: ${tool}: ${argv.map((a) => a.replace(ROOT + "/", "")).join(" ")}`);
+/**
+ * Runs one tool against one cluster: wall time of the whole sequence (each argv a
+ * process, each function a wait between them), keys that reached the new master, check.
+ */
+async function timed(scenarioName: string, tool: "redis-cli" | "ours", cluster: Node[], dir: string, seq: (string[] | (() => Promise<void>))[]): Promise<Row> {
     const cpu0 = await serverCpu(cluster);
-    const r = await run("/usr/bin/time", ["-f", "tool cpu: %U s user, %S s sys, %e s wall", ...argv], join(dir, `${scenarioName}-${tool}.log`));
+    const t0 = performance.now();
+    const r = { code: 0, ms: 0, out: "" };
+    for (const [i, step] of seq.entries()) {
+        if (typeof step === "function") {
+            await step();
+            continue;
+        }
+        log(`${scenarioName}: ${tool}: ${step.map((a) => a.replace(ROOT + "/", "")).join(" ")}`);
+        const one = await run("/usr/bin/time", ["-f", "tool cpu: %U s user, %S s sys, %e s wall", ...step], join(dir, `${scenarioName}-${tool}-${i}.log`));
+        r.out += one.out;
+        r.code = one.code;
+        if (one.code !== 0) break;
+    }
+    r.ms = performance.now() - t0;
     const cpu1 = await serverCpu(cluster);
-    const toolCpu = r.out.split("\n").find((l) => l.startsWith("tool cpu")) ?? "";
+    const toolCpu = r.out.split("\n").filter((l) => l.startsWith("tool cpu")).join("; ");
     log(`${scenarioName}: ${tool} done in ${(r.ms / 1000).toFixed(2)} s (exit ${r.code}); ${toolCpu}; server cpu ${cpu1.map((v, i) => (v - cpu0[i]).toFixed(2)).join("/")} s`);
     if (r.code !== 0) log(`${tool} failed:\n${r.out.slice(-2000)}`);
     const sizes = await dbsizes(cluster);
-    const engine = tool === "ours" ? /in ([\d.]+ (?:ms|s))/.exec(r.out.split("\n").find((l) => l.includes("moved")) ?? "")?.[1] : undefined;
+    const engine = tool === "ours" ? /in ([\d.]+ (?:ms|s))/.exec(r.out.split("\n").find((l) => l.includes("moved") && !l.startsWith("scale done")) ?? "")?.[1] : undefined;
     return {
         scenario: scenarioName, tool: engine ? `ours (moving: ${engine})` : tool, seconds: r.ms / 1000, moved: sizes[3], keysPerSec: sizes[3] / (r.ms / 1000),
         check: await check(cluster[0].announced), total: sizes.reduce((a, b) => a + b, 0),
@@ -275,15 +305,21 @@ async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<
         let t = Date.now();
         await load([A.slice(0, 3), B.slice(0, 3)]);
         log(`${name}: loaded ${KEYS} keys × ${VALUE_BYTES} B into each cluster in ${((Date.now() - t) / 1000).toFixed(1)} s`);
-        for (const cl of [A, B]) {
-            const c = client(cl[0]);
-            const [h, p] = cl[3].announced.split(":");
-            await c.call("CLUSTER", "MEET", h, p);
-            c.disconnect();
+        if (!SCALE_OUT) {
+            for (const cl of [A, B]) {
+                const c = client(cl[0]);
+                const [h, p] = cl[3].announced.split(":");
+                await c.call("CLUSTER", "MEET", h, p);
+                c.disconnect();
+            }
+            t = Date.now();
+            await Promise.all([settle(A, 4), settle(B, 4)]);
+            log(`${name}: the empty masters joined and are serving after ${Date.now() - t} ms`);
+        } else {
+            // As after `pulumi up`: the new nodes have been up for a while (Redis holds a master
+            // in cluster_state:fail for 2 s after its start, whoever joins it).
+            await sleep(2500);
         }
-        t = Date.now();
-        await Promise.all([settle(A, 4), settle(B, 4)]);
-        log(`${name}: the empty masters joined and are serving after ${Date.now() - t} ms`);
         const [h0, p0] = A[0].announced.split(":");
         const measured = await rtt(h0, Number(p0));
         const direct = await rtt(A[0].direct.host, A[0].direct.port);
@@ -291,7 +327,15 @@ async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<
 
         const rows: Row[] = [];
         // redis-cli on cluster A
-        if (!SKIP_CLI) rows.push(await timed(name, "redis-cli", A, dir, ["redis-cli", "--cluster", "rebalance", A[0].announced, "--cluster-use-empty-masters"]));
+        const rebalanceCli = ["redis-cli", "--cluster", "rebalance", A[0].announced, "--cluster-use-empty-masters"];
+        if (!SKIP_CLI) {
+            rows.push(await timed(name, "redis-cli", A, dir, SCALE_OUT
+                ? [["redis-cli", "--cluster", "add-node", A[3].announced, A[0].announced], async () => {
+                    const ms = await settle(A, 4);
+                    log(`${name}: redis-cli: the new master serves ${ms} ms after add-node returned`);
+                }, rebalanceCli]
+                : [rebalanceCli]));
+        }
 
         // ours on cluster B
         const topo = join(dir, `${name}-topology.json`);
@@ -299,7 +343,8 @@ async function scenario(name: "loopback" | "delayed", dir: string, pre: Partial<
             clusterName: `bench-${name}`, port: Number(B[0].announced.split(":")[1]), tls: false,
             nodes: B.map((n, i) => ({ name: `bench-s${i}-r0`, shard: i, az: "local-a", host: n.announced.split(":")[0], port: Number(n.announced.split(":")[1]) })),
         }));
-        rows.push(await timed(name, "ours", B, dir, [process.execPath, ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), "--import", "tsx", join(ROOT, "scripts/cli.ts"), "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH, ...OURS_EXTRA]));
+        const ours = [process.execPath, ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []), ...oursArgv(ROOT, ENTRY)];
+        rows.push(await timed(name, "ours", B, dir, [[...ours, SCALE_OUT ? "scale" : "rebalance", "--topology", topo, "--parallel", PARALLEL, "--batch", BATCH, ...OURS_EXTRA]]));
         (rows as (Row & { rtt?: number })[]).forEach((r) => ((r as { rtt?: number }).rtt = measured));
         return rows;
     } finally {
@@ -392,7 +437,7 @@ function print(rows: Row[]): void {
     const cpu = cpus()[0]?.model ?? "?";
     const lines = [
         "",
-        `Resharding benchmark — ${new Date().toISOString()} — ${cpus().length} × ${cpu}; ${KEYS} keys × ${VALUE_BYTES} B, 3 → 4 masters`,
+        `${SCALE_OUT ? "Scale-out benchmark (join + rebalance: redis-cli add-node, wait, rebalance vs our scale)" : "Resharding benchmark (rebalance onto a joined empty master)"} — ${new Date().toISOString()} — ${cpus().length} × ${cpu}; load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}; ${KEYS} keys × ${VALUE_BYTES} B, 3 → 4 masters; our tool started with --entry ${ENTRY}`,
         "",
         "| scenario | tool | seconds | keys moved | keys/s | cluster check | keys after |",
         "|---|---|---:|---:|---:|---|---:|",

@@ -2,7 +2,7 @@
  * Restore benchmark: `npm run cluster -- restore` against what a user has without it,
  * in the same run, into the same 4-master cluster (flushed in between).
  *
- *   npm run bench:restore -- [--keys 1000000] [--value-bytes 64] [--skip-redis-cli]
+ *   npm run bench:restore -- [--keys 1000000] [--value-bytes 64] [--skip-redis-cli] [-- <restore flags>]
  *
  * BENCH_CPU_PROF=DIR writes a V8 CPU profile of our restore to DIR.
  *
@@ -17,8 +17,8 @@
  * Both end with every key counted on the 4 masters.
  */
 import { spawn } from "node:child_process";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir, cpus } from "node:os";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir, cpus, loadavg } from "node:os";
 import { join, resolve } from "node:path";
 import Redis from "ioredis";
 import { ClusterFixture, startCluster } from "../test/helpers/cluster";
@@ -31,9 +31,20 @@ const ROOT = resolve(__dirname, "..");
 const KEYS = Number(opt("keys", "1000000"));
 const VALUE_BYTES = Number(opt("value-bytes", "64"));
 const SKIP_CLI = args.includes("--skip-redis-cli");
+/** Extra restore flags to try (e.g. --memory-mb 64), after `--`. */
+const passThrough = args.includes("--") ? args.slice(args.indexOf("--") + 1) : [];
+
+interface RunResult {
+    code: number | null;
+    ms: number;
+    peakRssKiB: number;
+    /** user + system CPU seconds of the process (GNU time), when measured */
+    cpuSec?: number;
+    out: string;
+}
 
 /** Runs a process; wall time and, sampled from /proc, its peak resident memory. */
-function run(cmd: string, argv: string[]): Promise<{ code: number | null; ms: number; peakRssKiB: number; out: string }> {
+function run(cmd: string, argv: string[]): Promise<RunResult> {
     return new Promise((res) => {
         const t0 = process.hrtime.bigint();
         const p = spawn(cmd, argv, { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
@@ -74,6 +85,32 @@ async function load(fx: ClusterFixture): Promise<void> {
     }
 }
 
+/**
+ * Runs a process under GNU time: wall time, user+system CPU seconds and peak RSS of the process
+ * itself (the 20 ms /proc sampling above can miss a short peak).
+ */
+async function timed(cmd: string, argv: string[]): Promise<RunResult> {
+    if (!existsSync("/usr/bin/time")) return run(cmd, argv);
+    const f = join(tmpdir(), `bench-time-${process.pid}-${Date.now()}`);
+    const r = await run("/usr/bin/time", ["-f", "%U %S %M", "-o", f, cmd, ...argv]);
+    const [u, s, m] = readFileSync(f, "utf8").trim().split("\n").pop()!.split(" ").map(Number);
+    rmSync(f, { force: true });
+    return { ...r, cpuSec: u + s, peakRssKiB: Math.max(r.peakRssKiB, m) };
+}
+
+/** CPU seconds (user + system) the cluster's masters have used so far (INFO cpu). */
+async function serverCpu(fx: ClusterFixture): Promise<number> {
+    let sum = 0;
+    for (const sh of fx.shards) {
+        const info = String(await fx.client(sh[0]).info("cpu"));
+        for (const f of ["used_cpu_sys", "used_cpu_user"]) sum += Number(new RegExp(`${f}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+    }
+    return sum;
+}
+
+/** The 1-minute load average. */
+const load1 = (): string => loadavg()[0].toFixed(1);
+
 async function dbsize(fx: ClusterFixture): Promise<number> {
     return (await Promise.all(fx.shards.map((sh) => fx.client(sh[0]).dbsize()))).reduce((a, b) => a + b, 0);
 }
@@ -95,10 +132,16 @@ async function main(): Promise<void> {
         console.error(`backup: ${(b.ms / 1000).toFixed(2)} s, ${backup.totalBytes} bytes in ${backup.shards} RDB files`);
 
         const prof = process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
-        const ours = await run(process.execPath, [...prof, "--import", "tsx", cli, "restore", "--from", store, "--topology", dst.topologyFile, "-q"]);
+        const loadBefore = load1();
+        const cpu0 = await serverCpu(dst);
+        const ours = await timed(process.execPath, [...prof, "--import", "tsx", cli, "restore", "--from", store, "--topology", dst.topologyFile, "-q", ...passThrough]);
         if (ours.code !== 0) throw new Error(`restore failed:\n${ours.out}`);
+        const serversCpu = (await serverCpu(dst)) - cpu0;
         const oursKeys = await dbsize(dst);
-        console.error(`ours: ${(ours.ms / 1000).toFixed(2)} s, ${oursKeys} keys on the target, peak RSS ${(ours.peakRssKiB / 1024).toFixed(0)} MiB`);
+        console.error(
+            `ours: ${(ours.ms / 1000).toFixed(2)} s, ${oursKeys} keys on the target, peak RSS ${(ours.peakRssKiB / 1024).toFixed(0)} MiB, ` +
+                `CPU: tool ${ours.cpuSec?.toFixed(2) ?? "?"} s, the 4 target masters ${serversCpu.toFixed(2)} s; load average ${loadBefore} before, ${load1()} after`,
+        );
         if (oursKeys !== KEYS) throw new Error(`ours left ${oursKeys} keys, expected ${KEYS}`);
 
         let cliRow: { ms: number; keys: number } | undefined;
@@ -106,6 +149,7 @@ async function main(): Promise<void> {
             await Promise.all(dst.shards.map((sh) => dst.client(sh[0]).flushall()));
             const rdbDir = join(store, "bsrc", backup.backupId);
             t = Date.now();
+            const cliLoad = load1();
             for (let shard = 0; shard < backup.shards; shard++) {
                 // What a user does without us: a standalone server on the shard's RDB, then redis-cli's import.
                 const rdb = mkdtempSync(join(dir, "standalone-"));
@@ -119,16 +163,16 @@ async function main(): Promise<void> {
             }
             const ms = Date.now() - t;
             cliRow = { ms, keys: await dbsize(dst) };
-            console.error(`redis-cli --cluster import: ${(ms / 1000).toFixed(2)} s, ${cliRow.keys} keys on the target`);
+            console.error(`redis-cli --cluster import: ${(ms / 1000).toFixed(2)} s, ${cliRow.keys} keys on the target; load average ${cliLoad} before, ${load1()} after`);
         }
 
         const rate = (keys: number, ms: number) => Math.round(keys / (ms / 1000));
         const rows = [
-            ["ours (restore)", (ours.ms / 1000).toFixed(2), String(rate(KEYS, ours.ms)), (ours.peakRssKiB / 1024).toFixed(0)],
-            ...(cliRow ? [["standalone + redis-cli --cluster import --cluster-copy", (cliRow.ms / 1000).toFixed(2), String(rate(cliRow.keys, cliRow.ms)), "-"]] : []),
+            ["ours (restore)", (ours.ms / 1000).toFixed(2), String(rate(KEYS, ours.ms)), (ours.peakRssKiB / 1024).toFixed(0), ours.cpuSec?.toFixed(2) ?? "?"],
+            ...(cliRow ? [["standalone + redis-cli --cluster import --cluster-copy", (cliRow.ms / 1000).toFixed(2), String(rate(cliRow.keys, cliRow.ms)), "-", "-"]] : []),
         ];
-        console.log(`\n${KEYS} keys × ${VALUE_BYTES} B, 3-shard backup (${backup.totalBytes} bytes, taken in ${(b.ms / 1000).toFixed(2)} s) -> 4 masters`);
-        console.log("| tool | wall s | keys/s | peak RSS MiB |\n|---|---:|---:|---:|");
+        console.log(`\n${KEYS} keys × ${VALUE_BYTES} B, 3-shard backup (${backup.totalBytes} bytes, taken in ${(b.ms / 1000).toFixed(2)} s) -> 4 masters; load average ${load1()} at the end`);
+        console.log("| tool | wall s | keys/s | peak RSS MiB | tool CPU s |\n|---|---:|---:|---:|---:|");
         for (const r of rows) console.log(`| ${r.join(" | ")} |`);
         if (cliRow) console.log(`ratio: ours is ${(cliRow.ms / ours.ms).toFixed(1)}× faster end to end`);
     } finally {

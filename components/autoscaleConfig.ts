@@ -41,13 +41,60 @@ export interface AutoscalePolicy {
     disableScaleIn: boolean;
     /** Scale in only inside this weekly (UTC) window, ElastiCache's format `sun:03:00-sun:05:00`, or a daily `03:00-05:00`. @default undefined (any time) */
     scaleInMaintenanceWindow?: string;
+    /**
+     * Where the AWS runner (components/autoscaleRunner.ts) finds the stack's state: the
+     * backend URL `pulumi login` takes, `s3://bucket[/path][?region=…]` (self-managed) or
+     * `https://…` (Pulumi Cloud or a self-hosted one). Required with `enabled`. @default undefined
+     */
+    runnerBackendUrl?: string;
+    /**
+     * A Secrets Manager secret (ARN) whose SecretString unlocks the stack for the runner:
+     * PULUMI_CONFIG_PASSPHRASE with an s3:// backend and the passphrase secrets provider,
+     * PULUMI_ACCESS_TOKEN with an https:// backend. Required with `enabled`, unless an s3://
+     * backend uses an AWS KMS secrets provider (`runnerSecretsKmsKeyArn`). @default undefined
+     */
+    runnerSecretArn?: string;
+    /** The KMS key of an `awskms://` secrets provider: the runner may Encrypt/Decrypt with it. @default undefined */
+    runnerSecretsKmsKeyArn?: string;
+    /**
+     * The runner's instance type, Graviton (arm64: the runner runs Amazon Linux 2023 arm64).
+     * `pulumi up` runs the program (Node.js with @pulumi/aws) and the AWS provider side by side. @default t4g.small
+     */
+    runnerInstanceType: string;
+    /**
+     * In an existing VPC (`vpcId`), the subnet the runner is launched in: private, with a
+     * route to the internet through a NAT (the runner downloads Node.js packages and the
+     * Pulumi CLI and plugins, and calls the EC2, ELB, CloudWatch, STS and KMS APIs). With a
+     * VPC the stack creates, it creates that subnet and its NAT gateway. @default undefined
+     */
+    runnerSubnetId?: string;
 }
+
+/** The runner's default instance type (see the README's cost table). */
+export const DEFAULT_RUNNER_INSTANCE_TYPE = "t4g.small";
 
 export const AUTOSCALE_KEYS = [
     "enabled", "intervalSeconds", "targetMemoryPercent", "targetMasterCpuPercent", "targetReplicaCpuPercent",
     "minShards", "maxShards", "minReplicas", "maxReplicas", "scaleOutDatapoints", "scaleOutCooldownSeconds",
     "scaleInCooldownSeconds", "scaleInWindowSeconds", "disableScaleIn", "scaleInMaintenanceWindow",
+    "runnerBackendUrl", "runnerSecretArn", "runnerSecretsKmsKeyArn", "runnerInstanceType", "runnerSubnetId",
 ] as const;
+
+/** `s3://bucket[/path][?query]`: the bucket name as S3 allows it (3–63 lowercase letters, digits, dots, hyphens). */
+const S3_BACKEND = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(\/[^?#\s]*)?(\?[^#\s]*)?$/;
+const HTTPS_BACKEND = /^https:\/\/[A-Za-z0-9.-]+(:\d+)?(\/[^\s]*)?$/;
+const SECRET_ARN = /^arn:aws[a-z-]*:secretsmanager:[a-z]{2}(-[a-z]+)+-\d:\d{12}:secret:[A-Za-z0-9/_+=.@-]+$/;
+const KMS_KEY_ARN = /^arn:aws[a-z-]*:kms:[a-z]{2}(-[a-z]+)+-\d:\d{12}:key\/[0-9a-f-]{36}$/;
+const GRAVITON_TYPE = /^([a-z]+\d+g[a-z]*)\.(nano|micro|small|medium|large|\d*xlarge)$/;
+
+/** The state backend of an `s3://` URL: bucket and the key prefix Pulumi writes under (`<path>/.pulumi/`). */
+export function s3Backend(url: string): { bucket: string; prefix: string; region?: string } | undefined {
+    const m = S3_BACKEND.exec(url);
+    if (!m) return undefined;
+    const path = (m[2] ?? "").replace(/^\/+|\/+$/g, "");
+    const region = /[?&]region=([a-z0-9-]+)/.exec(m[3] ?? "")?.[1];
+    return { bucket: m[1], prefix: path ? `${path}/` : "", ...(region ? { region } : {}) };
+}
 
 const DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
 
@@ -156,6 +203,29 @@ export function parseAutoscale(
             problems.push(`${key("scaleInMaintenanceWindow")} must be a UTC window such as sun:03:00-sun:05:00 (weekly) or 03:00-05:00 (daily), start ≠ end (got ${show(w)})`);
         } else scaleInMaintenanceWindow = w.trim().toLowerCase();
     }
+    const str = (f: string, valid: RegExp, what: string): string | undefined => {
+        const v = get(f);
+        if (v === undefined) return undefined;
+        if (typeof v !== "string" || !valid.test(v.trim())) {
+            problems.push(`${key(f)} must be ${what} (got ${show(v)})`);
+            return undefined;
+        }
+        return v.trim();
+    };
+    let runnerBackendUrl = get("runnerBackendUrl") === undefined ? undefined
+        : str("runnerBackendUrl", /^(s3|https):\/\/\S+$/, "the state backend URL the runner logs in to: s3://bucket[/path][?region=…] (self-managed) or https://api.pulumi.com (Pulumi Cloud); " +
+            "file:// and local paths are on your machine, not the runner's, and azblob:// or gs:// cannot be granted by an AWS role");
+    if (runnerBackendUrl?.startsWith("s3://") && !s3Backend(runnerBackendUrl)) {
+        problems.push(`${key("runnerBackendUrl")} must name an S3 bucket as s3://bucket[/path][?region=…], the bucket 3–63 lowercase letters, digits, dots or hyphens (got ${show(runnerBackendUrl)})`);
+        runnerBackendUrl = undefined;
+    } else if (runnerBackendUrl?.startsWith("https://") && !HTTPS_BACKEND.test(runnerBackendUrl)) {
+        problems.push(`${key("runnerBackendUrl")} must be an https:// URL such as https://api.pulumi.com (got ${show(runnerBackendUrl)})`);
+        runnerBackendUrl = undefined;
+    }
+    const runnerSecretArn = str("runnerSecretArn", SECRET_ARN, "the ARN of a Secrets Manager secret, arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters> (the full ARN: IAM grants the exact secret)");
+    const runnerSecretsKmsKeyArn = str("runnerSecretsKmsKeyArn", KMS_KEY_ARN, "a KMS key ARN, arn:aws:kms:<region>:<account>:key/<key id> (the key of an awskms:// secrets provider; an alias cannot be granted)");
+    const runnerInstanceType = str("runnerInstanceType", GRAVITON_TYPE, "a Graviton (arm64) instance type such as t4g.small or m7g.medium: the runner runs Amazon Linux 2023 for arm64") ?? DEFAULT_RUNNER_INSTANCE_TYPE;
+    const runnerSubnetId = str("runnerSubnetId", /^subnet-([0-9a-f]{8}|[0-9a-f]{17})$/, "a subnet id such as subnet-0123456789abcdef0");
     if (minShards > maxShards) problems.push(`${key("minShards")} (${minShards}) cannot exceed ${key("maxShards")} (${maxShards})`);
     else if (ctx.shards < minShards || ctx.shards > maxShards) {
         problems.push(`${ctx.ns}:shards (${ctx.shards}) must lie within ${key("minShards")}–${key("maxShards")} (${minShards}–${maxShards}): the autoscaler keeps the cluster inside them`);
@@ -171,5 +241,37 @@ export function parseAutoscale(
         enabled, intervalSeconds, targetMemoryPercent, targetMasterCpuPercent, targetReplicaCpuPercent,
         minShards, maxShards, minReplicas, maxReplicas, scaleOutDatapoints, scaleOutCooldownSeconds,
         scaleInCooldownSeconds, scaleInWindowSeconds, disableScaleIn, scaleInMaintenanceWindow,
+        runnerBackendUrl, runnerSecretArn, runnerSecretsKmsKeyArn, runnerInstanceType, runnerSubnetId,
     };
+}
+
+/**
+ * What the AWS stack needs besides a valid policy when `enabled` creates the runner
+ * (components/autoscaleRunner.ts): where the state is, how to unlock its secrets, and, in an
+ * existing VPC, a subnet with a way out. Checked where the stack is built (RedisCluster),
+ * not by local mode or the tool, which act without a runner.
+ */
+export function runnerConfigProblems(a: AutoscalePolicy, ctx: { ns: string; vpcId?: string }): string[] {
+    if (!a.enabled) return [];
+    const key = (f: string) => `${ctx.ns}:autoscale.${f}`;
+    const problems: string[] = [];
+    // The runner runs `pulumi up` with nobody at the keyboard: it must find the state and unlock its secrets.
+    if (!a.runnerBackendUrl) {
+        problems.push(`${key("enabled")} is true, which creates the AWS runner, but ${key("runnerBackendUrl")} is not set: the runner runs pulumi up unattended and must find the stack's state. ` +
+            `Set it to the URL you log in to (pulumi whoami -v shows it), e.g. pulumi config set --path autoscale.runnerBackendUrl s3://my-state-bucket`);
+    }
+    const kmsProvider = !!a.runnerBackendUrl?.startsWith("s3://") && a.runnerSecretsKmsKeyArn !== undefined;
+    if (!a.runnerSecretArn && !kmsProvider) {
+        problems.push(`${key("enabled")} is true, which creates the AWS runner, but ${key("runnerSecretArn")} is not set: the runner needs a Secrets Manager secret holding ` +
+            `${a.runnerBackendUrl?.startsWith("https://") ? "a Pulumi access token (PULUMI_ACCESS_TOKEN)" : "the stack's passphrase (PULUMI_CONFIG_PASSPHRASE)"} to read the stack's secrets; ` +
+            `create it (aws secretsmanager create-secret --name redis-autoscale/<stack> --secret-string …) and set its full ARN, or, with an s3:// backend and an awskms:// secrets provider, set ${key("runnerSecretsKmsKeyArn")}`);
+    }
+    if (ctx.vpcId !== undefined && !a.runnerSubnetId) {
+        problems.push(`${key("enabled")} is true in an existing VPC (${ctx.ns}:vpcId), but ${key("runnerSubnetId")} is not set: name a private subnet of that VPC with a route to a NAT gateway ` +
+            `(the runner downloads Node.js packages and the Pulumi CLI, and calls the EC2, ELB, CloudWatch, STS and KMS APIs)`);
+    }
+    if (ctx.vpcId === undefined && a.runnerSubnetId) {
+        problems.push(`${key("runnerSubnetId")} is for an existing VPC (${ctx.ns}:vpcId); with the VPC this stack creates, the stack creates the runner's subnet and NAT gateway itself: remove it (got ${JSON.stringify(a.runnerSubnetId)})`);
+    }
+    return problems;
 }

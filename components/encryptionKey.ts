@@ -19,6 +19,8 @@ export interface KeyUsers {
     snapshotRoleArn: pulumi.Input<string>;
     /** Roles/users that deploy and operate the cluster (keyAdministratorArns, or the deployer). */
     administratorArns: string[];
+    /** The autoscale runner's role (autoscale.enabled): new nodes' volumes through EC2, the project bundle through S3. */
+    autoscalerRoleArn?: pulumi.Input<string>;
 }
 
 /**
@@ -70,6 +72,14 @@ export function keyPolicy(u: KeyUsers): pulumi.Output<string> {
                 Resource: "*",
                 Condition: via("ssm", "s3"),
             },
+            ...(u.autoscalerRoleArn ? [{
+                Sid: "AutoscalerUsesTheKeyThroughEc2AndS3",
+                Effect: "Allow",
+                Principal: { AWS: u.autoscalerRoleArn },
+                Action: ["kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncrypt*", "kms:CreateGrant", "kms:DescribeKey"],
+                Resource: "*",
+                Condition: via("ec2", "s3"),
+            }] : []),
             {
                 Sid: "SnapshotRoleUsesTheKey",
                 Effect: "Allow",

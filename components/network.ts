@@ -39,6 +39,8 @@ export class Network extends pulumi.ComponentResource {
     readonly subnetIds: pulumi.Output<string>[];
     /** Prefix list of the S3 gateway endpoint, for security group egress. */
     readonly s3PrefixListId: pulumi.Output<string>;
+    /** The S3 gateway endpoint, for route tables added later (the autoscale runner's). */
+    readonly s3EndpointId: pulumi.Output<string>;
     readonly endpointSecurityGroup: aws.ec2.SecurityGroup;
 
     constructor(name: string, args: NetworkArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -104,6 +106,7 @@ export class Network extends pulumi.ComponentResource {
             tags: t(childName(args.clusterName, "s3")),
         }, parent);
         this.s3PrefixListId = s3.prefixListId;
+        this.s3EndpointId = s3.id;
 
         this.endpointSecurityGroup = new aws.ec2.SecurityGroup(childName(name, "endpoints-sg"), {
             vpcId: this.vpc.id,

@@ -1,6 +1,9 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import * as aws from "@pulumi/aws";
-import { CONFIG_NAMESPACE, parseStackConfig, RawValue, StackConfig } from "./config";
+import { CONFIG_NAMESPACE, ConfigError, parseStackConfig, RawValue, StackConfig } from "./config";
+import { runnerConfigProblems } from "./autoscaleConfig";
 import type { UserDataInput } from "./bootstrap/contract";
 import { ACL_USERS, ssmParameterNames } from "./bootstrap/contract";
 import { DesiredNodeSettings, desiredNodeSettingsOf, nodeSettingsOf, renderNodeSettings } from "./bootstrap/nodeSettings";
@@ -20,6 +23,7 @@ import { LoadBalancer } from "./loadBalancer";
 import { Alarms } from "./alarms";
 import { Dashboard } from "./dashboard";
 import { MetricsPublisher } from "./metricsPublisher";
+import { AutoscaleRunner } from "./autoscaleRunner";
 import { MonitoredNode } from "./monitoring";
 import { childName, nodeResourceName, tags } from "./naming";
 
@@ -42,6 +46,17 @@ export interface RedisClusterArgs extends RedisClusterSettings {
     environment?: Environment;
     /** User-data renderer. @default renderUserData from ./bootstrap/userData */
     renderUserData?: (input: UserDataInput) => string;
+    /**
+     * With `autoscale.enabled`: the directory of the Pulumi project the runner runs (Pulumi.yaml,
+     * the program, package-lock.json), bundled for it. @default this repository (the stack program)
+     */
+    projectRoot?: string;
+}
+
+/** The repository this component lives in: components/.. in a checkout, dist/components/../.. when packed. */
+function defaultProjectRoot(): string {
+    const candidates = [join(__dirname, ".."), join(__dirname, "..", "..")];
+    return candidates.find((d) => existsSync(join(d, "Pulumi.yaml")) && existsSync(join(d, "index.ts"))) ?? process.cwd();
 }
 
 /** Whether the stack created its network or was given one; a running cluster keeps its mode. */
@@ -74,6 +89,8 @@ export interface ClusterOutputs {
     alarmTopicArn: pulumi.Output<string>;
     /** The CloudWatch dashboard (one row per shard, the cluster row). */
     dashboardName: pulumi.Output<string>;
+    /** With `autoscale.enabled`: the runner's instance (`aws ssm start-session --target <id>`, then `journalctl -u redis-autoscale@<stack>`). */
+    autoscaleRunnerInstanceId?: pulumi.Output<string>;
 }
 
 /**
@@ -82,11 +99,15 @@ export interface ClusterOutputs {
  */
 export function clusterConfigOf(name: string, settings: RedisClusterSettings & { alarmEmail?: unknown }, stack = pulumi.getStack()): StackConfig {
     const plain = settings as Record<string, unknown>;
-    return parseStackConfig((k): RawValue => {
+    const cfg = parseStackConfig((k): RawValue => {
         // A secret or computed e-mail is checked where it is plain; the component passes it on as is.
         if (k === "alarmEmail" && typeof plain.alarmEmail !== "string") return undefined;
         return plain[k] as RawValue;
     }, { project: name, stack });
+    // Only the stack creates the runner: local mode and the tool read the same keys without it.
+    const runner = runnerConfigProblems(cfg.autoscale, { ns: CONFIG_NAMESPACE, vpcId: cfg.vpcId });
+    if (runner.length > 0) throw new ConfigError(runner);
+    return cfg;
 }
 
 /**
@@ -111,12 +132,12 @@ export class RedisCluster extends pulumi.ComponentResource {
     readonly backupBucketName: pulumi.Output<string>;
 
     constructor(name: string, args: RedisClusterArgs = {}, opts?: pulumi.ComponentResourceOptions) {
-        const { environment, alarmEmail, renderUserData, ...settings } = args;
+        const { environment, alarmEmail, renderUserData, projectRoot, ...settings } = args;
         // Throws a ConfigError listing every problem before anything, this component included, is declared.
         const cfg = clusterConfigOf(name, { ...settings, alarmEmail });
         super("rediscluster:index:RedisCluster", name, {}, opts);
         this.config = cfg;
-        const build = (env: Environment) => this.build(name, cfg, env, alarmEmail ?? cfg.alarmEmail, renderUserData);
+        const build = (env: Environment) => this.build(name, cfg, env, alarmEmail ?? cfg.alarmEmail, renderUserData, projectRoot);
         if (environment) {
             this.outputs = build(environment);
         } else {
@@ -139,6 +160,7 @@ export class RedisCluster extends pulumi.ComponentResource {
                 alarmTopicArn: later("alarmTopicArn"),
                 dashboardName: later("dashboardName"),
                 pendingNodeChanges: later("pendingNodeChanges"),
+                ...(cfg.autoscale.enabled ? { autoscaleRunnerInstanceId: later("autoscaleRunnerInstanceId") } : {}),
             };
         }
         this.topology = this.outputs.topology;
@@ -149,7 +171,7 @@ export class RedisCluster extends pulumi.ComponentResource {
         this.registerOutputs({ ...this.outputs });
     }
 
-    private build(name: string, cfg: StackConfig, env: Environment, alarmEmail: pulumi.Input<string> | undefined, renderUserData?: (input: UserDataInput) => string): ClusterOutputs {
+    private build(name: string, cfg: StackConfig, env: Environment, alarmEmail: pulumi.Input<string> | undefined, renderUserData?: (input: UserDataInput) => string, projectRoot?: string): ClusterOutputs {
         const parent = { parent: this };
         const existing = env.existingVpc;
         const key = new EncryptionKey(childName(name, "kms"), { clusterName: cfg.clusterName, protect: cfg.protectData }, parent);
@@ -204,6 +226,29 @@ export class RedisCluster extends pulumi.ComponentResource {
             kmsKeyArn: key.arn,
             backupBucketArn: bucket.arn,
         }, parent);
+        // The autoscaler's runner (autoscale.enabled): its role first, as the key policy names it;
+        // its policy and instance once the load balancer, dashboard and nodes exist (launch, below).
+        const runner = cfg.autoscale.enabled ? new AutoscaleRunner(childName(name, "autoscaler"), {
+            clusterName: cfg.clusterName,
+            stack: pulumi.getStack(),
+            region: env.region,
+            accountId: env.accountId,
+            partition: env.partition,
+            policy: cfg.autoscale,
+            vpcId: network.vpcId,
+            vpcCidr: existing ? existing.cidrBlock : cfg.vpcCidr,
+            availabilityZone: env.availabilityZones[0],
+            subnetId: existing ? cfg.autoscale.runnerSubnetId : undefined,
+            s3EndpointId: network instanceof Network ? network.s3EndpointId : undefined,
+            port: cfg.port,
+            nodeSecurityGroupId: sgs.nodeSecurityGroup.id,
+            kmsKeyArn: key.arn,
+            backupBucketName: bucket.bucketName,
+            backupBucketArn: bucket.arn,
+            nodeRoleArn: role.role.arn,
+            projectRoot: projectRoot ?? defaultProjectRoot(),
+            resourcePrefix: name,
+        }, parent) : undefined;
         key.restrictUse(childName(name, "kms-policy"), {
             partition: env.partition,
             region: env.region,
@@ -211,6 +256,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             nodeRoleArn: role.role.arn,
             snapshotRoleArn: snapshots.roleArn,
             administratorArns: cfg.keyAdministratorArns.length > 0 ? cfg.keyAdministratorArns : [env.deployerArn],
+            ...(runner ? { autoscalerRoleArn: runner.role.arn } : {}),
         });
 
         // Cluster-wide settings (maxmemory share, policy, timeouts, min-replicas) live in one SSM
@@ -288,6 +334,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             nodes: monitored,
             alarmArns: [alarms.unhealthy.arn, ...alarms.redisAlarms.map((a) => a.arn)],
         }, parent);
+        const runnerInstance = runner?.launch({ targetGroupArn: lb.targetGroup.arn, dashboardName: dashboard.dashboard.dashboardName, publishAfter: [nodes] });
         return {
             topology: nodes.topologyNodes.apply((ns): Topology => ({ clusterName: cfg.clusterName, port: cfg.port, tls: cfg.tls, nodes: ns })),
             loadBalancerDnsName: lb.dnsName,
@@ -302,6 +349,7 @@ export class RedisCluster extends pulumi.ComponentResource {
             nodeSecurityGroupId: sgs.nodeSecurityGroup.id,
             alarmTopicArn: alarms.topic.arn,
             dashboardName: dashboard.dashboard.dashboardName,
+            ...(runnerInstance ? { autoscaleRunnerInstanceId: runnerInstance.id } : {}),
         };
     }
 }

@@ -4,11 +4,12 @@
  *
  * All commands and options are declared here; each action lazily imports
  * `commands/<name>.ts` and calls its `run(options, ctx)`. Exit codes are mapped in
- * one place: 0 ok, 1 a step failed or a check refused (or `status` found the
- * cluster unhealthy), 2 bad usage or config, 70 a bug (shown with its stack).
+ * one place (scripts/errors.ts, table in docs/design.md): 0 ok, 1 a step failed, a
+ * check refused or a wait ran out (or `status` found the cluster unhealthy), 2 bad
+ * usage or config, 130 Ctrl-C, 70 a bug (shown with its stack).
  */
 import { Command, InvalidArgumentError, Option } from "commander";
-import { exitCodeFor, isExpected } from "./errors";
+import { errorReport, exitCodeFor } from "./errors";
 import { createOutput } from "./output";
 import type { CommandRun, CommonOptions } from "./commands/context";
 
@@ -74,8 +75,7 @@ function action<O extends CommonOptions>(load: () => Promise<{ run: CommandRun<O
         } catch (err) {
             process.exitCode = exitCodeFor(err);
             if (opts.json) process.stdout.write(JSON.stringify({ event: "error", error: (err as Error).name, message: (err as Error).message }) + "\n");
-            if (isExpected(err)) process.stderr.write(`error: ${(err as Error).message}\n`);
-            else process.stderr.write(`internal error (a bug, please report it):\n${(err as Error).stack ?? String(err)}\n`);
+            process.stderr.write(errorReport(err));
         } finally {
             process.off("SIGINT", onSigint);
         }

@@ -110,3 +110,16 @@ export function planSubnets(vpcCidr: string, zones: number): SubnetPlan[] {
     }
     return Array.from({ length: zones }, (_, i) => planSubnet(vpcCidr, i));
 }
+
+/**
+ * The autoscale runner's two subnets in a VPC the stack creates, in the last slice (zones
+ * use slices 0–5, so slice SUBNET_SLOTS − 1 is never a zone's): its lower half public, for
+ * the NAT gateway, its upper half private, for the runner. The nodes' subnets keep no route
+ * out; only the runner's reaches the internet, through the NAT.
+ */
+export function planRunnerSubnets(vpcCidr: string): { publicCidr: string; privateCidr: string } {
+    const slice = planSubnet(vpcCidr, SUBNET_SLOTS - 1).cidr;
+    const { base, prefix } = splitCidr(slice);
+    const half = 2 ** (32 - prefix - 1);
+    return { publicCidr: `${intToIp(base)}/${prefix + 1}`, privateCidr: `${intToIp(base + half)}/${prefix + 1}` };
+}

@@ -55,12 +55,25 @@ export async function automationWorkspace(stack: string, workDir = resolve(__dir
     };
 }
 
-export interface ApplyDeps {
+/** What the action needs of the cluster lease it holds (scripts/redis/lease.ts `Lease`). */
+export interface ActionLease {
+    /** Aborts when another run took the lease over. */
+    readonly signal: AbortSignal;
+    /** Why the lease was lost, once it was. */
+    readonly lost?: string;
+    /** Extends it now (it is also renewed every 20 s by itself, pulumi up included). */
+    renew(): Promise<void>;
+}
+
+export interface ApplyDeps<L extends ActionLease = ActionLease> {
     workspace: StackWorkspace;
-    /** The cluster tool's `scale` to `shape` (its own lease, confirmation given). */
-    scale(shape: Shape): Promise<void>;
-    /** Runs `fn` holding the cluster lease (docs/lease.md): nobody else changes the cluster meanwhile. */
-    withLease<T>(fn: () => Promise<T>): Promise<T>;
+    /** The cluster tool's `scale` to `shape` under `lease` (it does not take the lease again), confirmation given. */
+    scale(shape: Shape, lease: L): Promise<void>;
+    /**
+     * Runs `fn` holding the cluster lease (docs/lease.md), renewed until `fn` settles and
+     * released after, on failure too: nobody else changes the cluster meanwhile.
+     */
+    withLease<T>(fn: (lease: L) => Promise<T>): Promise<T>;
     log(line: string): void;
 }
 
@@ -69,16 +82,28 @@ const configOf = (d: Decision, current: Shape): { values: Record<string, string>
         ? { values: { shards: String(d.to) }, shape: { ...current, shards: d.to } }
         : { values: { replicasPerShard: String(d.to) }, shape: { ...current, replicas: d.to } };
 
-/** Applies a decision other than "none". Resolves when the stack and the cluster both have the new shape. */
-export async function applyOnStack(d: Decision, current: Shape, deps: ApplyDeps): Promise<void> {
+/**
+ * Applies a decision other than "none". Resolves when the stack and the cluster both have
+ * the new shape. One lease covers the whole action: between `pulumi up` and `scale` the
+ * cluster is half-changed (new nodes not joined yet, or drained nodes not deleted yet), and
+ * another run (a person's scale, a roll) must not start there.
+ */
+export async function applyOnStack<L extends ActionLease>(d: Decision, current: Shape, deps: ApplyDeps<L>): Promise<void> {
     if (d.action === "none") return;
     const { values, shape } = configOf(d, current);
     const back: Record<string, string> = d.action.endsWith("shards") ? { shards: String(current.shards) } : { replicasPerShard: String(current.replicas) };
     const what = Object.entries(values).map(([k, v]) => `${k}=${v}`).join(" ");
     const was = Object.entries(back).map(([k, v]) => `${k}=${v}`).join(" ");
     const stack = deps.workspace.stack;
+    /** Before the next step: the lease must still be ours (renewed now, so the step starts with a full TTL). */
+    const stillHeld = async (lease: L, after: string, state: string, resume: string) => {
+        await lease.renew();
+        if (lease.lost || lease.signal.aborted) {
+            throw new StepError({ op: "autoscale", step: after, cause: new Error(lease.lost ?? "the cluster lease was lost"), state, resume });
+        }
+    };
     if (d.action.startsWith("add")) {
-        await deps.withLease(async () => {
+        await deps.withLease(async (lease) => {
             deps.log(`autoscale: pulumi config set ${what} (was ${was})`);
             await deps.workspace.setConfig(values);
             deps.log(`autoscale: pulumi up (stack ${stack})`);
@@ -89,26 +114,32 @@ export async function applyOnStack(d: Decision, current: Shape, deps: ApplyDeps)
                 await deps.workspace.setConfig(back).catch(() => (restored = false));
                 throw new StepError({
                     op: "autoscale", step: "pulumi up", cause: e,
-                    state: `the cluster is untouched (no node joined, no slot moved); ${restored ? `stack config restored to ${was}` : `stack config still says ${what}: set it back with pulumi config set ${was}`}; ` +
+                    state: `the cluster is untouched (no node joined, no slot moved) and its lease is released; ${restored ? `stack config restored to ${was}` : `stack config still says ${what}: set it back with pulumi config set ${was}`}; ` +
                         `instances pulumi up may have created before it failed stay until the next pulumi up removes them`,
                     resume: `fix what pulumi up reported (pulumi up --stack ${stack} shows it again), then let the autoscaler run again`,
                 });
             }
+            const scaleResume = `npm run cluster -- scale --stack ${stack} (it joins what is missing and finishes the slot moves)`;
+            await stillHeld(lease, "pulumi up",
+                `stack config says ${what} and pulumi up created the new nodes; the cluster does not use them yet (scale did not start)`, scaleResume);
+            try {
+                await deps.scale(shape, lease);
+            } catch (e) {
+                throw new StepError({
+                    op: "autoscale", step: "scale", cause: e,
+                    state: `stack config says ${what} and pulumi up created the new nodes; the cluster does not use all of them yet`,
+                    resume: scaleResume,
+                });
+            }
         });
-        try {
-            await deps.scale(shape);
-        } catch (e) {
-            throw new StepError({
-                op: "autoscale", step: "scale", cause: e,
-                state: `stack config says ${what} and pulumi up created the new nodes; the cluster does not use all of them yet`,
-                resume: `npm run cluster -- scale --stack ${stack} (it joins what is missing and finishes the slot moves)`,
-            });
-        }
         return;
     }
     // Shrink: the cluster lets go of the nodes before Pulumi deletes them.
-    await deps.scale(shape);
-    await deps.withLease(async () => {
+    await deps.withLease(async (lease) => {
+        await deps.scale(shape, lease);
+        await stillHeld(lease, "scale",
+            `the cluster already runs without the removed node(s) (drained and forgotten); stack config still says ${was}, so their instances still run`,
+            `pulumi config set ${what} --stack ${stack}, then pulumi up --stack ${stack}`);
         deps.log(`autoscale: pulumi config set ${what} (was ${was})`);
         await deps.workspace.setConfig(values);
         deps.log(`autoscale: pulumi up (stack ${stack}): deletes the drained, forgotten nodes`);

@@ -10,6 +10,7 @@
  *   <root>/<clusterName>/<backupId>/shard-<n>.claim           who backs the shard up (created only if absent)
  *   <root>/<clusterName>/<backupId>/shard-<n>.takeover.claim  who took over a stale claim (created only if absent; once)
  */
+import { UsageError } from "../errors";
 
 export const MANIFEST_VERSION = 1;
 export const BACKUP_MANIFEST = "backup.json";
@@ -339,10 +340,10 @@ export function parseBackupRoot(spec: string): BackupRoot {
     const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(spec);
     if (spec.startsWith("s3://")) {
         if (!m || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(m[1])) {
-            throw new Error(`"${spec}" is not an S3 location: expected s3://bucket/prefix with a valid bucket name`);
+            throw new UsageError(`"${spec}" is not an S3 location: expected s3://bucket/prefix with a valid bucket name`);
         }
         return { kind: "s3", bucket: m[1], prefix: m[2].replace(/\/+$/, "") };
     }
-    if (spec === "") throw new Error("a backup location is required: a directory or s3://bucket/prefix");
+    if (spec === "") throw new UsageError("a backup location is required: a directory or s3://bucket/prefix");
     return { kind: "dir", path: spec };
 }

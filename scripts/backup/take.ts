@@ -78,7 +78,9 @@ export async function bgsave(pool: NodePool, key: NodeKey, opts: { timeoutMs: nu
 export async function rdbSummary(input: NodeJS.ReadableStream, source: string): Promise<{ rdbVersion: number; keys: number }> {
     let rdbVersion = 0;
     let keys = 0;
-    for await (const r of readRdb(input, { source, maxValueBytes: 1 })) {
+    // Values up to 1 MiB are walked in the buffer, not copied; only bigger ones are decoded piece by
+    // piece to skip them (maxValueBytes 1 sent every key through that path: 81k against ~470k keys/s).
+    for await (const r of readRdb(input, { source, maxValueBytes: 1024 * 1024 })) {
         if (r.kind === "header") rdbVersion = r.rdbVersion;
         else if (r.kind === "db" && r.index === 0 && r.keysHint !== undefined) return { rdbVersion, keys: r.keysHint };
         else if (r.kind === "key") {

@@ -17,7 +17,7 @@ import { AutoscaleEnv, autoscaleLoop } from "../autoscale/run";
 import { openPool, resolveTarget } from "../inventory";
 import { Output } from "../output";
 import { Shape } from "../plan/autoscale";
-import { withLease } from "../redis/lease";
+import { Lease, withLease } from "../redis/lease";
 import { declaredTopology, run as runScale } from "./scale";
 
 export interface AutoscaleOptions extends CommonOptions {
@@ -58,14 +58,16 @@ export function stackEnv(opts: AutoscaleOptions, ctx: CommandContext, ws: StackW
             return { topology: declaredTopology(target.topology, shape.shards, shape.replicas), pool: openPool(target, { connectTimeoutMs: opts.connectTimeout }) };
         },
         async apply(d, shape) {
-            await applyOnStack(d, shape, {
+            await applyOnStack<Lease>(d, shape, {
                 workspace: ws,
                 log: (l) => ctx.out.info(l),
-                scale: async (to) => {
-                    const code = await runScale({ ...targetOpts, yes: true, shards: to.shards, replicas: to.replicas }, { out: logOutput(ctx.out, "scale: "), signal: ctx.signal });
+                scale: async (to, lease) => {
+                    const code = await runScale({ ...targetOpts, yes: true, shards: to.shards, replicas: to.replicas, heldLease: lease }, { out: logOutput(ctx.out, "scale: "), signal: ctx.signal });
                     if (code) throw new Error(`scale exited with ${code}`);
                 },
                 withLease: async (fn) => {
+                    // Seeds: the nodes before the change. The pool stays open for the whole action:
+                    // the lease renews through it (every 20 s) during pulumi up and scale.
                     const target = await resolveTarget(targetOpts);
                     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
                     try {

@@ -2,8 +2,11 @@
  * `create`: form the cluster from the topology's nodes (see scripts/redis/form.ts).
  * Idempotent and resumable; --dry-run prints the plan; --json prints NDJSON events.
  */
+import { existsSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import type { CommandContext, CommonOptions } from "./context";
-import { openPool, resolveTarget } from "../inventory";
+import { validateDesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
+import { automationOutputs, clusterOutputsOf, openPool, resolveTarget, Target } from "../inventory";
 import { formCluster, FormResult } from "../redis/form";
 import { NodePool } from "../redis/pool";
 import { ClusterView } from "../redis/clusterView";
@@ -36,8 +39,33 @@ async function fixOpenSlotsFirst(pool: NodePool, topology: Topology, ctx: Comman
     await fixOpenSlots(pool, view, ctx, { op: "create", resumeHint });
 }
 
+/**
+ * The cluster-node-timeout the nodes are configured with: the stack's `nodeSettings`
+ * output (what the nodes render redis.conf from), or local mode's settings.json beside
+ * the topology. Undefined when neither is there (a hand-written topology): the join then
+ * restores a node an interrupted run left shortened to what the other nodes run.
+ */
+export function configuredNodeTimeoutMs(target: Target, stackOutputs?: Record<string, unknown>): number | undefined {
+    try {
+        if (stackOutputs?.nodeSettings !== undefined) return validateDesiredNodeSettings(stackOutputs.nodeSettings, "stack output nodeSettings").settings.clusterNodeTimeoutMs;
+        const file = target.stateDir ? join(target.stateDir, "settings.json") : undefined; // reconfigure.ts SETTINGS_FILE
+        if (!file || !existsSync(file)) return undefined;
+        return validateDesiredNodeSettings(JSON.parse(readFileSync(file, "utf8")), file).settings.clusterNodeTimeoutMs;
+    } catch {
+        return undefined; // unreadable: reconfigure names the problem; the join falls back on the other nodes
+    }
+}
+
 export async function run(opts: CreateOptions, ctx: CommandContext): Promise<number> {
-    const target = await resolveTarget(opts);
+    let stackOutputs: Record<string, unknown> | undefined;
+    const read = automationOutputs(opts.projectDir ? resolve(opts.projectDir) : undefined);
+    const target = await resolveTarget(opts, {
+        readStackOutputs: async (s) => {
+            const raw = await read(s);
+            stackOutputs = clusterOutputsOf(raw, opts);
+            return raw;
+        },
+    });
     const pool = openPool(target, { connectTimeoutMs: opts.connectTimeout });
     try {
         const again = `npm run cluster -- create ${opts.stack ? `--stack ${opts.stack}` : `--topology ${opts.topology}`}`;
@@ -50,6 +78,7 @@ export async function run(opts: CreateOptions, ctx: CommandContext): Promise<num
             signal: ctx.signal,
             out: ctx.out,
             resumeHint,
+            configuredNodeTimeoutMs: configuredNodeTimeoutMs(target, stackOutputs),
         });
         const summary = {
             alreadyFormed: r.alreadyFormed,

@@ -40,7 +40,9 @@ export async function run(opts: ForgetOptions, ctx: CommandContext): Promise<num
         }
         const remaining = view.reachable().filter((v) => v.myself && v.myself.id !== node.id && v.nodes.length > 1).map((v) => v.key);
         if (remaining.length === 0) throw new RefusedError(`forget ${arg}: no reachable member to send CLUSTER FORGET to`);
-        const r = await forgetEverywhere(pool, remaining, [node.id]);
+        const r = await forgetEverywhere(pool, remaining, [node.id]).catch((e) => {
+            throw new StepError({ op: "forget", step: "forget", node: node.key, cause: e, state: "CLUSTER FORGET was sent everywhere; some nodes still know it", resume: `rerun \`forget ${node.id}\` within 60 s, before the ban expires on the nodes that did forget it` });
+        });
         if (r.errors.length) {
             throw new StepError({ op: "forget", step: "forget", node: node.key, cause: r.errors.join("; "), state: "some nodes forgot it, others may not have", resume: `rerun \`forget ${node.id}\` within 60 s, before the ban expires on the nodes that did forget it` });
         }

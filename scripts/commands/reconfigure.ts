@@ -25,7 +25,7 @@ import { ConfigError, parseStackYaml, StackConfig } from "../../components/confi
 import { DesiredNodeSettings, desiredNodeSettingsOf, validateDesiredNodeSettings } from "../../components/bootstrap/nodeSettings";
 import type { Topology, TopologyNode } from "../../components/topology";
 import { acquireLease } from "../redis/lease";
-import { RefusedError, StepError, UsageError } from "../errors";
+import { interruption, NodeCommandError, RefusedError, StepError, UsageError } from "../errors";
 import { automationOutputs, clusterOutputsOf, openPool, resolveTarget, StackOutputsReader, Target } from "../inventory";
 import { fmtDuration } from "../output";
 import { parseInfo } from "../redis/clusterView";
@@ -112,7 +112,7 @@ async function readConfig(pool: NodePool, key: string, directives: readonly stri
     const res = (await p.exec())!;
     const out: Record<string, string> = {};
     res.forEach(([err, reply], i) => {
-        if (err) throw new Error(`${key}: CONFIG GET ${directives[i]}: ${err.message}`);
+        if (err) throw new NodeCommandError(`${key}: CONFIG GET ${directives[i]}: ${err.message}`, key, "CONFIG GET", { cause: err });
         const arr = reply as string[];
         // [name, value]; a directive this build lacks (tls-port without TLS support) returns [].
         if (arr.length >= 2) out[directives[i]] = String(arr[1]);
@@ -126,7 +126,7 @@ export async function readLive(pool: NodePool, node: TopologyNode): Promise<Live
     const config = await readConfig(pool, key, [...RUNTIME_DIRECTIVES, "port", "tls-port"]);
     const c = await pool.get(key);
     const infos = (await c.pipeline().call("INFO", "server").call("INFO", "memory").call("INFO", "replication").exec())!.map(([err, reply], i) => {
-        if (err) throw new Error(`${key}: INFO ${["server", "memory", "replication"][i]}: ${err.message}`);
+        if (err) throw new NodeCommandError(`${key}: INFO ${["server", "memory", "replication"][i]}: ${err.message}`, key, "INFO", { cause: err });
         return parseInfo(String(reply));
     });
     const [server, memory, replication] = infos;
@@ -273,7 +273,7 @@ export async function reconfigure(opts: ReconfigureOptions, ctx: CommandContext,
 
         for (const [i, step] of plan.steps.entries()) {
             const who = label(step.node);
-            if (ctx.signal.aborted) throw new StepError({ op: OP, step: "interrupted", node: who, state: stateLeft(), resume });
+            if (ctx.signal.aborted) throw interruption(ctx.signal, { op: OP, during: `the settings change, before ${who}`, state: stateLeft(), resume });
             if (i > 0) await gate(step);
             // Read again: the node may have changed since planning (another operator, a restart).
             let live: LiveNode;

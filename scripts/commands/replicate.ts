@@ -60,11 +60,18 @@ export async function run(opts: ReplicateOptions, ctx: CommandContext): Promise<
 
         // Introduce it when it does not know the master yet.
         if (!nodes.some((n) => n.id === master!.id && !n.flags.includes("handshake"))) {
-            await pool.call(replicaKey, "CLUSTER", "MEET", master.host, String(master.port));
+            try {
+                await pool.call(replicaKey, "CLUSTER", "MEET", master.host, String(master.port));
+            } catch (e) {
+                throw new StepError({ op: "replicate", step: "meet", node: replicaKey, cause: e, state: "nothing changed", resume: "rerun `replicate` with the same arguments" });
+            }
             await waitUntil(async () => {
                 const ns = parseClusterNodes((await pool.call(replicaKey, "CLUSTER", "NODES")) as string);
                 return ns.some((n) => n.id === master!.id && !n.flags.includes("handshake") && n.role === "master");
-            }, { timeoutMs, signal: ctx.signal, what: `${replicaKey} to learn ${master.key} after MEET` });
+            }, {
+                timeoutMs, signal: ctx.signal, what: `${replicaKey} to learn ${master.key} after MEET`,
+                op: "replicate", state: `CLUSTER MEET sent; ${replicaKey} is not attached`, resume: "rerun `replicate` with the same arguments",
+            });
             ctx.out.event("step", { step: "meet", node: replicaKey, master: master.key }, `${replicaKey} met ${master.key}`);
         }
         try {
@@ -81,7 +88,11 @@ export async function run(opts: ReplicateOptions, ctx: CommandContext): Promise<
             const agree = v.reachable().filter((nv) => nv.nodes.some((n) => n.id === replicaId && n.role === "replica" && n.masterId === master!.id)).length;
             last = `link ${info.master_link_status ?? "?"}, ${agree} of ${v.reachable().length} node(s) see it as a replica of ${master!.key}`;
             return info.master_link_status === "up" && agree === v.reachable().length;
-        }, { timeoutMs, signal: ctx.signal, what: `${replicaKey} to sync with ${master.key}` }, () => last);
+        }, {
+            timeoutMs, signal: ctx.signal, what: `${replicaKey} to sync with ${master.key}`,
+            op: "replicate", state: `${replicaKey} is attached to ${master.key} (CLUSTER REPLICATE sent); the sync or its news has not finished`,
+            resume: "check with `status` (a large sync takes a while); rerun `replicate` with the same arguments: it waits again",
+        }, () => last);
         const ms = Date.now() - t0;
         ctx.out.result({ ok: true, replica: replicaKey, master: master.key, changed: true, ms }, `${replicaKey} replicates ${master.key} (in sync, seen by every node) after ${fmtDuration(ms)}`);
         return 0;

@@ -19,7 +19,7 @@ import type { CommandContext, CommonOptions } from "./context";
 import type { Topology, TopologyNode } from "../../components/topology";
 import type { PendingNodeChange } from "../../components/plan/rollout";
 import { CONFIG_NAMESPACE } from "../../components/config";
-import { RefusedError, StepError, UsageError } from "../errors";
+import { RefusedError, StepError, UsageError, WaitTimeoutError } from "../errors";
 import { fmtDuration } from "../output";
 import { openPool, resolveTarget, Target } from "../inventory";
 import { describePlan, engineCompatVersion, engineOf, planRoll } from "../plan/roll";
@@ -60,6 +60,11 @@ interface RollRun {
     settle?: boolean;
 }
 
+/** For a wait whose outcome the planner judges afterwards: running out of time is not an error, Ctrl-C is. */
+function timedOutIsFine(e: unknown): void {
+    if (!(e instanceof WaitTimeoutError)) throw e;
+}
+
 /** Plan from the live state, print it, and (unless --dry-run) execute it; the exit code. */
 async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): Promise<number> {
     if (r.settle && !opts.dryRun) {
@@ -67,7 +72,7 @@ async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): 
         // stays unhealthy for the node timeout is refused below, as always.
         ctx.out.info("an earlier roll was interrupted: waiting for the cluster to be healthy before going on");
         await waitUntil(async () => (await readRollState(r.pool, r.topology)).unhealthy.length === 0,
-            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the cluster to be healthy again", intervalMs: 100, maxIntervalMs: 1000 }).catch(() => undefined);
+            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the cluster to be healthy again", intervalMs: 100, maxIntervalMs: 1000 }).catch(timedOutIsFine);
     }
     let state = await readRollState(r.pool, r.topology);
     if (state.backups.length && !opts.dryRun) {
@@ -75,7 +80,7 @@ async function rollCluster(r: RollRun, opts: RollOptions, ctx: CommandContext): 
         // refuse at once; one still running after the node timeout is refused below.
         ctx.out.info(`waiting up to ${fmtDuration(r.nodeTimeoutMs)} for the BGSAVE on ${state.backups.join(", ")} to finish before the first restart`);
         await waitUntil(async () => (state = await readRollState(r.pool, r.topology)).backups.length === 0,
-            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the running BGSAVE to finish", intervalMs: 200, maxIntervalMs: 2000 }).catch(() => undefined);
+            { timeoutMs: r.nodeTimeoutMs, signal: ctx.signal, what: "the running BGSAVE to finish", intervalMs: 200, maxIntervalMs: 2000 }).catch(timedOutIsFine);
     }
     const plan = planRoll({ ...state, pending: r.pending, targetVersion: r.targetVersion, allowUnavailableShard: opts.allowUnavailableShard });
     if (!plan.ok) throw new RefusedError(`roll refused; nothing was changed:\n  - ${plan.refusals.join("\n  - ")}`);

@@ -28,7 +28,10 @@ import { keyOf, planTopology, PlanError } from "../plan/topology";
 import { ClusterNodeInfo } from "../redis/clusterNodes";
 import { ClusterView, waitUntil } from "../redis/clusterView";
 import { formCluster } from "../redis/form";
+import { restoreLeftoverTimeouts } from "../redis/joinTimeout";
+import { configuredNodeTimeoutMs } from "./create";
 import { keyOfNode, readCluster } from "../redis/members";
+import type { Lease } from "../redis/lease";
 import { openSession } from "./session";
 import { NodePool } from "../redis/pool";
 import { forgetEverywhere, retireNodes } from "../redis/remove";
@@ -46,6 +49,8 @@ export interface ScaleOptions extends CommonOptions {
     /** Keep replicas r1..rn of each shard. */
     replicas?: number;
     timeout?: number;
+    /** Run under this lease, held by the caller (autoscale), instead of taking one (not a CLI flag). */
+    heldLease?: Lease;
 }
 
 /** The topology cut down to `shards` shards and `replicas` replicas per shard (either optional). Pure. */
@@ -184,8 +189,15 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
 
         // --- join
         if (joining.length) {
-            await formCluster(pool, topology, { timeoutMs: opts.timeout ?? 120000, signal: ctx.signal, out: joinOutput(ctx.out), resumeHint: "rerun `scale`: it joins what is missing, then moves the slots" });
+            await formCluster(pool, topology, {
+                timeoutMs: opts.timeout ?? 120000, signal: ctx.signal, out: joinOutput(ctx.out), resumeHint: "rerun `scale`: it joins what is missing, then moves the slots",
+                configuredNodeTimeoutMs: configuredNodeTimeoutMs(target),
+            });
             view = await readCluster(pool, topology);
+        } else {
+            // A join killed before its nodes got their cluster-node-timeout back (joinTimeout.ts):
+            // restored before any slot moves, so no node judges a busy MIGRATE source by 500 ms.
+            await restoreLeftoverTimeouts(pool, topology.nodes.map((n) => ({ key: keyOfNode(n), name: n.name })), { configured: configuredNodeTimeoutMs(target), out: ctx.out, op: "scale" });
         }
 
         // --- move slots (rebalance onto new masters, drain leaving ones)
@@ -199,11 +211,16 @@ export async function run(opts: ScaleOptions, ctx: CommandContext): Promise<numb
         if (leaving.length) forgetMs = await removeNodes(pool, topology, leaving, ctx);
 
         const remainingKeys = topology.nodes.map(keyOfNode);
-        const final = await waitUntil(async () => {
+        let last = "";
+        await waitUntil(async () => {
             const v = await ClusterView.read(pool, remainingKeys);
-            return v.allOk() && v.slotMapsAgree() && v.openSlots().length === 0 ? v : undefined;
-        }, { timeoutMs: 30000, what: "every remaining node to report cluster_state:ok and agree on the slot map", signal: ctx.signal });
-        void final;
+            last = `${v.reachable().filter((n) => n.info.cluster_state === "ok").length} of ${remainingKeys.length} node(s) report cluster_state:ok, slot maps ${v.slotMapsAgree() ? "agree" : "differ"}, ${v.openSlots().length} open slot(s)`;
+            return v.allOk() && v.slotMapsAgree() && v.openSlots().length === 0;
+        }, {
+            timeoutMs: 30000, what: "every remaining node to report cluster_state:ok and agree on the slot map", signal: ctx.signal,
+            op: "scale", state: `nodes joined, slots moved${leaving.length ? ", leaving nodes forgotten" : ""}; the nodes have not all agreed yet`,
+            resume: "check with `status`; rerun `scale`: it finds the work done and waits again",
+        }, () => last);
 
         const doc = {
             ok: true, joined: joining.map((n) => n.name), removed: leaving.map((n) => n.key),
@@ -248,7 +265,11 @@ async function removeNodes(pool: NodePool, topology: Topology, leaving: ClusterN
         if (!me || me.role !== "replica" || !me.masterId || !leavingIds.has(me.masterId)) continue;
         const master = byShard.get(t.shard)!.map((k) => view.self(k)).find((m) => m?.role === "master");
         if (!master) throw new StepError({ op: "scale", step: "re-replicate", node: keyOfNode(t), cause: `shard ${t.shard} has no master to follow`, state: "nothing removed yet", resume: "attach it with `replicate`, then rerun `scale`" });
-        await pool.call(keyOfNode(t), "CLUSTER", "REPLICATE", master.id);
+        try {
+            await pool.call(keyOfNode(t), "CLUSTER", "REPLICATE", master.id);
+        } catch (e) {
+            throw new StepError({ op: "scale", step: "re-replicate", node: keyOfNode(t), cause: e, state: "slots moved; nothing removed yet", resume: "rerun `scale` (or attach it with `replicate`, then rerun `scale`)" });
+        }
         ctx.out.event("step", { step: "re-replicate", node: keyOfNode(t), master: master.key }, `${t.name} followed a leaving node; now replicates ${master.key}`);
     }
     const reachableLeaving = leaving.filter((n) => view.views.get(n.key)?.reachable).map((n) => n.key);
@@ -258,7 +279,9 @@ async function removeNodes(pool: NodePool, topology: Topology, leaving: ClusterN
         ctx.out.event("step", { step: "fence", nodes: reachableLeaving }, `fenced and reset ${reachableLeaving.length - retireProblems.length} leaving node(s): ACL users off until restart, clients disconnected`);
     }
     const remaining = topology.nodes.map(keyOfNode).filter((k) => view.views.get(k)?.reachable);
-    const r = await forgetEverywhere(pool, remaining, [...leavingIds]);
+    const r = await forgetEverywhere(pool, remaining, [...leavingIds]).catch((e) => {
+        throw new StepError({ op: "scale", step: "forget", cause: e, state: "slots moved; leaving nodes reset; some remaining nodes may still know them", resume: "rerun `scale` within 60 s (or `forget <node>` for each)" });
+    });
     if (r.errors.length) {
         throw new StepError({ op: "scale", step: "forget", cause: r.errors.join("; "), state: "slots moved; some nodes may still know the removed node(s)", resume: "rerun `scale` within 60 s (or `forget <node>` for each)" });
     }

@@ -10,7 +10,7 @@ import { ClusterView, waitUntil } from "../redis/clusterView";
 import { fixOpenSlots, OpenSlotFix } from "../redis/openSlots";
 import { acquireLease, Lease } from "../redis/lease";
 import { keyOfNode, readCluster, refuseSeveralClusters, unsettled } from "../redis/members";
-import { RefusedError, StepError } from "../errors";
+import { RefusedError, StepError, WaitTimeoutError } from "../errors";
 import { NodeKey, NodePool } from "../redis/pool";
 import type { Topology } from "../../components/topology";
 
@@ -38,10 +38,13 @@ async function settled(pool: NodePool, topology: Topology, view: ClusterView, ct
             const next = await readCluster(pool, topology, extra);
             why = unsettled(next);
             return why ? undefined : next;
-        }, { timeoutMs, intervalMs: 200, maxIntervalMs: 500, what: "the cluster to settle", signal: ctx.signal });
+        }, { timeoutMs, intervalMs: 200, maxIntervalMs: 500, what: "the cluster to settle", signal: ctx.signal,
+            op, state: "nothing was changed", resume: `rerun \`${op}\`: it waits for the cluster to settle first`,
+        });
         ctx.out.info(`${op}: the cluster settled after ${Math.round((Date.now() - t0) / 100) / 10} s`);
         return v;
-    } catch {
+    } catch (e) {
+        if (!(e instanceof WaitTimeoutError)) throw e;
         throw new RefusedError(`${op}: the cluster has not settled after ${Math.round(timeoutMs / 1000)} s (${why}); nothing was changed. ` +
             `If a master died and no replica took over, fail over by hand first (failover --shard N --force, or --takeover without a majority), then rerun.`);
     }
@@ -73,7 +76,15 @@ export function leaseMode(op: string, opts: { force?: boolean; takeover?: boolea
  * closes the pool. With `dryRun`, open slots are reported and left alone.
  */
 export async function openSession(
-    opts: TargetOptions & { dryRun?: boolean; takeOverLease?: boolean; force?: boolean; takeover?: boolean },
+    opts: TargetOptions & {
+        dryRun?: boolean; takeOverLease?: boolean; force?: boolean; takeover?: boolean;
+        /**
+         * A lease the caller already holds for a larger action (autoscale: config set, pulumi up
+         * and scale under one lease, so no other run slips in between). The session uses it
+         * instead of taking its own, and leaves its release to the caller.
+         */
+        heldLease?: Lease;
+    },
     ctx: CommandContext, op: string, extra: NodeKey[] = [],
     /** Checks that must pass before anything changes (flushall's confirmation), given the first view. */
     hooks: {
@@ -100,8 +111,17 @@ export async function openSession(
         // The lease comes before any change, the repair of open slots included: open slots
         // may be another run's live moves (issue 9).
         const seeds = [...new Set([...view.reachable().map((v) => v.key), ...target.topology.nodes.map(keyOfNode)])];
-        const lease = await acquireLease(pool, seeds, { command: op, out: ctx.out, takeOver: opts.takeOverLease, mode: leaseMode(op, opts) });
-        pool.onClose(() => lease.release());
+        let lease: Lease;
+        if (opts.heldLease) {
+            lease = opts.heldLease;
+            if (!lease.held || lease.lost) {
+                throw new RefusedError(`${op}: the cluster lease of the run that started it is no longer held (${lease.lost ?? "released"}); nothing was changed`);
+            }
+        } else {
+            const own = await acquireLease(pool, seeds, { command: op, out: ctx.out, takeOver: opts.takeOverLease, mode: leaseMode(op, opts) });
+            pool.onClose(() => own.release());
+            lease = own;
+        }
         const signal = AbortSignal.any([ctx.signal, lease.signal]);
         const session: Session = { target, pool, view, fixes: [], lease, signal };
         try {

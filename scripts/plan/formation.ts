@@ -6,7 +6,8 @@
  */
 import { parseEngineVersion } from "../../components/bootstrap/template";
 import { Topology, TopologyNode } from "../../components/topology";
-import { ClusterNodeInfo, formatRanges, fromRanges, SLOT_COUNT, SlotRange, toRanges } from "../redis/clusterNodes";
+import { ClusterNodeInfo } from "./clusterNodes";
+import { formatRanges, fromRanges, SLOT_COUNT, SlotRange, toRanges } from "./slots";
 import { keyOf, TopologyPlan } from "./topology";
 
 type NodeKey = string;
@@ -28,6 +29,8 @@ export interface NodeProbe {
     info: Record<string, string>;
     /** INFO replication. */
     replication: Record<string, string>;
+    /** CONFIG GET cluster-node-timeout (undefined when CONFIG is refused). */
+    nodeTimeoutMs?: number;
 }
 
 /** CLUSTER ADDSLOTSRANGE and CLUSTER SHARDS exist from Redis 7.0 (Valkey reports redis_version 7.2.x). */

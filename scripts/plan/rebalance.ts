@@ -16,6 +16,7 @@
  * No `ioredis`, no I/O: data in, data out.
  */
 import { SLOT_COUNT, SlotRange, fromRanges, toRanges } from "./slots";
+import { PlanError } from "../errors";
 
 export interface MasterInput {
     /** Node id. */
@@ -95,7 +96,7 @@ function validate(masters: MasterInput[]): void {
     if (problems.length === 0 && masters.every((m) => m.drain || (m.weight ?? 1) === 0)) {
         problems.push("every master is draining or has weight 0: nothing could own the slots");
     }
-    if (problems.length) throw new Error(`Cannot plan a rebalance:\n${problems.map((p) => ` - ${p}`).join("\n")}`);
+    if (problems.length) throw new PlanError(problems, "Cannot plan a rebalance; nothing was changed");
 }
 
 /**
@@ -106,7 +107,7 @@ function validate(masters: MasterInput[]): void {
 export function targetCounts(masters: MasterInput[]): Record<string, number> {
     const weights = masters.map((m) => (m.drain ? 0 : m.weight ?? 1));
     const total = weights.reduce((a, b) => a + b, 0);
-    if (!(total > 0)) throw new Error("every master is draining or has weight 0: nothing could own the slots");
+    if (!(total > 0)) throw new PlanError(["every master is draining or has weight 0: nothing could own the slots"]);
     const exact = weights.map((w) => (SLOT_COUNT * w) / total);
     const counts = exact.map(Math.floor);
     let left = SLOT_COUNT - counts.reduce((a, b) => a + b, 0);

@@ -19,6 +19,7 @@
  */
 import { parseNodeName, Topology, TopologyNode } from "../../components/topology";
 import { SLOT_COUNT, SlotRange } from "./slots";
+import { PlanError } from "../errors";
 
 export interface ShardPlan {
     /** Declared shard number. */
@@ -45,13 +46,8 @@ export interface PlanOptions {
     currentReplicas?: Iterable<string>;
 }
 
-/** The plan cannot be made: two pinned masters in a shard, or a shard with no usable node. */
-export class PlanError extends Error {
-    constructor(readonly problems: string[]) {
-        super(problems.join("\n"));
-        this.name = "PlanError";
-    }
-}
+// The plan cannot be made (two pinned masters in a shard, a shard with no usable node): a refusal.
+export { PlanError };
 
 export const keyOf = (n: Pick<TopologyNode, "host" | "port">): string => `${n.host}:${n.port}`;
 
@@ -68,9 +64,9 @@ function byReplicaThenName(a: TopologyNode, b: TopologyNode): number {
  * (largest remainder, ties to the earlier index). A weight of 0 gets no slots.
  */
 export function splitSlots(weights: number[], total = SLOT_COUNT): SlotRange[][] {
-    if (weights.some((w) => !(w >= 0) || !Number.isFinite(w))) throw new Error(`slot weights must be finite numbers ≥ 0 (got ${JSON.stringify(weights)})`);
+    if (weights.some((w) => !(w >= 0) || !Number.isFinite(w))) throw new PlanError([`slot weights must be finite numbers ≥ 0 (got ${JSON.stringify(weights)})`]);
     const sum = weights.reduce((a, b) => a + b, 0);
-    if (sum <= 0) throw new Error("at least one shard needs a weight above 0 to own slots");
+    if (sum <= 0) throw new PlanError(["at least one shard needs a weight above 0 to own slots"]);
     const exact = weights.map((w) => (w / sum) * total);
     const counts = exact.map(Math.floor);
     let left = total - counts.reduce((a, b) => a + b, 0);

@@ -105,6 +105,41 @@ export class Crc64 {
     }
 }
 
+/**
+ * Writes the CRC-64 of buf[start, end) as 8 little-endian bytes at buf[at]: the DUMP payload
+ * trailer, built in place by the restore without a Crc64 object per key.
+ */
+export function writeCrc64LE(buf: Uint8Array, start: number, end: number, at: number): void {
+    let lo = 0;
+    let hi = 0;
+    let i = start;
+    const end8 = end - ((end - start) & 7);
+    while (i < end8) {
+        const a = lo ^ (buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24));
+        const b = hi ^ (buf[i + 4] | (buf[i + 5] << 8) | (buf[i + 6] << 16) | (buf[i + 7] << 24));
+        lo =
+            L7[a & 0xff] ^ L6[(a >>> 8) & 0xff] ^ L5[(a >>> 16) & 0xff] ^ L4[a >>> 24] ^
+            L3[b & 0xff] ^ L2[(b >>> 8) & 0xff] ^ L1[(b >>> 16) & 0xff] ^ L0[b >>> 24];
+        hi =
+            H7[a & 0xff] ^ H6[(a >>> 8) & 0xff] ^ H5[(a >>> 16) & 0xff] ^ H4[a >>> 24] ^
+            H3[b & 0xff] ^ H2[(b >>> 8) & 0xff] ^ H1[(b >>> 16) & 0xff] ^ H0[b >>> 24];
+        i += 8;
+    }
+    while (i < end) {
+        const idx = (lo ^ buf[i++]) & 0xff;
+        lo = ((lo >>> 8) | (hi << 24)) ^ L0[idx];
+        hi = (hi >>> 8) ^ H0[idx];
+    }
+    buf[at] = lo & 0xff;
+    buf[at + 1] = (lo >>> 8) & 0xff;
+    buf[at + 2] = (lo >>> 16) & 0xff;
+    buf[at + 3] = lo >>> 24;
+    buf[at + 4] = hi & 0xff;
+    buf[at + 5] = (hi >>> 8) & 0xff;
+    buf[at + 6] = (hi >>> 16) & 0xff;
+    buf[at + 7] = hi >>> 24;
+}
+
 /** CRC-64-Jones of `buf`, continuing from `seed` (crc64(a+b) === crc64(b, crc64(a))). */
 export function crc64(buf: Uint8Array, seed: bigint = 0n): bigint {
     return new Crc64(seed).update(buf).value();

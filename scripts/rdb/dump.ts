@@ -1,17 +1,31 @@
 /** DUMP payloads (redis src/cluster.c createDumpPayload / verifyDumpPayload). */
-import { Crc64 } from "./crc64";
+import { Crc64, writeCrc64LE as writeCrc } from "./crc64";
+
+// Bound once: a transpiled import is a getter call per use, and this runs per key.
+const writeCrc64LE = writeCrc;
 import { RdbFormatError } from "./errors";
 
 /** A DUMP payload for RESTORE: <type byte><serialized value><RDB version, 2 bytes LE><CRC-64, 8 bytes LE>. */
 export function dumpPayload(rdbType: number, value: Buffer, rdbVersion: number): Buffer {
-    const n = value.length;
-    const out = Buffer.allocUnsafe(n + 11);
-    out[0] = rdbType;
-    value.copy(out, 1);
-    out[n + 1] = rdbVersion & 0xff;
-    out[n + 2] = (rdbVersion >> 8) & 0xff;
-    new Crc64().update(out, 0, n + 3).writeLE(out, n + 3);
+    const out = Buffer.allocUnsafe(value.length + 11);
+    writeDumpPayload(out, 0, rdbType, value, rdbVersion);
     return out;
+}
+
+/**
+ * Writes the DUMP payload into out[at, at + value.length + 11): the RDB value bytes as read, framed
+ * (type byte before; version and CRC-64 after), nothing re-encoded. Returns the end offset.
+ */
+export function writeDumpPayload(out: Buffer, at: number, rdbType: number, value: Buffer, rdbVersion: number): number {
+    const n = value.length;
+    out[at] = rdbType;
+    if (n <= 64) for (let i = 0; i < n; i++) out[at + 1 + i] = value[i];
+    else value.copy(out, at + 1);
+    const v = at + 1 + n;
+    out[v] = rdbVersion & 0xff;
+    out[v + 1] = (rdbVersion >> 8) & 0xff;
+    writeCrc64LE(out, at, v + 2, v + 2);
+    return v + 10;
 }
 
 /** Splits a DUMP payload and checks its CRC-64 (a zero CRC is accepted, as Redis does with rdbchecksum off). */

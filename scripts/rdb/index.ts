@@ -3,8 +3,8 @@
  * and decodes values element by element. No network I/O: it consumes bytes.
  */
 export { crc64, Crc64 } from "./crc64";
-export { dumpPayload, parseDumpPayload, retargetPayload } from "./dump";
-export { readRdb, DEFAULT_MAX_VALUE_BYTES } from "./reader";
+export { dumpPayload, writeDumpPayload, parseDumpPayload, retargetPayload } from "./dump";
+export { readRdb, readRdbBatches, DEFAULT_MAX_VALUE_BYTES } from "./reader";
 export { decodeValue, decodeValueAll } from "./decode";
 export { lzfDecompress } from "./lzf";
 export { RdbFormatError, RdbUnsupportedError } from "./errors";

@@ -4,7 +4,7 @@
  * between steps; helpers here answer the questions they share (agreement on the
  * slot map, open slots, who is the master of what).
  */
-import { RefusedError, WaitTimeoutError } from "../errors";
+import { interruption, LeftBehind, RefusedError, WaitTimeoutError } from "../errors";
 import { ClusterNodeInfo, parseClusterNodes, slotOwners, SLOT_COUNT } from "./clusterNodes";
 import { NodeKey, NodePool } from "./pool";
 
@@ -128,7 +128,7 @@ export class ClusterView {
     }
 }
 
-export interface WaitOptions {
+export interface WaitOptions extends LeftBehind {
     timeoutMs: number;
     /** First poll interval; grows ×1.5 up to maxIntervalMs. @default 10 */
     intervalMs?: number;
@@ -142,17 +142,20 @@ export interface WaitOptions {
 /**
  * Polls `check` until it returns a truthy value, starting fast and backing off,
  * so convergence is noticed within milliseconds rather than after a fixed sleep.
- * Throws with `what` and the last state on timeout.
+ * Throws WaitTimeoutError (exit 1) with `what`, the last state (`describeLast`), and
+ * the options' `op`/`state`/`resume` when time runs out, and InterruptedError when the
+ * signal fires (Ctrl-C: exit 130).
  */
 export async function waitUntil<T>(check: () => Promise<T | false | undefined>, opts: WaitOptions, describeLast?: () => string): Promise<T> {
     const deadline = Date.now() + opts.timeoutMs;
     let interval = opts.intervalMs ?? 10;
+    const left = { op: opts.op, state: opts.state, resume: opts.resume };
     for (;;) {
-        if (opts.signal?.aborted) throw new WaitTimeoutError(`interrupted while waiting for ${opts.what}; rerun the command to finish`, true);
+        if (opts.signal?.aborted) throw interruption(opts.signal, { ...left, during: `the wait for ${opts.what}` });
         const r = await check();
         if (r) return r;
         if (Date.now() >= deadline) {
-            throw new WaitTimeoutError(`timed out after ${opts.timeoutMs} ms waiting for ${opts.what}${describeLast ? `: ${describeLast()}` : ""}`);
+            throw new WaitTimeoutError({ ...left, what: opts.what, timeoutMs: opts.timeoutMs, last: describeLast?.() || undefined });
         }
         await new Promise((res) => setTimeout(res, Math.min(interval, Math.max(1, deadline - Date.now()))));
         interval = Math.min(opts.maxIntervalMs ?? 200, interval * 1.5);

@@ -14,6 +14,7 @@
  *   another partition, both accept writes until the partition heals, and the old
  *   side's writes are then lost.
  */
+import { interruption, RefusedError } from "../errors";
 import { Topology } from "../../components/topology";
 import { NodeState, ReplicaState, ShardState } from "../plan/failover";
 import { ClusterNodeInfo } from "./clusterNodes";
@@ -135,7 +136,7 @@ export async function runFailover(pool: NodePool, replica: { id: string; key: No
         const nt = await nodeTimeoutMs(pool, replica.key);
         const reason = `Redis aborted the manual failover after ${MANUAL_FAILOVER_TIMEOUT_MS} ms with nothing changed ("Manual failover timed out"): ` +
             `masters vote about one master's replicas at most once per 2 × cluster-node-timeout (${2 * nt} ms), and a replica demoted by a recent failover may still be resyncing`;
-        if (attempt >= 2) throw new Error(`${reason}; it did so twice, ${fmtMs(2 * nt)} apart. Wait a little and retry`);
+        if (attempt >= 2) throw new RefusedError(`${reason}; it did so twice, ${fmtMs(2 * nt)} apart. Wait a little and retry`, { node: replica.key });
         const waitMs = Math.max(0, sent + 2 * nt + 250 - Date.now());
         opts.onRetry?.({ reason, waitMs });
         await sleep(waitMs, signal);
@@ -151,7 +152,8 @@ export async function runFailover(pool: NodePool, replica: { id: string; key: No
 const fmtMs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) return Promise.reject(new Error("interrupted"));
+    const stopped = () => interruption(signal, { during: "the pause before retrying the failover", state: "Redis aborted the first attempt; nothing changed", resume: "rerun the failover" });
+    if (signal?.aborted) return Promise.reject(stopped());
     return new Promise((res, rej) => {
         const t = setTimeout(() => {
             signal?.removeEventListener("abort", onAbort);
@@ -159,7 +161,7 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
         }, ms);
         const onAbort = () => {
             clearTimeout(t);
-            rej(new Error("interrupted while waiting to retry the failover"));
+            rej(stopped());
         };
         signal?.addEventListener("abort", onAbort, { once: true });
     });

@@ -19,13 +19,14 @@
  * only the missing steps.
  */
 import { Topology } from "../../components/topology";
-import { RefusedError, StepError } from "../errors";
+import { InterruptedError, interruption, RefusedError, StepError } from "../errors";
 import { Output } from "../output";
 import { assessLive, describePlan, FormSteps, LiveState, NodeProbe, planSteps, slotCommands } from "../plan/formation";
 import { keyOf, planTopology, PlanError, TopologyPlan } from "../plan/topology";
 import { formatRanges, parseClusterNodes, SlotRange } from "./clusterNodes";
 import { ClusterView, NodeView, parseInfo, waitUntil } from "./clusterView";
 import { formationProblems, waitFormed } from "./health";
+import { JoinTimeouts, referenceTimeout, restoreLeftoverTimeouts } from "./joinTimeout";
 import { NodeKey, NodePool } from "./pool";
 /** Reads every node in parallel with one pipeline each; unreachable nodes are recorded, not thrown. */
 export async function probeNodes(pool: NodePool, topology: Topology): Promise<NodeProbe[]> {
@@ -40,6 +41,7 @@ export async function probeNodes(pool: NodePool, topology: Topology): Promise<No
                 .call("DBSIZE")
                 .call("CLUSTER", "INFO")
                 .call("CLUSTER", "NODES")
+                .call("CONFIG", "GET", "cluster-node-timeout")
                 .exec())!;
             const [server, repl, dbsize] = res.slice(0, 3).map(([err, v]) => {
                 if (err) throw err;
@@ -47,6 +49,8 @@ export async function probeNodes(pool: NodePool, topology: Topology): Promise<No
             });
             const [clusterInfoErr, clusterInfo] = res[3];
             const [nodesErr, nodesText] = res[4];
+            const [timeoutErr, timeoutReply] = res[5];
+            const nodeTimeoutMs = !timeoutErr && (timeoutReply as string[]).length >= 2 ? Number((timeoutReply as string[])[1]) : undefined;
             const version = parseInfo(server as string).redis_version;
             if (clusterInfoErr || nodesErr) {
                 const msg = (clusterInfoErr ?? nodesErr)!.message;
@@ -58,7 +62,7 @@ export async function probeNodes(pool: NodePool, topology: Topology): Promise<No
             const nodes = parseClusterNodes(nodesText as string);
             return {
                 node, key, reachable: true, version, clusterEnabled: true, dbsize: Number(dbsize),
-                nodes, myself: nodes.find((n) => n.myself), info: parseInfo(clusterInfo as string), replication: parseInfo(repl as string),
+                nodes, myself: nodes.find((n) => n.myself), info: parseInfo(clusterInfo as string), replication: parseInfo(repl as string), nodeTimeoutMs,
             };
         } catch (e) {
             if (e instanceof RefusedError) throw e; // the wrong node answered (pool.ts identity check)
@@ -84,6 +88,11 @@ export interface FormOptions {
     out: Output;
     /** How the user reruns, for error messages. @default "run create again" */
     resumeHint?: string;
+    /**
+     * The cluster-node-timeout the nodes are configured with (stack settings), to
+     * restore on a node an interrupted join left shortened. @default the value the other nodes run
+     */
+    configuredNodeTimeoutMs?: number;
 }
 
 export interface FormResult {
@@ -132,6 +141,7 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
     const problems = formationProblems(viewOfProbes(probes), new Map(probes.map((p) => [p.key, p.replication])), expect);
     const steps = planSteps(plan, live);
     if (problems.length === 0) {
+        if (!opts.dryRun) await restoreLeftoverTimeouts(pool, live.usable.map((p) => ({ key: p.key, name: p.node.name })), { configured: opts.configuredNodeTimeoutMs, out, op: "create" });
         out.event("formed", { already: true, nodes: usableKeys.length }, `cluster already formed: ${usableKeys.length} nodes, all slots assigned, replicas linked; nothing to do`);
         return { alreadyFormed: true, dryRun: !!opts.dryRun, plan, steps, skipped: live.skipped, warnings, durationMs: Date.now() - t0 };
     }
@@ -144,84 +154,218 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
     for (const line of describePlan(plan, steps, new Map(probes.map((p) => [p.key, p.myself?.slots ?? []])))) out.info(line);
 
     const checkAbort = (step: string, state: string) => {
-        if (opts.signal?.aborted) throw new StepError({ op: "create", step, state, resume, cause: "interrupted" });
+        if (opts.signal?.aborted) throw interruption(opts.signal, { op: "create", during: `step "${step}"`, state, resume });
     };
     const versions = new Map(live.usable.map((p) => [p.key, p.version]));
 
-    // 1 + 2: epochs and slots, one pipeline per node, all nodes in parallel.
-    checkAbort("slots", "nothing changed yet");
-    const perNode = new Map<NodeKey, { epoch?: number; ranges?: SlotRange[]; name: string }>();
-    for (const e of steps.epochs) perNode.set(e.key, { ...perNode.get(e.key), name: e.name, epoch: e.epoch });
-    for (const s of steps.slots) perNode.set(s.key, { ...perNode.get(s.key), name: s.name, ranges: s.ranges });
-    await Promise.all([...perNode].map(async ([key, work]) => {
-        try {
-            const c = await pool.get(key);
-            const p = c.pipeline();
-            if (work.epoch !== undefined) p.call("CLUSTER", "SET-CONFIG-EPOCH", work.epoch);
-            for (const cmd of slotCommands(work.ranges ?? [], versions.get(key))) p.call(cmd[0] as string, ...cmd.slice(1));
-            for (const [err] of (await p.exec())!) if (err) throw err;
-        } catch (e) {
-            throw new StepError({
-                op: "create", step: work.ranges?.length ? "assign-slots" : "set-config-epoch", node: `${work.name} (${key})`, cause: e,
-                state: "some nodes may have their slots and epochs, none are joined yet", resume,
-            });
-        }
-        if (work.ranges?.length) out.event("step", { step: "assign-slots", node: key, slots: formatRanges(work.ranges) }, `${work.name}: slots ${formatRanges(work.ranges)}`);
-    }));
-
-    // 3: meet, all in parallel. A replica to attach meets only its master now and the
-    // anchor right after CLUSTER REPLICATE: the rest of the cluster then first hears of
-    // it as a replica, instead of as a master whose new role spreads only with the
-    // periodic pings (up to cluster-node-timeout/2 later).
-    checkAbort("meet", "slots assigned, nodes not joined");
-    const meet = async (m: FormSteps["meets"][number]) => {
-        try {
-            await pool.call(m.key, "CLUSTER", "MEET", m.to.host, m.to.port);
-        } catch (e) {
-            throw new StepError({ op: "create", step: "meet", node: `${m.name} (${m.key})`, cause: e, state: "slots assigned; some nodes joined", resume });
-        }
-    };
-    const attaching = new Map(steps.replicate.map((r) => [r.key, keyOf(r.master)]));
-    const later = steps.meets.filter((m) => attaching.has(m.key) && attaching.get(m.key) !== keyOf(m.to));
-    await Promise.all(steps.meets.filter((m) => !later.includes(m)).map(meet));
-    if (steps.meets.length) out.event("step", { step: "meet", count: steps.meets.length, anchor: steps.anchor && keyOf(steps.anchor) }, `joining: ${steps.meets.length} MEET(s) (anchor ${steps.anchor?.name}; replicas after they attach)`);
-
-    // 4: replicas, each as soon as it knows its master. Empty masters start the first
-    // sync without the diskless-sync delay (default 5 s on 7.x), restored afterwards.
-    checkAbort("replicate", "slots assigned, nodes joining, replicas not attached");
-    const restore = await shortenSyncDelay(pool, steps, live);
+    // 0: joining masters run a short cluster-node-timeout until they serve (joinTimeout.ts:
+    // Redis holds a new master in cluster_state:fail for its node timeout, up to 5 s).
+    checkAbort("join-timeout", "nothing changed yet");
+    const timeouts = new JoinTimeouts(pool, out, "create");
+    const reference = referenceTimeout(live.usable.map((p) => p.nodeTimeoutMs), opts.configuredNodeTimeoutMs);
+    const joiningMasters = plan.shards.map((s) => live.usable.find((p) => p.key === keyOf(s.master))).filter((p): p is NodeProbe => !!p && p.info.cluster_state !== "ok");
+    await timeouts.shorten(joiningMasters.map((p) => ({ key: p.key, name: p.node.name, current: p.nodeTimeoutMs })), reference);
+    let failed = true;
     try {
-        await Promise.all(steps.replicate.map(async (r) => {
-            const masterKey = keyOf(r.master);
-            try {
-                const masterId = await waitUntil(async () => {
-                    const id = live.idOf.get(masterKey) ?? (await readMyId(pool, masterKey));
-                    if (!id) return undefined;
-                    live.idOf.set(masterKey, id);
-                    const nodes = parseClusterNodes((await pool.call(r.key, "CLUSTER", "NODES")) as string);
-                    const m = nodes.find((n) => n.id === id);
-                    return m && m.role === "master" && !m.flags.includes("handshake") ? id : undefined;
-                }, { timeoutMs: opts.timeoutMs, signal: opts.signal, what: `${r.name} to learn its master ${r.master.name}` });
-                await pool.call(r.key, "CLUSTER", "REPLICATE", masterId);
-            } catch (e) {
-                throw new StepError({ op: "create", step: "replicate", node: `${r.name} (${r.key})`, cause: e, state: `slots assigned, nodes joined, replica of ${r.master.name} not attached`, resume });
-            }
-            out.event("step", { step: "replicate", node: r.key, master: masterKey }, `${r.name} replicates ${r.master.name}`);
-            await Promise.all(later.filter((m) => m.key === r.key).map(meet));
-        }));
-
-        // 5: converge.
-        try {
-            await waitFormed(pool, expect, { timeoutMs: opts.timeoutMs, signal: opts.signal });
-        } catch (e) {
-            throw new StepError({ op: "create", step: "wait-formed", cause: e, state: "every step was sent; the cluster has not converged yet", resume: `${resume} (or look at it with the status command)` });
-        }
+        await joinSteps();
+        failed = false;
     } finally {
-        await restore();
+        const left = await timeouts.restoreAll();
+        if (left.length && !failed) throw timeouts.error(left);
+        if (left.length) out.warn(timeouts.error(left).message);
     }
+    await restoreLeftoverTimeouts(pool, live.usable.map((p) => ({ key: p.key, name: p.node.name })), { configured: opts.configuredNodeTimeoutMs, out, op: "create" });
     const durationMs = Date.now() - t0;
     out.event("formed", { already: false, nodes: usableKeys.length, durationMs }, `cluster formed: ${usableKeys.length} nodes in ${durationMs} ms`);
     return { alreadyFormed: false, dryRun: false, plan, steps, skipped: live.skipped, warnings, durationMs };
+
+    async function joinSteps(): Promise<void> {
+        // 1 + 2: epochs and slots, one pipeline per node, all nodes in parallel.
+        checkAbort("slots", "nothing changed yet");
+        const perNode = new Map<NodeKey, { epoch?: number; ranges?: SlotRange[]; name: string }>();
+        for (const e of steps.epochs) perNode.set(e.key, { ...perNode.get(e.key), name: e.name, epoch: e.epoch });
+        for (const s of steps.slots) perNode.set(s.key, { ...perNode.get(s.key), name: s.name, ranges: s.ranges });
+        await Promise.all([...perNode].map(async ([key, work]) => {
+            try {
+                const c = await pool.get(key);
+                const p = c.pipeline();
+                if (work.epoch !== undefined) p.call("CLUSTER", "SET-CONFIG-EPOCH", work.epoch);
+                for (const cmd of slotCommands(work.ranges ?? [], versions.get(key))) p.call(cmd[0] as string, ...cmd.slice(1));
+                for (const [err] of (await p.exec())!) {
+                    // Met by a node of an interrupted run since the probe: it keeps the epoch it has,
+                    // and Redis resolves a collision by itself (slower, still correct).
+                    if (err && !/assign a config epoch only when the node does not know any other node/i.test(err.message)) throw err;
+                }
+            } catch (e) {
+                throw new StepError({
+                    op: "create", step: work.ranges?.length ? "assign-slots" : "set-config-epoch", node: `${work.name} (${key})`, cause: e,
+                    state: "some nodes may have their slots and epochs, none are joined yet", resume,
+                });
+            }
+            if (work.ranges?.length) out.event("step", { step: "assign-slots", node: key, slots: formatRanges(work.ranges) }, `${work.name}: slots ${formatRanges(work.ranges)}`);
+        }));
+
+        // 3: meet, all in parallel. A replica to attach meets only its master, once the
+        // masters serve (3b), and the anchor right after CLUSTER REPLICATE: the rest of the
+        // cluster then first hears of it as a replica, instead of as a master whose new role
+        // spreads only with the periodic pings (up to cluster-node-timeout/2 later).
+        checkAbort("meet", "slots assigned, nodes not joined");
+        const meet = async (m: FormSteps["meets"][number]) => {
+            try {
+                await pool.call(m.key, "CLUSTER", "MEET", m.to.host, m.to.port);
+            } catch (e) {
+                throw new StepError({ op: "create", step: "meet", node: `${m.name} (${m.key})`, cause: e, state: "slots assigned; some nodes joined", resume });
+            }
+        };
+        const attaching = new Map(steps.replicate.map((r) => [r.key, keyOf(r.master)]));
+        const later = steps.meets.filter((m) => attaching.has(m.key) && attaching.get(m.key) !== keyOf(m.to));
+        // Met before the masters serve, a replica would be gossiped as a master for that time,
+        // and its role would reach the others only with the pings after REPLICATE.
+        const ownMaster = timeouts.pending.length ? steps.meets.filter((m) => attaching.has(m.key) && !later.includes(m)) : [];
+        await Promise.all(steps.meets.filter((m) => !later.includes(m) && !ownMaster.includes(m)).map(meet));
+        if (steps.meets.length) out.event("step", { step: "meet", count: steps.meets.length, anchor: steps.anchor && keyOf(steps.anchor) }, `joining: ${steps.meets.length} MEET(s) (anchor ${steps.anchor?.name}; replicas after they attach)`);
+
+        // 3b: the shortened masters serve before any replica is attached: with no replica
+        // there is nobody to fail over, whatever a 500 ms timeout flags under a stall (60
+        // nodes on 2 loaded cores flagged masters FAIL). Each gets its timeout back as it serves.
+        const introduced = new Map<string, number>();
+        const byKey = new Map(topology.nodes.map((n) => [keyOf(n), n]));
+        const introduce = async (view: ClusterView, keys: NodeKey[]) => {
+            await Promise.all(introductions(view, keys, introduced).map(async ({ from, to }) => {
+                const n = byKey.get(to)!;
+                await pool.call(from, "CLUSTER", "MEET", n.host, n.port).catch(() => undefined); // the next poll sees it, or tries again
+            }));
+        };
+        if (timeouts.pending.length) {
+            checkAbort("wait-masters", "slots assigned, masters joining, replicas not attached");
+            const masterKeys = plan.shards.map((s) => keyOf(s.master)).filter((k) => usableKeys.includes(k));
+            try {
+                await waitUntil(async () => {
+                    const view = await ClusterView.read(pool, masterKeys);
+                    await timeouts.restoreServing(view);
+                    if (!timeouts.pending.length) return true;
+                    await introduce(view, masterKeys);
+                    return undefined;
+                }, { timeoutMs: opts.timeoutMs, signal: opts.signal, maxIntervalMs: 50, what: `the joining master(s) ${timeouts.pending.join(", ")} to serve` });
+            } catch (e) {
+                if (e instanceof StepError || e instanceof InterruptedError) throw e;
+                throw new StepError({ op: "create", step: "wait-masters", cause: e, state: "slots assigned, masters joining, replicas not attached", resume });
+            }
+        }
+
+        // 4: replicas, each as soon as it knows its master. Empty masters start the first
+        // sync without the diskless-sync delay (default 5 s on 7.x), restored afterwards.
+        checkAbort("replicate", "slots assigned, nodes joining, replicas not attached");
+        await Promise.all(ownMaster.map(meet));
+        const restore = await shortenSyncDelay(pool, steps, live);
+        try {
+            await Promise.all(steps.replicate.map(async (r) => {
+                const masterKey = keyOf(r.master);
+                try {
+                    const masterId = await waitUntil(async () => {
+                        const id = live.idOf.get(masterKey) ?? (await readMyId(pool, masterKey));
+                        if (!id) return undefined;
+                        live.idOf.set(masterKey, id);
+                        const nodes = parseClusterNodes((await pool.call(r.key, "CLUSTER", "NODES")) as string);
+                        const m = nodes.find((n) => n.id === id);
+                        return m && m.role === "master" && !m.flags.includes("handshake") ? id : undefined;
+                    }, { timeoutMs: opts.timeoutMs, signal: opts.signal, maxIntervalMs: 50, what: `${r.name} to learn its master ${r.master.name}` });
+                    await pool.call(r.key, "CLUSTER", "REPLICATE", masterId);
+                } catch (e) {
+                    throw new StepError({ op: "create", step: "replicate", node: `${r.name} (${r.key})`, cause: e, state: `slots assigned, nodes joined, replica of ${r.master.name} not attached`, resume });
+                }
+                out.event("step", { step: "replicate", node: r.key, master: masterKey }, `${r.name} replicates ${r.master.name}`);
+                await Promise.all(later.filter((m) => m.key === r.key).map(meet));
+            }));
+
+            // 5: converge. Each poll introduces nodes that do not know each other yet (CLUSTER
+            // MEET) instead of waiting for gossip, which took up to 2.5 s to reach every replica
+            // of 6 nodes (measured).
+            try {
+                await waitFormed(pool, expect, {
+                    timeoutMs: opts.timeoutMs, signal: opts.signal, maxIntervalMs: 50,
+                    onPoll: async (view) => {
+                        await timeouts.restoreServing(view);
+                        await introduce(view, usableKeys);
+                    },
+                });
+            } catch (e) {
+                if (e instanceof StepError || e instanceof InterruptedError) throw e;
+                throw new StepError({ op: "create", step: "wait-formed", cause: e, state: "every step was sent; the cluster has not converged yet", resume: `${resume} (or look at it with the status command)` });
+            }
+            // Formed, but a node may still list a replica as a master (REPLICATE reaches the
+            // others with its next pings, up to cluster-node-timeout/2 later) or a handshake
+            // entry of a last MEET: a MEET from the replica carries its role in the header, so
+            // each node that lags is told directly; then nobody reads a stale role right after us.
+            await waitUntil(async () => {
+                const v = await ClusterView.read(pool, usableKeys);
+                const lag = roleLag(v, usableKeys, introduced);
+                if (!lag.length && v.reachable().every((x) => !x.nodes.some((n) => n.flags.includes("handshake")))) return true;
+                await Promise.all(lag.map(async ({ from, to }) => {
+                    const n = byKey.get(to)!;
+                    await pool.call(from, "CLUSTER", "MEET", n.host, n.port).catch(() => undefined);
+                }));
+                return undefined;
+            }, { timeoutMs: 5000, signal: opts.signal, maxIntervalMs: 50, what: "every node to see each replica's role" }).catch(() => undefined); // best effort: the pings get there by themselves
+        } finally {
+            await restore();
+        }
+    }
+}
+
+/**
+ * MEETs from a replica to each node whose view of it is stale (it still lists it as a
+ * master, or under another master): `from` is the replica, `to` the lagging node.
+ * Rate-limited per pair like `introductions`. Pure but for `sent`.
+ */
+export function roleLag(view: ClusterView, keys: NodeKey[], sent: Map<string, number>, now = Date.now()): { from: NodeKey; to: NodeKey }[] {
+    const out: { from: NodeKey; to: NodeKey }[] = [];
+    for (const from of keys) {
+        const me = view.views.get(from)?.myself;
+        if (!me || me.role !== "replica" || !me.masterId) continue;
+        for (const to of keys) {
+            const seen = to === from ? undefined : view.views.get(to)?.nodes.find((n) => n.id === me.id);
+            if (!seen || (seen.role === "replica" && seen.masterId === me.masterId)) continue;
+            const pair = `${from}>${to}`;
+            if (now - (sent.get(pair) ?? 0) < 300) continue;
+            sent.set(pair, now);
+            out.push({ from, to });
+        }
+    }
+    return out;
+}
+
+/**
+ * The MEETs that would introduce members that do not know each other yet: `from`
+ * does not know `to`'s id and has no handshake under way with its address. A pair
+ * is sent again only after 300 ms (a handshake takes one round trip), and a node
+ * starts at most `perNode` handshakes per poll: each handshake also carries gossip
+ * about a tenth of the nodes, and 60 nodes meeting all 59 others at once (3,540
+ * handshakes) loaded 2 cores more than gossip needed. Records what it returns in
+ * `sent`. Pure but for `sent`.
+ */
+export function introductions(view: ClusterView, keys: NodeKey[], sent: Map<string, number>, now = Date.now(), perNode = 3): { from: NodeKey; to: NodeKey }[] {
+    const idOf = new Map<NodeKey, string>();
+    for (const k of keys) {
+        const id = view.views.get(k)?.myself?.id;
+        if (id) idOf.set(k, id);
+    }
+    const out: { from: NodeKey; to: NodeKey }[] = [];
+    const known = [...idOf];
+    known.forEach(([from], i) => {
+        const v = view.views.get(from)!;
+        let started = 0;
+        // Each node starts with the nodes after it in the list, so the handshakes of one poll spread out.
+        for (const [to, id] of [...known.slice(i + 1), ...known.slice(0, i)]) {
+            if (to === from || v.nodes.some((n) => n.id === id || (n.key === to && n.flags.includes("handshake")))) continue;
+            const pair = `${from}>${to}`;
+            if (now - (sent.get(pair) ?? 0) < 300) continue;
+            sent.set(pair, now);
+            out.push({ from, to });
+            if (++started >= perNode) break;
+        }
+    });
+    return out;
 }
 
 async function readMyId(pool: NodePool, key: NodeKey): Promise<string | undefined> {

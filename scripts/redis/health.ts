@@ -10,8 +10,8 @@
  * replica follows. Both reach every node with the periodic cluster-bus pings
  * (within about cluster-node-timeout/2) and neither affects routing or writes.
  * (`status` does list nodes that disagree on a replica's master as a problem; right
- * after create it found none in 8 of 8 runs of a 6-node formation, because replicas
- * meet the rest of the cluster only after CLUSTER REPLICATE, see form.ts step 3.)
+ * after create there are none to find, because replicas meet the rest of the cluster
+ * only after CLUSTER REPLICATE, see form.ts step 3 and docs/cluster-tool.md.)
  */
 import { ClusterView, parseInfo, waitUntil } from "./clusterView";
 import { slotOwners, SLOT_COUNT } from "./clusterNodes";
@@ -89,14 +89,20 @@ export async function checkFormation(pool: NodePool, expect: FormationExpectatio
 }
 
 /**
- * Polls (fast backoff from 10 ms) until the cluster is fully formed. Throws on
- * timeout with the problems still seen.
+ * Polls (fast backoff from 10 ms, up to `maxIntervalMs`) until the cluster is fully
+ * formed. `onPoll` sees every view read (formed or not) before it is judged, so a
+ * caller can act on progress (form.ts restores timeouts and introduces nodes).
+ * Throws on timeout with the problems still seen.
  */
-export async function waitFormed(pool: NodePool, expect: FormationExpectation, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<ClusterView> {
+export async function waitFormed(
+    pool: NodePool, expect: FormationExpectation,
+    opts: { timeoutMs: number; signal?: AbortSignal; maxIntervalMs?: number; onPoll?: (view: ClusterView, problems: string[]) => Promise<void> },
+): Promise<ClusterView> {
     let last: string[] = [];
     return waitUntil(async () => {
         const { problems, view } = await checkFormation(pool, expect);
         last = problems;
+        await opts.onPoll?.(view, problems);
         return problems.length === 0 ? view : undefined;
-    }, { timeoutMs: opts.timeoutMs, signal: opts.signal, what: "the cluster to be fully formed" }, () => last.slice(0, 6).join("; ") + (last.length > 6 ? ` (+${last.length - 6} more)` : ""));
+    }, { timeoutMs: opts.timeoutMs, signal: opts.signal, maxIntervalMs: opts.maxIntervalMs, what: "the cluster to be fully formed" }, () => last.slice(0, 6).join("; ") + (last.length > 6 ? ` (+${last.length - 6} more)` : ""));
 }

@@ -339,8 +339,8 @@ export function evaluateStatus(input: StatusInput): StatusReport {
     // Which master each replica follows, as every reachable node sees it (its own line included:
     // the replica is the authority on whom it follows). A problem, like a slot-map disagreement:
     // after a role change that is not broadcast (CLUSTER REPLICATE, a replica migrating after a
-    // failover) the other nodes learn it only from their next ping/pong with that replica, which
-    // measured 0.3-3.2 s with cluster-node-timeout 5000 (worst case about node-timeout / 2). So a
+    // failover) the other nodes learn it only from their next ping/pong with that replica, up to
+    // about cluster-node-timeout / 2 later (docs/cluster-tool.md, `status`, has the timings). So a
     // disagreement is normal for seconds after such a change, not hundreds of ms; but the tool's
     // own commands wait until every node agrees before they return, so `status` sees one only
     // right after a change made outside the tool, or when some nodes keep a stale view (they do

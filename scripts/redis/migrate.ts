@@ -20,7 +20,10 @@ export interface MigrateDestination {
 export interface MigrateOptions {
     /** MIGRATE's I/O timeout in ms (idle time per read/write, not a total). */
     timeoutMs: number;
-    /** Overwrite keys that exist on the target (see `busyKeyIsLeftover` in moveSlot.ts). */
+    /**
+     * Overwrite keys that exist on the target: only once the target is known to import the
+     * slot from this source, so its copies are leftovers (BUSYKEY, in moveSlot.ts's header).
+     */
     replace?: boolean;
     credentials?: Credentials;
 }

@@ -280,9 +280,8 @@ export async function moveSlots(pool: NodePool, src: NodeRef, dst: NodeRef, slot
     const tellOthers = Promise.all(s.others.filter((o) => o.id !== src.id && o.id !== dst.id).map(async (o) => {
         try {
             const c = await pool.get(o.key);
-            const r = await pipe(c, slots.map((slot) => setslot(slot, "NODE", dst.id)));
-            // Errors here are harmless: the target's bumped epoch reaches every node by gossip.
-            void r;
+            // Errors in the replies are harmless: the target's bumped epoch reaches every node by gossip.
+            await pipe(c, slots.map((slot) => setslot(slot, "NODE", dst.id)));
         } catch {
             const i = s.others.indexOf(o);
             if (i >= 0) s.others.splice(i, 1);

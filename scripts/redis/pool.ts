@@ -9,7 +9,7 @@
 import Redis, { RedisOptions } from "ioredis";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { RefusedError, UnreachableError } from "../errors";
+import { NodeCommandError, RefusedError, UnreachableError } from "../errors";
 import { parseClusterNodes } from "./clusterNodes";
 
 export type NodeKey = string; // "host:port"
@@ -179,9 +179,8 @@ export class NodePool {
         try {
             return await c.call(command, ...args);
         } catch (e) {
-            const err = e as Error;
-            err.message = `${key}: ${command} ${args.slice(0, 3).join(" ")}${args.length > 3 ? " …" : ""}: ${err.message}`;
-            throw err;
+            // An operational failure (the node refused, the connection dropped), not a bug: exit 1 if nothing wraps it.
+            throw new NodeCommandError(`${key}: ${command} ${args.slice(0, 3).join(" ")}${args.length > 3 ? " …" : ""}: ${(e as Error).message}`, key, command, { cause: e });
         }
     }
 

@@ -4,7 +4,7 @@
  * moves (reshard.ts). Shared by `rebalance` and `scale`.
  */
 import type { CommandContext } from "../context";
-import { RefusedError } from "../errors";
+import { interruption, PlanError, RefusedError } from "../errors";
 import { fmtDuration } from "../output";
 import { checkHeadroom, NodeMemory } from "../plan/headroom";
 import { MasterInput, planRebalance, RebalancePlan } from "../plan/rebalance";
@@ -72,7 +72,13 @@ export async function readMemory(pool: NodePool, keys: Map<string, NodeKey>, nam
  * dry-run) moves. Throws RefusedError when a receiver lacks memory.
  */
 export async function planAndMove(pool: NodePool, view: ClusterView, masters: MasterInput[], o: MoveOptions, ctx: CommandContext): Promise<MoveOutcome> {
-    const plan = planRebalance(masters, { thresholdPct: o.thresholdPct });
+    let plan: RebalancePlan;
+    try {
+        plan = planRebalance(masters, { thresholdPct: o.thresholdPct });
+    } catch (e) {
+        if (e instanceof PlanError) throw new RefusedError(`${o.op}: ${e.message}`);
+        throw e;
+    }
     const refs = nodeRefs(view);
     // Masters not joined yet (scale --dry-run) carry "new:<host:port>" ids.
     const label = (id: string) => refs.get(id)?.key ?? (id.startsWith("new:") ? `${id.slice(4)} (new)` : id.slice(0, 8));
@@ -112,7 +118,9 @@ export async function planAndMove(pool: NodePool, view: ClusterView, masters: Ma
     ctx.out.event("moved", { op: o.op, slots: result.slots, keys: result.keys, bigKeys: result.bigKeys, replacedSlots: result.replacedSlots.length, ms: result.ms, keysPerSec: rate, method: result.method, interrupted: result.interrupted },
         `${o.op}: moved ${result.slots} slot(s) and ${result.keys} key(s) in ${fmtDuration(result.ms)} (${rate} keys/s${result.method !== "keys" ? `, ${result.method}` : ""})`);
     if (result.interrupted) {
-        throw new RefusedError(`${o.op}: interrupted after ${result.slots} of ${plan.moves.length} slot(s); the cluster is serving and consistent. Rerun \`${o.op}\` to continue.`);
+        throw interruption(ctx.signal, {
+            op: o.op, during: "the slot moves", state: `${result.slots} of ${plan.moves.length} slot(s) moved; the cluster is serving and consistent`, resume: `rerun \`${o.op}\` to move the rest`,
+        });
     }
     return { plan, keysToMove, result };
 }

@@ -242,7 +242,9 @@ export async function executePlan(pool: NodePool, view: ClusterView, plan: Rebal
     // Every node (replicas too) agrees on the new owners before we call it done.
     const allKeys = [...view.views.keys()].filter((k) => view.views.get(k)!.reachable);
     await waitUntil(async () => (await ClusterView.read(pool, allKeys)).slotMapsAgree(), {
-        timeoutMs: opts.agreementTimeoutMs ?? 30000, what: "every node to agree on the new slot map", signal: undefined,
+        timeoutMs: opts.agreementTimeoutMs ?? 30000, what: "every node to agree on the new slot map", signal: ctx.signal,
+        op: opts.op, state: `every slot moved (${result.slots}); some nodes have not learnt every new owner yet (gossip does that by itself)`,
+        resume: `check with \`status\`; rerun \`${opts.op}\` if it reports open slots`,
     });
     result.ms = Date.now() - t0;
     return result;

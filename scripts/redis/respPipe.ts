@@ -14,12 +14,14 @@ export type Arg = string | Buffer;
 
 interface Pending {
     results: (Error | null)[];
+    got: number;
     count: number;
     resolve: (r: (Error | null)[]) => void;
     reject: (e: Error) => void;
 }
 
 const CRLF = Buffer.from("\r\n");
+const EMPTY = Buffer.alloc(0);
 
 /** RESP encoding of commands into one buffer. */
 export function encodeCommands(cmds: Arg[][]): Buffer {
@@ -78,37 +80,47 @@ export class RespPipe {
 
     /** Sends the commands in one write; resolves with one entry per command: null for a simple-string reply, the error otherwise. */
     send(cmds: Arg[][]): Promise<(Error | null)[]> {
+        return this.sendEncoded(encodeCommands(cmds), cmds.length);
+    }
+
+    /** Writes `count` commands already RESP-encoded in `data` (one write); resolves as send() does. */
+    sendEncoded(data: Buffer, count: number): Promise<(Error | null)[]> {
         if (this.closed) return Promise.reject(this.closed);
         return new Promise((resolve, reject) => {
-            this.queue.push({ results: [], count: cmds.length, resolve, reject });
-            this.sock.write(encodeCommands(cmds));
+            this.queue.push({ results: new Array<Error | null>(count).fill(null), got: 0, count, resolve, reject });
+            this.sock.write(data);
         });
     }
 
     private onData(d: Buffer): void {
-        this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+        const buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+        const n = buf.length;
         let pos = 0;
-        for (;;) {
-            const nl = this.buf.indexOf(CRLF, pos);
-            if (nl < 0) break;
-            const head = this.buf[pos];
-            const line = this.buf.toString("utf8", pos + 1, nl);
-            pos = nl + 2;
+        while (pos < n) {
+            const head = buf[pos];
             const p = this.queue[0];
-            if (!p) continue;
-            if (head === 0x2b /* + */) p.results.push(null);
-            else if (head === 0x2d /* - */) p.results.push(new Error(line));
-            else {
-                const e = new Error(`${this.name}: unexpected reply type ${String.fromCharCode(head)} (this connection carries only commands answered with +OK or an error)`);
-                this.sock.destroy(e);
-                return;
+            // "+OK\r\n", nearly every reply: matched by bytes, no line search and no string.
+            if (head === 0x2b && pos + 5 <= n && buf[pos + 1] === 0x4f && buf[pos + 2] === 0x4b && buf[pos + 3] === 0x0d && buf[pos + 4] === 0x0a) {
+                pos += 5;
+            } else {
+                const nl = buf.indexOf(CRLF, pos);
+                if (nl < 0) break;
+                if (head === 0x2d /* - */) {
+                    if (p) p.results[p.got] = new Error(buf.toString("utf8", pos + 1, nl));
+                } else if (head !== 0x2b /* + */) {
+                    const e = new Error(`${this.name}: unexpected reply type ${String.fromCharCode(head)} (this connection carries only commands answered with +OK or an error)`);
+                    this.sock.destroy(e);
+                    return;
+                }
+                pos = nl + 2;
             }
-            if (p.results.length === p.count) {
+            if (!p) continue;
+            if (++p.got === p.count) {
                 this.queue.shift();
                 p.resolve(p.results);
             }
         }
-        this.buf = pos >= this.buf.length ? Buffer.alloc(0) : this.buf.subarray(pos);
+        this.buf = pos >= n ? EMPTY : buf.subarray(pos);
     }
 
     close(): void {

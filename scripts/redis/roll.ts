@@ -11,7 +11,7 @@
 import type { Topology, TopologyNode } from "../../components/topology";
 import type { Output } from "../output";
 import { fmtDuration } from "../output";
-import { StepError } from "../errors";
+import { interruption, RefusedError, StepError } from "../errors";
 import { chooseReplica, ShardState } from "../plan/failover";
 import { compareVersions, RollNode, RollStep } from "../plan/roll";
 import { ClusterView, parseInfo, waitUntil } from "./clusterView";
@@ -112,7 +112,7 @@ export async function waitNodeBack(pool: NodePool, topology: Topology, node: Top
             return false;
         }
         if (myid !== id) {
-            throw new Error(`${node.name} came back as node ${myid}, not ${id}: it lost its nodes.conf (data volume not attached or reformatted?)`);
+            throw new RefusedError(`${node.name} came back as node ${myid}, not ${id}: it lost its nodes.conf (data volume not attached or reformatted?)`, { node: key });
         }
         const repl = parseInfo(String(await pool.call(key, "INFO", "replication")));
         if (opts.expectMaster) {
@@ -202,7 +202,7 @@ export async function executeRoll(pool: NodePool, topology: Topology, steps: Rol
     let done = 0;
     for (const step of steps) {
         if (opts.signal.aborted) {
-            throw new StepError({ op, step: "interrupted", state: `${done} of ${total} node(s) rolled; every rolled node is back in the cluster`, resume: opts.resume });
+            throw interruption(opts.signal, { op, during: "the roll, between two nodes", state: `${done} of ${total} node(s) rolled; every rolled node is back in the cluster`, resume: opts.resume });
         }
         if (step.kind === "failover") {
             const f = await failoverStep(pool, topology, step, opts);

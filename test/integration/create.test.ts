@@ -16,7 +16,7 @@ import { checkFormation } from "../../scripts/redis/health";
 import { parseClusterNodes, formatRanges } from "../../scripts/redis/clusterNodes";
 import { parseInfo, waitUntil } from "../../scripts/redis/clusterView";
 import { capturedOutput } from "../helpers/output";
-import { RefusedError, StepError } from "../../scripts/errors";
+import { exitCodeFor, InterruptedError, RefusedError } from "../../scripts/errors";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -143,7 +143,7 @@ test("create resumes a run cut off half-way (slots on some masters, some MEETs) 
     assert.equal(formatRanges(view.self(k(1))!.slots), "5462-10922");
     assert.equal(view.self(k(3))!.masterId, view.self(k(0))!.id);
 
-    // Interrupted by a signal right after the MEETs: a StepError that says how to go on; the rerun finishes.
+    // Interrupted by a signal right after the MEETs: an InterruptedError (exit 130) that says how to go on; the rerun finishes.
     const s2 = await servers(6);
     const t2 = topologyOf(s2, 3);
     const ac = new AbortController();
@@ -153,10 +153,13 @@ test("create resumes a run cut off half-way (slots on some masters, some MEETs) 
         if (fields.step === "meet") ac.abort();
     } };
     await assert.rejects(formCluster(p, t2, { timeoutMs: 20000, out, signal: ac.signal, resumeHint: "run create again" }), (e: unknown) => {
-        assert.ok(e instanceof StepError);
-        assert.match(e.message, /create: step "replicate" failed\n {2}cause: interrupted\n {2}left behind: slots assigned, nodes joining, replicas not attached\n {2}to continue: run create again/);
+        assert.ok(e instanceof InterruptedError);
+        assert.equal(exitCodeFor(e), 130);
+        assert.match(e.message, /^create: stopped during step "wait-masters": interrupted \(Ctrl-C\)\n {2}left behind: slots assigned, masters joining, replicas not attached\n {2}to continue: run create again$/);
         return true;
     });
+    // The masters' join timeout (500 ms) was put back on the way out.
+    for (const n of t2.nodes) assert.deepEqual(await p.call(`${n.host}:${n.port}`, "CONFIG", "GET", "cluster-node-timeout"), ["cluster-node-timeout", String(NODE_TIMEOUT)]);
     const resumed = await formCluster(p, t2, opts());
     assert.equal(resumed.alreadyFormed, false);
     assert.equal(resumed.steps.slots.length, 0, "slots were already assigned");

@@ -20,7 +20,7 @@ import { down, localNodeSettings, LOCAL_NODE_MEMORY_BYTES, up } from "../../scri
 import { reconfigure } from "../../scripts/commands/reconfigure";
 import { capturedOutput } from "../helpers/output";
 import { NodePool } from "../../scripts/redis/pool";
-import { ConfigError, RefusedError, StepError, UsageError } from "../../scripts/errors";
+import { ConfigError, InterruptedError, RefusedError, StepError, UsageError } from "../../scripts/errors";
 import { keyOf } from "../../scripts/plan/topology";
 import { parseStackYaml } from "../../components/config";
 import { maxmemoryForThisMachine } from "../helpers/bootstrapConfigs";
@@ -128,7 +128,7 @@ test("reconfigure: npm run local re-renders, reconfigure applies node by node, a
         const emit = stopAfterOne.event.bind(stopAfterOne);
         stopAfterOne.event = (name, fields, human) => { emit(name, fields, human); if (name === "node") ac.abort(); };
         await assert.rejects(reconfigure({ topology: topologyFile }, { out: stopAfterOne, signal: ac.signal }), (e: unknown) =>
-            e instanceof StepError && e.info.step === "interrupted" && /^1 node\(s\) at the new settings \(\S+-s0-r1 .*; 5 still on the old ones .*Mixed values/.test(e.info.state ?? ""));
+            e instanceof InterruptedError && /^1 node\(s\) at the new settings \(\S+-s0-r1 .*; 5 still on the old ones .*Mixed values/.test(e.info.state ?? ""));
         assert.deepEqual((await everywhere("maxmemory-policy")).filter((v) => v === "allkeys-lfu").length, 1);
         const resumed = capture();
         assert.equal(await reconfigure({ topology: topologyFile }, resumed.ctx), 0);

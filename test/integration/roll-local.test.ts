@@ -226,7 +226,8 @@ test("roll (local): refusals change nothing (replica link down, open slot, shard
         for (let i = 0; i < 40; i++) await app.set(`{t${tag}}:${i}`, "x");
         await pool.call(key(s0r0), "CONFIG", "SET", "rdb-key-save-delay", "200000");
         await pool.call(key(s0r0), "BGSAVE");
-        await refused(/a backup is running \(BGSAVE in progress\) on redis-cluster-t-s0-r0/);
+        // roll waits up to --node-timeout for a BGSAVE to end (this one takes 8 s): 1 s, so it is still running then.
+        await refused(/a backup is running \(BGSAVE in progress\) on redis-cluster-t-s0-r0/, ["--node-timeout", "1000"]);
         await pool.call(key(s0r0), "CONFIG", "SET", "rdb-key-save-delay", "0");
         await waitUntil(async () => /rdb_bgsave_in_progress:0/.test(String(await pool.call(key(s0r0), "INFO", "persistence"))), { timeoutMs: 20000, what: "the BGSAVE to end" });
         for (let i = 0; i < 40; i++) await app.del(`{t${tag}}:${i}`);

@@ -203,7 +203,7 @@ test("roll --stack: a node that does not come back stops the roll with the node,
         assert.equal(e.name, "StepError");
         // The first test left the r1 nodes masters: the replicas (r0) go first, and the second never comes back.
         assert.match(e.message, /roll: step "wait-back" failed on t-s1-r0/);
-        assert.match(e.message, /timed out after 3000 ms waiting for t-s1-r0 to be back in the cluster: t-s1-r0 does not answer/);
+        assert.match(e.message, /cause: timed out after 3 s waiting for t-s1-r0 to be back in the cluster; last seen: t-s1-r0 does not answer/);
         assert.match(e.message, /left behind: t-s1-r0 was updated \(pulumi up --target\) but is not back in the cluster; no other node was touched/);
         assert.match(e.message, /to continue: look at t-s1-r0 .* npm run cluster -- roll --stack t/);
         return true;

@@ -233,3 +233,16 @@ test("a running stack does not switch networks", async () => {
     await run(inVpc(), account(), inVpcOutputs);
     await runProgram(base, { stack: "prod", previousOutputs: ownOutputs });
 });
+
+test("existing VPC: the autoscale runner goes into autoscale.runnerSubnetId, creating no subnet, gateway or route; refused without it", async () => {
+    const autoscale = { enabled: true, runnerBackendUrl: "s3://acme-pulumi-state", runnerSecretArn: "arn:aws:secretsmanager:us-east-1:123456789012:secret:redis-autoscale/prod-AbCdEf" };
+    await refused({ ...inVpc(), [`${NS}:autoscale`]: JSON.stringify(autoscale) }, account(),
+        [/redis-cluster:autoscale\.enabled is true in an existing VPC \(redis-cluster:vpcId\), but redis-cluster:autoscale\.runnerSubnetId is not set/]);
+    const runnerSubnet = "subnet-0ddddddddddddddd4";
+    const r = await run({ ...inVpc(), [`${NS}:autoscale`]: JSON.stringify({ ...autoscale, runnerSubnetId: runnerSubnet }) });
+    const instance = byType(r, T.instance).find((i) => /autoscaler/.test(i.name))!;
+    assert.equal(instance.inputs.subnetId, runnerSubnet);
+    for (const t of NETWORK_TYPES) assert.equal(byType(r, t).length, 0, `${t} registered in an existing VPC`);
+    assert.equal(byType(r, T.sg).find((s) => /autoscaler/.test(s.name))!.inputs.vpcId, VPC);
+    assert.equal(byType(r, "aws:ec2/vpcEndpointRouteTableAssociation:VpcEndpointRouteTableAssociation").length, 0);
+});

@@ -40,6 +40,22 @@ async function freePort(): Promise<number> {
     });
 }
 
+/**
+ * Why the conditional-write tests cannot run here, or undefined when they can. moto and a
+ * recent aws CLI come from PyPI, which is not one of this project's registries (npm, Debian):
+ * on a machine without them those tests are skipped with this reason, not failed.
+ */
+export function conditionalS3Unavailable(): string | undefined {
+    const probe = spawnSync("python3", ["-c", "import moto.server, flask"], { encoding: "utf8" });
+    if (probe.status !== 0) return `moto's server mode is not installed for python3 (${PIP_INSTALL})`;
+    try {
+        conditionalAwsCli();
+    } catch (e) {
+        return (e as Error).message;
+    }
+    return undefined;
+}
+
 export async function startMotoS3(bucket = "claims-test"): Promise<MotoS3> {
     const probe = spawnSync("python3", ["-c", "import moto.server, flask"], { encoding: "utf8" });
     if (probe.status !== 0) throw new Error(`moto's server mode is not installed for python3: ${PIP_INSTALL}`);

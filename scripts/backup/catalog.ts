@@ -6,8 +6,8 @@
 import { createHash } from "node:crypto";
 import { RefusedError, UsageError } from "../errors";
 import {
-    BACKUP_ID_RE, BACKUP_MANIFEST, BackupManifest, backupIdTime, backupPaths, ManifestError, parseBackupManifest,
-    parseShardManifest, parseVerifiedManifest, ShardManifest, VERIFIED_MANIFEST, VerifiedManifest,
+    BACKUP_ID_RE, BACKUP_MANIFEST, BackupManifest, backupIdTime, backupPaths, CLAIM_NAME_RE, ManifestError, parseBackupManifest,
+    parseClaim, parseShardManifest, parseVerifiedManifest, ShardClaim, ShardManifest, VERIFIED_MANIFEST, VerifiedManifest,
 } from "./manifest";
 import { BackupStore } from "./store";
 
@@ -25,6 +25,28 @@ export interface BackupListing {
     problems: string[];
     /** verified.json, when `backup verify` succeeded on it. */
     verified?: Pick<VerifiedManifest, "verifiedAt" | "ok" | "durationMs">;
+    /** Shards claimed but without a manifest: who holds (or held) each, and how that stands. */
+    unfinished: UnfinishedShard[];
+}
+
+export interface UnfinishedShard {
+    shard: number;
+    /** The current claim: the takeover when there is one. */
+    claim: Pick<ShardClaim, "nodeName" | "role" | "address" | "generation" | "claimedAt" | "expiresAt" | "failed">;
+    /** The first claim, when it was taken over. */
+    takenOverFrom?: string;
+    /** working: the claim is unexpired; gave-up: its holder marked it failed; expired: the holder stopped renewing it. */
+    state: "working" | "gave-up" | "expired";
+}
+
+/** One line for a claimed shard without a manifest. */
+export function describeUnfinished(u: UnfinishedShard): string {
+    const c = u.claim;
+    const who = `${c.nodeName} (${c.role}, ${c.address})${u.takenOverFrom ? ` taking over from ${u.takenOverFrom}` : ""}`;
+    const state = u.state === "gave-up" ? `the holder gave up: ${c.failed}`
+        : u.state === "expired" ? `its claim expired at ${c.expiresAt} (the holder stopped renewing it${u.claim.generation === 1 ? "; another node may take it over once" : "; it was already taken over once"})`
+            : `in progress (claim renewed until ${c.expiresAt})`;
+    return `shard ${u.shard}: claimed by ${who}, no manifest; ${state}`;
 }
 
 /** SHA-256 and size of a stored object, streamed. */
@@ -53,7 +75,7 @@ export async function listBackups(store: BackupStore, opts: { clusterName?: stri
     for (const [k, files] of [...groups].sort(([a], [b]) => (a < b ? -1 : 1))) {
         const [clusterName, backupId] = k.split("/");
         const paths = backupPaths(clusterName, backupId);
-        const l: BackupListing = { clusterName, backupId, time: backupIdTime(backupId)?.toISOString() ?? "", complete: false, shards: 0, keys: 0, bytes: 0, checksums: "n/a", problems: [] };
+        const l: BackupListing = { clusterName, backupId, time: backupIdTime(backupId)?.toISOString() ?? "", complete: false, shards: 0, keys: 0, bytes: 0, checksums: "n/a", problems: [], unfinished: [] };
         let shardManifests: ShardManifest[] = [];
         for (const f of [...files].filter((f) => /^shard-\d+\.json$/.test(f))) {
             try {
@@ -63,6 +85,27 @@ export async function listBackups(store: BackupStore, opts: { clusterName?: stri
             }
         }
         shardManifests = shardManifests.sort((a, b) => a.shard - b.shard);
+        const claims = new Map<number, ShardClaim[]>();
+        for (const f of files) {
+            const m = CLAIM_NAME_RE.exec(f);
+            if (!m || files.has(`shard-${m[1]}.json`)) continue;
+            try {
+                const c = parseClaim((await store.readText(`${k}/${f}`))!, `${store.location}/${k}/${f}`);
+                claims.set(c.shard, [...(claims.get(c.shard) ?? []), c].sort((a, b) => a.generation - b.generation));
+            } catch (e) {
+                l.problems.push((e as Error).message);
+            }
+        }
+        for (const [shard, cs] of [...claims].sort(([a], [b]) => a - b)) {
+            const c = cs[cs.length - 1];
+            const state = c.failed !== undefined ? "gave-up" : Date.parse(c.expiresAt) > Date.now() ? "working" : "expired";
+            const u: UnfinishedShard = {
+                shard, state, takenOverFrom: cs.length > 1 ? cs[0].nodeName : undefined,
+                claim: { nodeName: c.nodeName, role: c.role, address: c.address, generation: c.generation, claimedAt: c.claimedAt, expiresAt: c.expiresAt, failed: c.failed },
+            };
+            l.unfinished.push(u);
+            l.problems.push(describeUnfinished(u));
+        }
         if (files.has(BACKUP_MANIFEST)) {
             try {
                 const b = parseBackupManifest((await store.readText(paths.backup))!, `${store.location}/${paths.backup}`);

@@ -7,6 +7,8 @@
  *   <root>/<clusterName>/<backupId>/shard-<n>.json   shard manifest, written only after the .rdb upload succeeded
  *   <root>/<clusterName>/<backupId>/backup.json      written last (last shard to finish, or the tool): the backup is complete
  *   <root>/<clusterName>/<backupId>/verified.json    written by `backup verify` on success
+ *   <root>/<clusterName>/<backupId>/shard-<n>.claim           who backs the shard up (created only if absent)
+ *   <root>/<clusterName>/<backupId>/shard-<n>.takeover.claim  who took over a stale claim (created only if absent; once)
  */
 import { UsageError } from "../errors";
 
@@ -101,6 +103,9 @@ export function scheduledBackupId(firedAt: Date): string {
 }
 
 export const shardRdbName = (shard: number) => `shard-${shard}.rdb`;
+/** Claim file names: generation 1 is the first claim, generation 2 the one takeover of a stale claim. */
+export const shardClaimName = (shard: number, generation: 1 | 2) => (generation === 1 ? `shard-${shard}.claim` : `shard-${shard}.takeover.claim`);
+export const CLAIM_NAME_RE = /^shard-(\d+)\.(takeover\.)?claim$/;
 export const shardManifestName = (shard: number) => `shard-${shard}.json`;
 
 /** Key of a backup's folder below the root: `<clusterName>/<backupId>`. */
@@ -115,9 +120,62 @@ export function backupPaths(clusterName: string, backupId: string) {
         dir,
         rdb: (shard: number) => `${dir}/${shardRdbName(shard)}`,
         shardManifest: (shard: number) => `${dir}/${shardManifestName(shard)}`,
+        claim: (shard: number, generation: 1 | 2) => `${dir}/${shardClaimName(shard, generation)}`,
         backup: `${dir}/${BACKUP_MANIFEST}`,
         verified: `${dir}/${VERIFIED_MANIFEST}`,
     };
+}
+
+/**
+ * `shard-<n>.claim` / `shard-<n>.takeover.claim`: the node (or tool run) that backs a
+ * shard up. Created only where none exists (S3 `If-None-Match: *`, a directory's
+ * exclusive create); the holder rewrites its own claim to push `expiresAt` while it
+ * works (renewal), and sets `failed` when it gives up. A claim whose `expiresAt` has
+ * passed without a shard manifest is stale: one other node may take it over (generation 2).
+ */
+export interface ShardClaim {
+    version: 1;
+    backupId: string;
+    clusterName: string;
+    shard: number;
+    generation: 1 | 2;
+    /** Topology name of the claimer (`tool` for the cluster tool's own run). */
+    nodeName: string;
+    nodeId: string;
+    /** `host:port` of the node that saves. */
+    address: string;
+    role: "replica" | "master";
+    /** Random per run: tells two claims by the same node apart. */
+    token: string;
+    /** Why this node: the rule, a fallback after the claim deadline, or a takeover. */
+    reason: string;
+    claimedAt: string;
+    renewedAt: string;
+    expiresAt: string;
+    /** Set by a holder that gave up: why. */
+    failed?: string;
+}
+
+export function parseClaim(text: string, source: string): ShardClaim {
+    const doc = parseJson(text, source);
+    const c = checker(doc);
+    c.version();
+    c.str("backupId", BACKUP_ID_RE, "a backup id YYYYMMDDTHHMMSSZ");
+    c.str("clusterName");
+    c.int("shard");
+    c.oneOf("generation", [1, 2]);
+    c.str("nodeName");
+    c.str("nodeId");
+    c.str("address");
+    c.oneOf("role", ["replica", "master"]);
+    c.str("token");
+    c.str("reason");
+    c.time("claimedAt");
+    c.time("renewedAt");
+    c.time("expiresAt");
+    if (doc.failed !== undefined && typeof doc.failed !== "string") c.problems.push(`failed must be a string when present (got ${JSON.stringify(doc.failed)})`);
+    if (c.problems.length) throw new ManifestError(source, c.problems);
+    return doc as unknown as ShardClaim;
 }
 
 /** Thrown for a manifest that does not follow the contract; names the file and every problem. */

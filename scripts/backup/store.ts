@@ -5,7 +5,7 @@
  * never has to fit in memory, and a read from S3 never touches the disk.
  */
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readdir, readFile, rename, rm, stat } from "node:fs/promises";
+import { link, mkdir, readdir, readFile, rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -33,6 +33,20 @@ export interface BackupStore {
      * its (multipart) upload completed.
      */
     write(key: string, body: Readable | Buffer | string): Promise<void>;
+    /**
+     * Creates a small object only if none exists at `key`; false when one does. The
+     * directory store is exclusive (a hard link fails with EEXIST). S3 sends
+     * `If-None-Match: *`, which Amazon S3 honours (since August 2024) and some
+     * S3-compatible stores ignore (s3rver 3.7 does: it then overwrites and returns
+     * true); callers read the object back to find out who won (claim.ts).
+     */
+    create(key: string, body: string): Promise<boolean>;
+    /**
+     * Whether create() alone decides between two creators. True for a directory; false for
+     * S3, where a store may ignore If-None-Match and a node with an older aws CLI writes
+     * claims by look-then-put: claim.ts then reads its claim back after a settle delay.
+     */
+    readonly createIsExclusive: boolean;
     /** Size of an object, or undefined when it does not exist. */
     size(key: string): Promise<number | undefined>;
 }
@@ -70,6 +84,7 @@ function checkKey(key: string): string {
 
 export class DirectoryStore implements BackupStore {
     readonly root: string;
+    readonly createIsExclusive = true;
     constructor(root: string) {
         this.root = resolve(root);
     }
@@ -138,6 +153,25 @@ export class DirectoryStore implements BackupStore {
         }
     }
 
+    async create(key: string, body: string): Promise<boolean> {
+        const p = this.path(key);
+        await mkdir(dirname(p), { recursive: true });
+        // Written aside, then hard-linked into place: link(2) fails if the name exists, so
+        // exactly one creator wins, and no reader ever sees a half-written object (an
+        // open(..., "wx") would be as exclusive but visible before its bytes are).
+        const tmp = `${p}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+        try {
+            await writeFile(tmp, body, { flag: "wx" });
+            await link(tmp, p);
+            return true;
+        } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === "EEXIST") return false;
+            throw e;
+        } finally {
+            await rm(tmp, { force: true });
+        }
+    }
+
     async size(key: string): Promise<number | undefined> {
         try {
             return (await stat(this.path(key))).size;
@@ -156,6 +190,7 @@ function s3Error(op: string, where: string, e: unknown): StepError {
 }
 
 export class S3Store implements BackupStore {
+    readonly createIsExclusive = false;
     private clientP?: Promise<import("@aws-sdk/client-s3").S3Client>;
     constructor(readonly bucket: string, readonly prefix: string, readonly opts: StoreOptions = {}) {}
 
@@ -246,6 +281,29 @@ export class S3Store implements BackupStore {
             await upload.done();
         } catch (e) {
             throw s3Error("upload", this.where(key), new Error(`upload to ${this.where(key)} failed: ${(e as Error).message}`));
+        }
+    }
+
+    async create(key: string, body: string): Promise<boolean> {
+        const { PutObjectCommand } = await import("@aws-sdk/client-s3");
+        const s3 = await this.client();
+        const sse = this.opts.kmsKeyId ? { ServerSideEncryption: "aws:kms" as const, SSEKMSKeyId: this.opts.kmsKeyId } : {};
+        for (let attempt = 1; ; attempt++) {
+            try {
+                await s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.fullKey(key), Body: body, IfNoneMatch: "*", ...sse }));
+                return true;
+            } catch (e) {
+                const err = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+                const status = err.$metadata?.httpStatusCode;
+                if (status === 412 || err.name === "PreconditionFailed") return false;
+                // "If a conflicting operation occurs during the upload S3 returns a 409
+                // ConditionalRequestConflict response. On a 409 failure you should retry" (PutObject, IfNoneMatch).
+                if ((status === 409 || err.name === "ConditionalRequestConflict") && attempt < 5) {
+                    await new Promise((r) => setTimeout(r, 100 * attempt));
+                    continue;
+                }
+                throw s3Error("create", this.where(key), e);
+            }
         }
     }
 

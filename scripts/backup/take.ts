@@ -16,13 +16,14 @@ import { Transform } from "node:stream";
 import { Topology } from "../../components/topology";
 import { StepError, UsageError } from "../errors";
 import { Output, fmtBytes, fmtDuration } from "../output";
-import { chooseBackupNode } from "../plan/backup";
+import { backupCandidates } from "../plan/backup";
 import { readRdb } from "../rdb";
 import { SlotRange } from "../plan/clusterNodes";
 import { ClusterView, parseInfo } from "../plan/clusterView";
 import { waitUntil } from "../redis/clusterView";
 import { NodeKey, NodePool } from "../redis/pool";
 import { BackupManifest, backupPaths, buildBackupManifest, ShardManifest } from "./manifest";
+import { acquireShard, ClaimTiming, HeldClaim } from "./claim";
 import { BackupStore } from "./store";
 import { nodeKey } from "../plan/node";
 
@@ -106,6 +107,8 @@ export interface TakeOptions {
     bgsaveTimeoutMs?: number;
     /** @default 10 */
     maxLagSec?: number;
+    /** Claim timing (claim.ts); the defaults are the nodes'. */
+    claimTiming?: Partial<ClaimTiming>;
 }
 
 /** Backs up every shard into the store; returns backup.json as written. */
@@ -133,7 +136,8 @@ export async function takeBackup(pool: NodePool, view: ClusterView, topology: To
 
     async function backUpShard(s: ShardSource, step: (name: string, cause: unknown, node: string) => never): Promise<ShardManifest> {
         const masterRepl = String(await pool.call(s.masterKey, "INFO", "replication"));
-        const choice = chooseBackupNode(s.masterKey, masterRepl, opts.maxLagSec ?? 10);
+        const replicas = [...view.knownNodes().values()].filter((n) => n.role === "replica" && n.masterId === s.masterId && !n.failing).map((n) => ({ key: `${n.host}:${n.port}`, id: n.id }));
+        const choice = backupCandidates({ masterKey: s.masterKey, masterId: s.masterId, replicas, infoReplication: masterRepl, maxLagSec: opts.maxLagSec })[0];
         const node = choice.key;
         if (choice.role === "replica") {
             // "In sync" allows seconds of lag: catch up with what the master had when the backup started.
@@ -143,59 +147,88 @@ export async function takeBackup(pool: NodePool, view: ClusterView, topology: To
                 .catch((e) => opts.out.warn(`shard ${s.shard}: ${(e as Error).message}; backing up what it has`));
         }
         const nodeName = names.get(node) ?? node;
-        opts.out.event("shard-start", { shard: s.shard, node: nodeName, role: choice.role }, `shard ${s.shard}: ${nodeName} (${choice.role}: ${choice.reason})`);
-        const startedAt = new Date().toISOString();
-        try {
-            await bgsave(pool, node, { timeoutMs: opts.bgsaveTimeoutMs ?? 6 * 3600_000, signal: opts.signal });
-        } catch (e) {
-            step("bgsave", e, nodeName);
+        // The same claim as the nodes' (claim.ts): a node timer or another run with this id never backs up this shard too.
+        const outcome = await acquireShard(store, { clusterName: opts.clusterName, backupId: opts.backupId, shard: s.shard },
+            { nodeName, nodeId: choice.id, address: node, role: choice.role, reason: choice.reason },
+            { rank: 0, timing: opts.claimTiming, signal: opts.signal, log: (m) => opts.out.info(`shard ${s.shard}: ${m}`) });
+        if (outcome.kind === "done") {
+            opts.out.event("shard-done", { shard: s.shard, node: outcome.manifest.nodeName, keys: outcome.manifest.keys, bytes: outcome.manifest.bytes },
+                `shard ${s.shard}: already backed up by ${outcome.manifest.nodeName} for ${opts.backupId}`);
+            return outcome.manifest;
         }
-        const [dir, file] = await Promise.all([pool.call(node, "CONFIG", "GET", "dir"), pool.call(node, "CONFIG", "GET", "dbfilename")]) as [string[], string[]];
-        const path = `${dir[1]}/${file[1]}`;
-        let fh;
+        if (outcome.kind === "given-up") return step("claim", new Error(outcome.message), nodeName);
+        const claim = outcome.claim;
         try {
-            fh = await open(path, "r");
+            return await underClaim(claim);
         } catch (e) {
-            throw new UsageError(`shard ${s.shard}: ${nodeName} wrote its backup to ${path} on its own machine, which is not readable here (${(e as NodeJS.ErrnoException).code}). ` +
-                "Back up a deployed stack with --stack NAME (the nodes upload it themselves), or run the tool where the nodes' files are.");
+            await claim.release(e instanceof StepError ? e.message : String((e as Error).message ?? e));
+            throw e;
         }
-        try {
-            const nodeId = String(await pool.call(node, "CLUSTER", "MYID"));
-            const { engine, version } = engineOf(String(await pool.call(node, "INFO", "server")));
-            const hash = createHash("sha256");
-            let bytes = 0;
-            const meter = new Transform({
-                transform(chunk: Buffer, _enc, cb) {
-                    hash.update(chunk);
-                    bytes += chunk.length;
-                    bytesDone += chunk.length;
-                    cb(null, chunk);
-                },
-            });
-            const src = fh.createReadStream({ autoClose: false, start: 0, highWaterMark: 1 << 20 }).pipe(meter);
-            try {
-                await store.write(paths.rdb(s.shard), src);
-            } catch (e) {
-                step("upload", e, nodeName);
-            }
-            // RDB version and key count: the reader stops at db 0's RESIZEDB hint, near the start of the file.
-            const summary = await rdbSummary(fh.createReadStream({ autoClose: false, start: 0 }), path).catch((e) => step("read-rdb", e, nodeName));
-            const m: ShardManifest = {
-                version: 1, backupId: opts.backupId, clusterName: opts.clusterName, shard: s.shard, nodeName, nodeId,
-                role: choice.role, slots: s.slots.map((r) => [r.start, r.end]), keys: summary.keys, engine, engineVersion: version,
-                rdbVersion: summary.rdbVersion, bytes, sha256: hash.digest("hex"), startedAt, endedAt: new Date().toISOString(),
+
+        async function underClaim(claim: HeldClaim): Promise<ShardManifest> {
+            const fence = (what: string) => {
+                if (!claim.valid()) step(what, new Error(`the claim ${claim.key} expired (${claim.claim.expiresAt}) before ${what}; another node may take the shard over`), nodeName);
             };
+            opts.out.event("shard-start", { shard: s.shard, node: nodeName, role: choice.role }, `shard ${s.shard}: ${nodeName} (${choice.role}: ${claim.claim.reason})`);
+            const startedAt = new Date().toISOString();
             try {
-                await store.write(paths.shardManifest(s.shard), JSON.stringify(m, null, 2) + "\n");
+                await bgsave(pool, node, { timeoutMs: opts.bgsaveTimeoutMs ?? 6 * 3600_000, signal: opts.signal });
             } catch (e) {
-                step("write-manifest", e, nodeName);
+                step("bgsave", e, nodeName);
             }
-            const secs = (Date.now() - t0) / 1000;
-            opts.out.event("shard-done", { shard: s.shard, node: nodeName, keys: m.keys, bytes: m.bytes },
-                `shard ${s.shard}: ${m.keys} keys, ${fmtBytes(m.bytes)} uploaded (${fmtBytes(bytesDone / Math.max(secs, 0.001))}/s overall)`);
-            return m;
-        } finally {
-            await fh.close();
+            const [dir, file] = await Promise.all([pool.call(node, "CONFIG", "GET", "dir"), pool.call(node, "CONFIG", "GET", "dbfilename")]) as [string[], string[]];
+            const path = `${dir[1]}/${file[1]}`;
+            let fh;
+            try {
+                fh = await open(path, "r");
+            } catch (e) {
+                throw new UsageError(`shard ${s.shard}: ${nodeName} wrote its backup to ${path} on its own machine, which is not readable here (${(e as NodeJS.ErrnoException).code}). ` +
+                    "Back up a deployed stack with --stack NAME (the nodes upload it themselves), or run the tool where the nodes' files are.");
+            }
+            try {
+                const nodeId = String(await pool.call(node, "CLUSTER", "MYID"));
+                const { engine, version } = engineOf(String(await pool.call(node, "INFO", "server")));
+                const hash = createHash("sha256");
+                let bytes = 0;
+                const meter = new Transform({
+                    transform(chunk: Buffer, _enc, cb) {
+                        hash.update(chunk);
+                        bytes += chunk.length;
+                        bytesDone += chunk.length;
+                        cb(null, chunk);
+                    },
+                });
+                const src = fh.createReadStream({ autoClose: false, start: 0, highWaterMark: 1 << 20 }).pipe(meter);
+                fence("upload");
+                try {
+                    await store.write(paths.rdb(s.shard), src);
+                } catch (e) {
+                    step("upload", e, nodeName);
+                }
+                // RDB version and key count: the reader stops at db 0's RESIZEDB hint, near the start of the file.
+                const summary = await rdbSummary(fh.createReadStream({ autoClose: false, start: 0 }), path).catch((e) => step("read-rdb", e, nodeName));
+                const m: ShardManifest = {
+                    version: 1, backupId: opts.backupId, clusterName: opts.clusterName, shard: s.shard, nodeName, nodeId,
+                    role: choice.role, slots: s.slots.map((r) => [r.start, r.end]), keys: summary.keys, engine, engineVersion: version,
+                    rdbVersion: summary.rdbVersion, bytes, sha256: hash.digest("hex"), startedAt, endedAt: new Date().toISOString(),
+                };
+                fence("write-manifest");
+                let created = false;
+                try {
+                    // Created only if absent: one manifest per shard, whoever else ran.
+                    created = await store.create(paths.shardManifest(s.shard), JSON.stringify(m, null, 2) + "\n");
+                } catch (e) {
+                    step("write-manifest", e, nodeName);
+                }
+                if (!created) step("write-manifest", new Error(`${store.location}/${paths.shardManifest(s.shard)} exists already: another node finished this shard (\`backups\` checks its RDB against it)`), nodeName);
+                claim.stop();
+                const secs = (Date.now() - t0) / 1000;
+                opts.out.event("shard-done", { shard: s.shard, node: nodeName, keys: m.keys, bytes: m.bytes },
+                    `shard ${s.shard}: ${m.keys} keys, ${fmtBytes(m.bytes)} uploaded (${fmtBytes(bytesDone / Math.max(secs, 0.001))}/s overall)`);
+                return m;
+            } finally {
+                await fh.close();
+            }
         }
     }
 }

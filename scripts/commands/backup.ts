@@ -19,6 +19,7 @@ import { backupIdOf, BackupManifest, backupPaths, buildBackupManifest, parseBack
 import type { TopologyNode } from "../../components/topology";
 import { BackupStore, openStore, StoreOptions } from "../backup/store";
 import { takeBackup } from "../backup/take";
+import type { ClaimTiming } from "../backup/claim";
 import { NodeCommandRunner, ssmRunner } from "../backup/nodeRunner";
 
 export interface BackupOptions extends CommonOptions {
@@ -34,6 +35,8 @@ export interface BackupDeps {
     readStackOutputs?: StackOutputsReader;
     runner?: NodeCommandRunner;
     now?: () => Date;
+    /** Claim timing of the tool's own backup (tests shorten it). */
+    claimTiming?: Partial<ClaimTiming>;
 }
 
 function memo(read: StackOutputsReader): StackOutputsReader {
@@ -88,7 +91,7 @@ export async function run(opts: BackupOptions, ctx: CommandContext, deps: Backup
             const view = await readCluster(pool, target.topology);
             const down = view.unreachable();
             if (down.length) ctx.out.warn(`unreachable: ${down.map((v) => v.key).join(", ")} (their shards are backed up from another node when one answers)`);
-            backup = await takeBackup(pool, view, target.topology, store, { backupId, clusterName, out: ctx.out, signal: ctx.signal, bgsaveTimeoutMs: opts.timeout });
+            backup = await takeBackup(pool, view, target.topology, store, { backupId, clusterName, out: ctx.out, signal: ctx.signal, bgsaveTimeoutMs: opts.timeout, claimTiming: deps.claimTiming });
         } finally {
             await pool.close();
         }

@@ -54,3 +54,13 @@ test("S3 store against s3rver (path-style endpoint): multipart upload, streaming
     await assert.rejects(store.write("c1/x/shard-9.rdb", failing), /upload to s3:\/\/backups-test\/backups\/c1\/x\/shard-9.rdb failed/);
     assert.equal(await store.size("c1/x/shard-9.rdb"), undefined, "a failed upload leaves no object");
 });
+
+test("directory store create: exclusive (of 20 concurrent creators exactly one wins), whole, and leaves no temporary file", async () => {
+    const store = openStore(dir);
+    const body = (i: number) => JSON.stringify({ writer: i, pad: "x".repeat(64 * 1024) });
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => store.create("c3/20261201T030000Z/shard-0.claim", body(i))));
+    assert.equal(results.filter(Boolean).length, 1, `exactly one creator: ${results}`);
+    assert.equal(await store.readText("c3/20261201T030000Z/shard-0.claim"), body(results.indexOf(true)));
+    assert.equal(await store.create("c3/20261201T030000Z/shard-0.claim", "late"), false);
+    assert.deepEqual(readdirSync(join(dir, "c3", "20261201T030000Z")), ["shard-0.claim"]);
+});

@@ -177,13 +177,15 @@ describe("renderUserData", () => {
 
     // Instances always receive the gzip form (userDataBase64), so EC2's 16 KB applies to it.
     // The bootstrap itself stays within half of it; with the hooks every node gets (backup,
-    // about 4 KiB, and metrics) at most 12 KiB, so 4 KiB stay free. The plain bound only
-    // keeps the script reviewable with `npm run render`.
-    test("fits EC2's 16 KB limit with room to spare (gzip ≤ 8 KiB without hooks, ≤ 12 KiB with the backup and metrics hooks; plain ≤ 64 KiB)", () => {
+    // about 6.6 KiB since the per-shard claim, and metrics) at most 14 KiB, so 2 KiB stay
+    // free. Next step if more must fit: publish backup.sh to the bucket as the metrics
+    // collector is (tools/), instead of embedding it. The plain bound only keeps the script
+    // reviewable with `npm run render`.
+    test("fits EC2's 16 KB limit with room to spare (gzip ≤ 8 KiB without hooks, ≤ 14 KiB with the backup and metrics hooks; plain ≤ 64 KiB)", () => {
         for (const n of all) {
             assert.ok(Buffer.byteLength(n.ud) <= 64 * 1024, `${n.plan.name}: ${Buffer.byteLength(n.ud)} bytes`);
             const gz = Buffer.from(gzipUserData(n.ud), "base64").length;
-            assert.ok(gz <= 12 * 1024, `${n.plan.name}: ${gz} bytes gzip-compressed`);
+            assert.ok(gz <= 14 * 1024, `${n.plan.name}: ${gz} bytes gzip-compressed`);
             const bare = Buffer.from(gzipUserData(renderUserData({ ...n.input, hooks: [] })), "base64").length;
             assert.ok(bare <= 8 * 1024, `${n.plan.name} without hooks: ${bare} bytes gzip-compressed`);
         }

@@ -39,7 +39,7 @@ export interface NodeRun {
  * and the deadline cover that, and waiting nodes poll every 4 s.
  */
 export const FAST_CLAIMS: Record<string, string> = {
-    BACKUP_CLAIM_DEADLINE_SEC: "30", BACKUP_CLAIM_LEASE_SEC: "40", BACKUP_CLAIM_RENEW_SEC: "5", BACKUP_CLAIM_GRACE_SEC: "1",
+    BACKUP_CLAIM_DEADLINE_SEC: "15", BACKUP_CLAIM_LEASE_SEC: "20", BACKUP_CLAIM_RENEW_SEC: "4", BACKUP_CLAIM_GRACE_SEC: "1",
     BACKUP_CLAIM_SETTLE_SEC: "3", BACKUP_CLAIM_POLL_SEC: "4",
 };
 

@@ -10,6 +10,7 @@
  * Shards are snapshotted independently, within seconds of each other: there is no
  * cluster-wide point in time (as with ElastiCache).
  */
+import { engineOf } from "../plan/engine";
 import { createHash } from "node:crypto";
 import { open } from "node:fs/promises";
 import { Transform } from "node:stream";
@@ -90,12 +91,6 @@ export async function rdbSummary(input: NodeJS.ReadableStream, source: string): 
         }
     }
     return { rdbVersion, keys };
-}
-
-/** Engine name and version from INFO server (Valkey reports server_name and valkey_version). */
-export function engineOf(infoServer: string): { engine: "redis" | "valkey"; version: string } {
-    const i = parseInfo(infoServer);
-    return i.server_name === "valkey" ? { engine: "valkey", version: i.valkey_version ?? i.redis_version } : { engine: "redis", version: i.redis_version };
 }
 
 export interface TakeOptions {
@@ -187,7 +182,7 @@ export async function takeBackup(pool: NodePool, view: ClusterView, topology: To
             }
             try {
                 const nodeId = String(await pool.call(node, "CLUSTER", "MYID"));
-                const { engine, version } = engineOf(String(await pool.call(node, "INFO", "server")));
+                const { name: engine, version } = engineOf(parseInfo(String(await pool.call(node, "INFO", "server"))));
                 const hash = createHash("sha256");
                 let bytes = 0;
                 const meter = new Transform({

@@ -65,5 +65,19 @@ test("one rerun recovers a move whose source master died and was replaced by its
     }
     const promoted = parseClusterNodes((await fx.client(replica).call("CLUSTER", "NODES")) as string).find((n) => n.myself)!;
     assert.equal(promoted.role, "master", "the replica took over");
-    assert.deepEqual(await missingKeys(data, want), [], "every key readable");
+    const miss = await missingKeys(data, want);
+    if (miss.length) {
+        // Seen once in a full run (a quarter of the keys unreadable) and never alone: say where they are.
+        const lines = [`${miss.length} of ${want.size} keys unreadable; killed ${victim.key}`];
+        for (const k of miss.slice(0, 3)) {
+            const slot = String(await fx.client(survivors[0]).call("CLUSTER", "KEYSLOT", k));
+            for (const s of survivors) {
+                const view = parseClusterNodes((await fx.client(s).call("CLUSTER", "NODES")) as string);
+                const owner = view.find((n) => n.slots.some((r) => Number(slot) >= r.start && Number(slot) <= r.end));
+                lines.push(`${k} slot ${slot} on ${s.key} (${view.find((n) => n.myself)!.role}): ${await fx.client(s).call("CLUSTER", "COUNTKEYSINSLOT", slot)} key(s), owner in its view ${owner?.key ?? "none"}`);
+            }
+        }
+        t.diagnostic(lines.join(" | "));
+    }
+    assert.deepEqual(miss, [], "every key readable");
 });

@@ -142,7 +142,9 @@ export class DirectoryStore implements BackupStore {
     async write(key: string, body: Readable | Buffer | string): Promise<void> {
         const p = this.path(key);
         await mkdir(dirname(p), { recursive: true });
-        const tmp = `${p}.tmp-${process.pid}-${Date.now()}`;
+        // Unique per write, not per process and millisecond: two runs in one process (or two writers of
+        // backup.json in the same millisecond) must not rename each other's file away.
+        const tmp = `${p}.tmp-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
         try {
             const src = typeof body === "string" || Buffer.isBuffer(body) ? Readable.from([Buffer.from(body)]) : body;
             await pipeline(src, createWriteStream(tmp));

@@ -57,26 +57,9 @@ export class Crc64 {
     }
 
     update(buf: Uint8Array, start = 0, end = buf.length): this {
-        let lo = this.lo;
-        let hi = this.hi;
-        let i = start;
-        const end8 = end - ((end - start) & 7);
-        while (i < end8) {
-            const a = lo ^ (buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24));
-            const b = hi ^ (buf[i + 4] | (buf[i + 5] << 8) | (buf[i + 6] << 16) | (buf[i + 7] << 24));
-            lo =
-                L7[a & 0xff] ^ L6[(a >>> 8) & 0xff] ^ L5[(a >>> 16) & 0xff] ^ L4[a >>> 24] ^
-                L3[b & 0xff] ^ L2[(b >>> 8) & 0xff] ^ L1[(b >>> 16) & 0xff] ^ L0[b >>> 24];
-            hi =
-                H7[a & 0xff] ^ H6[(a >>> 8) & 0xff] ^ H5[(a >>> 16) & 0xff] ^ H4[a >>> 24] ^
-                H3[b & 0xff] ^ H2[(b >>> 8) & 0xff] ^ H1[(b >>> 16) & 0xff] ^ H0[b >>> 24];
-            i += 8;
-        }
-        while (i < end) {
-            const idx = (lo ^ buf[i++]) & 0xff;
-            lo = ((lo >>> 8) | (hi << 24)) ^ L0[idx];
-            hi = (hi >>> 8) ^ H0[idx];
-        }
+        crcRange(this.lo, this.hi, buf, start, end);
+        const lo = outLo;
+        const hi = outHi;
         this.lo = lo >>> 0;
         this.hi = hi >>> 0;
         return this;
@@ -105,13 +88,12 @@ export class Crc64 {
     }
 }
 
-/**
- * Writes the CRC-64 of buf[start, end) as 8 little-endian bytes at buf[at]: the DUMP payload
- * trailer, built in place by the restore without a Crc64 object per key.
- */
-export function writeCrc64LE(buf: Uint8Array, start: number, end: number, at: number): void {
-    let lo = 0;
-    let hi = 0;
+/** The running CRC's two halves after crcRange (module scratch: no tuple allocated per key). */
+let outLo = 0;
+let outHi = 0;
+
+/** Slicing-by-8 over buf[start, end) from the state (lo, hi); the result in outLo/outHi. */
+function crcRange(lo: number, hi: number, buf: Uint8Array, start: number, end: number): void {
     let i = start;
     const end8 = end - ((end - start) & 7);
     while (i < end8) {
@@ -130,6 +112,18 @@ export function writeCrc64LE(buf: Uint8Array, start: number, end: number, at: nu
         lo = ((lo >>> 8) | (hi << 24)) ^ L0[idx];
         hi = (hi >>> 8) ^ H0[idx];
     }
+    outLo = lo;
+    outHi = hi;
+}
+
+/**
+ * Writes the CRC-64 of buf[start, end) as 8 little-endian bytes at buf[at]: the DUMP payload
+ * trailer, built in place by the restore without a Crc64 object per key.
+ */
+export function writeCrc64LE(buf: Uint8Array, start: number, end: number, at: number): void {
+    crcRange(0, 0, buf, start, end);
+    const lo = outLo;
+    const hi = outHi;
     buf[at] = lo & 0xff;
     buf[at + 1] = (lo >>> 8) & 0xff;
     buf[at + 2] = (lo >>> 16) & 0xff;

@@ -57,6 +57,18 @@ export function formationProblems(view: ClusterView, expect: FormationExpectatio
             if (link !== "up") problems.push(`${v.key} master_link_status:${link ?? "?"}`);
         }
     }
+    // Every member agrees on whom each replica follows, as `status` requires (checkReplicaMasterAgreement):
+    // CLUSTER REPLICATE is not broadcast, the others learn it from their next ping with the replica
+    // (up to cluster-node-timeout / 2 later); "formed" before that would have status call it unhealthy.
+    for (const r of reachable) {
+        const me = r.myself!;
+        if (me.role !== "replica" || !me.masterId) continue;
+        const stale = reachable.filter((o) => {
+            const line = o.nodes.find((n) => n.id === me.id);
+            return !!line && !line.myself && !line.failing && !line.flags.includes("handshake") && (line.role !== "replica" || line.masterId !== me.masterId);
+        });
+        if (stale.length) problems.push(`${stale.map((o) => o.key).join(", ")} ${stale.length === 1 ? "has" : "have"} not yet learned that ${r.key} replicates ${me.masterId.slice(0, 8)}`);
+    }
     if (reachable.length) {
         // Unassigned as the first node sees it: a slot some node has not learned yet counts.
         const uncovered = view.unassignedSlots(reachable.slice(0, 1)).length;

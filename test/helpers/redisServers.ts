@@ -7,7 +7,7 @@
  * kills anything a crashed test left behind.
  */
 import { spawn, ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Redis from "ioredis";
@@ -80,15 +80,60 @@ export function redisServerVersion(): [number, number, number] {
 }
 
 const handedOut = new Set<number>();
-/** A port in 20000–39999 whose port + 10000 is also free on `host`. */
+/**
+ * Ports handed out by any process of this machine's test runs, one file per port holding
+ * the owner's pid. Test files run side by side, each choosing at random: without this, a
+ * port one file freed (a killed node) could be taken by the other file's next server, and
+ * a client still routing there reads the wrong server's answers (nil, not an error).
+ * A claim lasts as long as its process; a dead process' claims are taken over.
+ */
+const CLAIMS_DIR = join(tmpdir(), "redis-cluster-test-ports");
+let claimsCleanup = false;
+
+function claimPort(port: number): boolean {
+    mkdirSync(CLAIMS_DIR, { recursive: true });
+    const file = join(CLAIMS_DIR, String(port));
+    for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+            writeFileSync(file, String(process.pid), { flag: "wx" });
+            if (!claimsCleanup) {
+                claimsCleanup = true;
+                process.on("exit", () => {
+                    for (const p of handedOut) rmSync(join(CLAIMS_DIR, String(p)), { force: true });
+                });
+            }
+            return true;
+        } catch (e) {
+            if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+            const owner = Number(readFileSync(file, "utf8"));
+            if (pidAlive(owner)) return false;
+            rmSync(file, { force: true });
+        }
+    }
+    return false;
+}
+
+function pidAlive(pid: number): boolean {
+    if (!Number.isInteger(pid) || pid <= 0) return false;
+    try {
+        process.kill(pid, 0);
+        return true;
+    } catch (e) {
+        return (e as NodeJS.ErrnoException).code === "EPERM";
+    }
+}
+
+/**
+ * A port in 20000–29999 whose bus port (port + 10000, so 30000–39999: the two ranges never
+ * meet) is also free on `host`, handed out once per machine while this process lives.
+ */
 export async function freePortPair(host = "127.0.0.1"): Promise<number> {
     for (let i = 0; i < 200; i++) {
-        const port = 20000 + Math.floor(Math.random() * 20000);
-        if (handedOut.has(port) || handedOut.has(port + 10000) || handedOut.has(port - 10000)) continue;
-        if ((await portFree(port, host)) && (await portFree(port + 10000, host))) {
-            handedOut.add(port);
-            return port;
-        }
+        const port = 20000 + Math.floor(Math.random() * 10000);
+        if (handedOut.has(port)) continue;
+        if (!claimPort(port)) continue;
+        handedOut.add(port);
+        if ((await portFree(port, host)) && (await portFree(port + 10000, host))) return port;
     }
     throw new Error(`no free port pair found on ${host}`);
 }

@@ -69,8 +69,10 @@ test("scale in: refused with the MiB missing on each short receiver, nothing mov
         assert.ok(incomingKeys > before.m2.keys / 3 && incomingKeys < before.m2.keys, `${s.key} receives about half of m2's ${before.m2.keys} keys (${incomingKeys})`);
         const expectMissing = (mem.used + incomingKeys * perKey - 0.9 * mem.max) / MiB;
         // used_memory moves between our read and the tool's (client buffers, the tool's own
-        // connections: 0.36 MiB seen on a loaded machine), so "about" is within 0.6 MiB.
-        assert.ok(Math.abs(Number(line[4]) - expectMissing) < 0.6, `${s.key}: ${line[4]} MiB missing, expected about ${expectMissing.toFixed(2)}`);
+        // connections: 0.36 MiB seen on a loaded machine, 0.67 MiB of 4.57 with four test files
+        // at once), so "about" is within 0.6 MiB or 20 %, whichever is larger: still well under
+        // the 10 % headroom of maxmemory (1.4 MiB here) that a wrong formula would drop or double.
+        assert.ok(Math.abs(Number(line[4]) - expectMissing) < Math.max(0.6, 0.2 * expectMissing), `${s.key}: ${line[4]} MiB missing, expected about ${expectMissing.toFixed(2)}`);
     }
     assert.doesNotMatch(refused.stderr, new RegExp(`${m2.key.replace(/\./g, "\\.")} would hold`), "the draining master is not a receiver");
     assert.deepEqual(await slotMaps(f, [m0, m1, m2]), mapsBefore, "no slot moved, no slot left open, on any node");

@@ -34,3 +34,17 @@ test("formation: everyone knows everyone and agrees on the slots: formed", () =>
     const v = view({ 7000: [7001, 7002], 7001: [7000, 7002], 7002: [7000, 7001] });
     assert.deepEqual(formationProblems(v, { keys }), []);
 });
+
+test("formation: a node that still lists a new replica as a master is not formed (status would call it unhealthy)", () => {
+    // 7002 replicates 7000; 7001 has not had a ping from 7002 since, so its line still says master.
+    const line = (n: (typeof nodes)[number], self: boolean, asReplica: boolean) =>
+        `${n.id} 127.0.0.1:${n.port}@${n.port + 10000} ${self ? "myself," : ""}${asReplica ? `slave ${ID("a")}` : "master -"} 0 0 1 connected ${asReplica ? "" : n.slots}`.trim();
+    const sample = (self: (typeof nodes)[number], replicaSeen: boolean): NodeSample => {
+        const parsed = parseClusterNodes(nodes.map((n) => line(n, n.id === self.id, n.port === 7002 && (replicaSeen || n.id === self.id))).join("\n"));
+        const info: Record<string, string> = self.port === 7002 ? { master_link_status: "up" } : {};
+        return { key: `127.0.0.1:${self.port}`, reachable: true, nodes: parsed, myself: parsed.find((n) => n.myself), clusterInfo: { cluster_state: "ok" }, info };
+    };
+    const judge = (seenBy7001: boolean) => formationProblems(new ClusterView(new Map(nodes.map((n) => [`127.0.0.1:${n.port}`, sample(n, n.port !== 7001 || seenBy7001)]))), { keys, replicas: 1 });
+    assert.deepEqual(judge(false), [`127.0.0.1:7001 has not yet learned that 127.0.0.1:7002 replicates ${"a".repeat(8)}`]);
+    assert.deepEqual(judge(true), []);
+});

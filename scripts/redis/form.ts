@@ -248,33 +248,31 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
 
             // 5: converge. Each poll introduces nodes that do not know each other yet (CLUSTER
             // MEET) instead of waiting for gossip, which took up to 2.5 s to reach every replica
-            // of 6 nodes (measured).
+            // of 6 nodes (measured). Formed includes every node agreeing on each replica's
+            // master: a node that still lists a replica as a master (REPLICATE reaches the others
+            // with its next pings, up to cluster-node-timeout/2 later) is told directly by a MEET
+            // from the replica, whose header carries its role.
+            const tellRoles = (view: ClusterView) => Promise.all(roleLag(view, usableKeys, introduced).map(async ({ from, to }) => {
+                const n = byKey.get(to)!;
+                await pool.call(from, "CLUSTER", "MEET", n.host, n.port).catch(() => undefined);
+            }));
             try {
                 await waitFormed(pool, expect, {
                     timeoutMs: opts.timeoutMs, signal: opts.signal, maxIntervalMs: 50,
                     onPoll: async (view) => {
                         await timeouts.restoreServing(view);
                         await introduce(view, usableKeys);
+                        await tellRoles(view);
                     },
                 });
             } catch (e) {
                 if (e instanceof StepError || e instanceof InterruptedError) throw e;
                 throw new StepError({ op: "create", step: "wait-formed", cause: e, state: "every step was sent; the cluster has not converged yet", resume: `${resume} (or look at it with the status command)` });
             }
-            // Formed, but a node may still list a replica as a master (REPLICATE reaches the
-            // others with its next pings, up to cluster-node-timeout/2 later) or a handshake
-            // entry of a last MEET: a MEET from the replica carries its role in the header, so
-            // each node that lags is told directly; then nobody reads a stale role right after us.
-            await waitUntil(async () => {
-                const v = await readView(pool, usableKeys);
-                const lag = roleLag(v, usableKeys, introduced);
-                if (!lag.length && v.reachable().every((x) => !x.nodes.some((n) => n.flags.includes("handshake")))) return true;
-                await Promise.all(lag.map(async ({ from, to }) => {
-                    const n = byKey.get(to)!;
-                    await pool.call(from, "CLUSTER", "MEET", n.host, n.port).catch(() => undefined);
-                }));
-                return undefined;
-            }, { timeoutMs: 5000, signal: opts.signal, maxIntervalMs: 50, what: "every node to see each replica's role" }).catch(() => undefined); // best effort: the pings get there by themselves
+            // Formed; a last MEET may still have left a handshake entry on some node (harmless,
+            // it times out): wait a moment for it so nobody reads one right after us.
+            await waitUntil(async () => (await readView(pool, usableKeys)).reachable().every((x) => !x.nodes.some((n) => n.flags.includes("handshake"))) || undefined,
+                { timeoutMs: 5000, signal: opts.signal, maxIntervalMs: 50, what: "handshakes of the last MEETs to finish" }).catch(() => undefined); // best effort
         } finally {
             await restore();
         }

@@ -84,8 +84,16 @@ export interface StatusReport {
         notInTopology: string[];
         /** Replicas whose master the reachable nodes do not agree on, with who says what. */
         replicaMasterDisagreements: { replica: string; views: { master: string; seenBy: string[] }[] }[];
+        /** Nodes running the join's short cluster-node-timeout (JOIN_NODE_TIMEOUT_MS): a killed create/scale left them. */
+        joinTimeoutLeft: string[];
     };
 }
+
+/**
+ * The cluster-node-timeout a joining master runs for a moment (scripts/redis/joinTimeout.ts):
+ * below the stack's minimum of 1000 ms, so never a configured value.
+ */
+export const JOIN_NODE_TIMEOUT_MS = 500;
 
 const num = (v: string | undefined) => (v === undefined || v === "" ? undefined : Number(v));
 
@@ -373,6 +381,20 @@ export function checkEngines({ statuses, label }: StatusFacts): CheckResult {
     return { warnings, cluster: { engines } };
 }
 
+/**
+ * Nodes left at the join's 500 ms node timeout by a create or scale killed in its join window.
+ * A problem: such a node flags a peer PFAIL after 500 ms without a PONG, and a master's flag is a
+ * vote towards FAIL, so a stall of a second can start a failover. Read with CONFIG GET; a node
+ * that refuses CONFIG (a user without @admin, a renamed command) is not judged.
+ */
+export function checkJoinTimeoutLeft({ reachable, label }: StatusFacts): CheckResult {
+    const left = reachable.filter((s) => s.config?.["cluster-node-timeout"] === String(JOIN_NODE_TIMEOUT_MS)).map((s) => s.key);
+    return {
+        problems: left.map((k) => `${label(k)} runs cluster-node-timeout ${JOIN_NODE_TIMEOUT_MS} ms, the value a join sets for a moment (a create or scale was stopped in its join window): it can start failovers on a one-second stall. Rerun that command, or \`reconfigure\`, to restore the configured value`),
+        cluster: { joinTimeoutLeft: left },
+    };
+}
+
 /** The checks `status` runs, in the order their problems and warnings are listed. */
 export const STATUS_CHECKS: { name: string; check: (f: StatusFacts) => CheckResult }[] = [
     { name: "reachable", check: checkReachable },
@@ -386,6 +408,7 @@ export const STATUS_CHECKS: { name: string; check: (f: StatusFacts) => CheckResu
     { name: "membership", check: checkMembership },
     { name: "failure-reports", check: checkFailureReports },
     { name: "engines", check: checkEngines },
+    { name: "join-timeout-left", check: checkJoinTimeoutLeft },
 ];
 
 /** Judges the samples: every check of STATUS_CHECKS over the facts. */

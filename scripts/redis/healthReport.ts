@@ -1,7 +1,7 @@
 /**
  * The status reader: one sample per topology node (readNodes: CLUSTER NODES, CLUSTER
- * INFO, INFO, INFO errorstats, DBSIZE), the replication offsets of masters outside
- * the topology when asked, and the masters' failure reports. `status`, `roll`, the
+ * INFO, INFO, INFO errorstats, DBSIZE, CONFIG GET cluster-node-timeout), the replication
+ * offsets of masters outside the topology when asked, and the masters' failure reports. `status`, `roll`, the
  * metrics collector and autoscale judge what it read with evaluateStatus
  * (scripts/plan/status.ts).
  */
@@ -23,7 +23,7 @@ export interface CollectOptions {
 /** Reads one sample per topology node, in parallel, then the masters' failure reports. */
 export async function collectStatus(pool: NodePool, topology: Topology, opts: CollectOptions = {}): Promise<StatusInput> {
     // One INFO per section: Redis 6.2 takes a single section argument (7.0 takes several).
-    const samples = await readNodes(pool, topology.nodes.map(nodeKey), { info: ["default", "errorstats"], dbsize: true });
+    const samples = await readNodes(pool, topology.nodes.map(nodeKey), { info: ["default", "errorstats"], dbsize: true, config: ["cluster-node-timeout"] });
     // A replica's lag in bytes needs its master's offset: from the master's sample, or read for it.
     const byKey = new Map(samples.map((s) => [s.key, s]));
     await Promise.all(samples.map(async (s) => {

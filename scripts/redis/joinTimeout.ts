@@ -37,10 +37,11 @@
 import { StepError } from "../errors";
 import { Output } from "../output";
 import { ClusterView } from "../plan/clusterView";
+import { JOIN_NODE_TIMEOUT_MS } from "../plan/status";
 import { NodeKey, NodePool } from "./pool";
 
-/** The value a joining master runs with: the smallest that still gives the minimum rejoin delay (500 ms). */
-export const JOIN_NODE_TIMEOUT_MS = 500;
+/** The value a joining master runs with: the smallest that still gives the minimum rejoin delay (500 ms). `status` flags a node left at it. */
+export { JOIN_NODE_TIMEOUT_MS };
 
 /**
  * The longest a node keeps the join value: a master that does not serve by then

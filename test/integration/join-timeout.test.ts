@@ -110,6 +110,10 @@ test("create: masters join with 500 ms and get their configured cluster-node-tim
     assert.equal(killed.signal, "SIGKILL", `create ended before the kill: ${killed.stderr}`);
     // Killed inside the window: the masters still run the join value, the replicas were never touched.
     assert.deepEqual(await timeouts(p, keys), [JOIN_NODE_TIMEOUT_MS, JOIN_NODE_TIMEOUT_MS, JOIN_NODE_TIMEOUT_MS, CONFIGURED, CONFIGURED, CONFIGURED]);
+    // status names each node left there.
+    const st = await runCli(["status", "--topology", file, "--json"]);
+    assert.equal(st.code, 1, st.stderr);
+    assert.deepEqual((JSON.parse(st.stdout) as { cluster: { joinTimeoutLeft: string[] } }).cluster.joinTimeoutLeft.sort(), keys.slice(0, 3).sort());
 
     const rerun = await runCli(["create", "--topology", file, "--json"]);
     assert.equal(rerun.code, 0, rerun.stderr);

@@ -13,7 +13,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import Redis from "ioredis";
 import type { EngineEvent } from "@pulumi/pulumi/automation";
-import { ClusterFixture, loadKeys, startCluster } from "../helpers/cluster";
+import { ClusterFixture, loadKeys, startCluster, waitFor } from "../helpers/cluster";
 import { restartServer, TestServer } from "../helpers/redisServers";
 import { capturedOutput } from "../helpers/output";
 import { ROLLOUT_KEY, RollStack, rollWithStack } from "../../scripts/commands/roll";
@@ -137,6 +137,9 @@ test("roll --stack: targeted updates in order, each after the previous node is b
     // ~30 keys on t-s2-r0 at 50 ms each keep it running for about 1.5 s.
     await loadKeys(fx.clusterClient(), 90, "bg");
     const saving = servers.get("t-s2-r0")!;
+    // The fork of its replica's first full sync may still run on a loaded machine (CI saw BGSAVE
+    // refused with "Background save already in progress"): the test's own BGSAVE starts after it.
+    await waitFor(async () => /rdb_bgsave_in_progress:0/.test(await call(saving, "INFO", "persistence")), 30_000, "the full sync's fork on t-s2-r0 to end");
     await call(saving, "CONFIG", "SET", "rdb-key-save-delay", "50000");
     await call(saving, "BGSAVE");
     assert.match(await call(saving, "INFO", "persistence"), /rdb_bgsave_in_progress:1/);

@@ -172,3 +172,16 @@ test("status: the engine each node runs, from server_name/valkey_version; mixed 
     assert.match(mixed.warnings.join("\n"), /nodes run different engines or releases .*redis 6\.2\.14 on t-s0-r0/);
     assert.equal(mixed.healthy, true);
 });
+
+test("status: a node left at the join's 500 ms cluster-node-timeout is a problem naming it; one that refuses CONFIG is not judged", () => {
+    const configured = samples(healthyNodes).map((s) => ({ ...s, config: { "cluster-node-timeout": "5000" } }));
+    assert.equal(evaluateStatus(input(configured)).healthy, true);
+    assert.deepEqual(evaluateStatus(input(configured)).cluster.joinTimeoutLeft, []);
+    const left = configured.map((s) => (s.key === "127.0.0.1:7001" ? { ...s, config: { "cluster-node-timeout": "500" } } : s));
+    const r = evaluateStatus(input(left));
+    assert.equal(r.healthy, false);
+    assert.deepEqual(r.cluster.joinTimeoutLeft, ["127.0.0.1:7001"]);
+    assert.deepEqual(r.problems, ["t-s1-r0 (127.0.0.1:7001) runs cluster-node-timeout 500 ms, the value a join sets for a moment (a create or scale was stopped in its join window): it can start failovers on a one-second stall. Rerun that command, or `reconfigure`, to restore the configured value"]);
+    const refused = configured.map((s) => (s.key === "127.0.0.1:7001" ? { ...s, config: {} } : s));
+    assert.equal(evaluateStatus(input(refused)).healthy, true);
+});

@@ -225,6 +225,8 @@ test("roll (local): refusals change nothing (replica link down, open slot, shard
         let tag = 0;
         while (Number(await pool.call(key(s0r0), "CLUSTER", "KEYSLOT", `{t${tag}}`)) > 5460) tag++;
         for (let i = 0; i < 40; i++) await app.set(`{t${tag}}:${i}`, "x");
+        // The full sync of the REPLICATE above forks too: start ours after it ("Background save already in progress").
+        await waitUntil(async () => /rdb_bgsave_in_progress:0/.test(String(await pool.call(key(s0r0), "INFO", "persistence"))), { timeoutMs: 20000, what: "the full sync's fork to end" });
         await pool.call(key(s0r0), "CONFIG", "SET", "rdb-key-save-delay", "200000");
         await pool.call(key(s0r0), "BGSAVE");
         // roll waits up to --node-timeout for a BGSAVE to end (this one takes 8 s): 1 s, so it is still running then.

@@ -13,7 +13,7 @@ export type LocalCommandOptions = LocalRollOptions & LocalAutoscaleOptions & { a
 export async function run(opts: LocalCommandOptions, ctx: CommandContext): Promise<number> {
     const action = opts.args[0] ?? "up";
     try {
-        if (action === "up") return (await up(opts, ctx.out)).healthy ? 0 : 1;
+        if (action === "up") return (await up(opts, ctx.out, ctx.signal)).healthy ? 0 : 1;
         if (action === "down") {
             await down(opts, ctx.out);
             return 0;

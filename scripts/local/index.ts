@@ -234,12 +234,18 @@ function startNode(bin: ServerBinary, paths: ReturnType<typeof nodePaths>, key: 
     }
 }
 
-async function waitForNodes(pool: NodePool, keys: string[], timeoutMs: number): Promise<void> {
+async function waitForNodes(pool: NodePool, keys: string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
     let last = "";
     await waitUntil(async () => {
         const res = await Promise.all(keys.map(async (k) => {
             try {
-                await pool.call(k, "PING");
+                // A server that accepts but does not answer (stopped, hung) must not hold the wait
+                // for the pool's 30 s command timeout: the deadline and Ctrl-C are checked between polls.
+                let timer: NodeJS.Timeout | undefined;
+                await Promise.race([
+                    pool.call(k, "PING"),
+                    new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${k} accepts connections but does not answer PING within 1 s`)), 1000))),
+                ]).finally(() => clearTimeout(timer));
                 return true;
             } catch (e) {
                 pool.drop(k);
@@ -248,7 +254,7 @@ async function waitForNodes(pool: NodePool, keys: string[], timeoutMs: number): 
             }
         }));
         return res.every(Boolean);
-    }, { timeoutMs, what: "the local servers to answer PING as admin" }, () => last);
+    }, { timeoutMs, signal, what: "the local servers to answer PING as admin", op: "local up", state: "the servers are started, the cluster is not formed", resume: "run npm run local again: it starts what is stopped and finishes forming (or npm run local -- down)" }, () => last);
 }
 
 // ---------------------------------------------------------------- up / down
@@ -263,7 +269,11 @@ export interface UpResult {
     settingsPending: string[];
 }
 
-export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
+/**
+ * `signal`: the command's Ctrl-C (the CLI wrapper's); without one (a program calling `up`),
+ * `up` listens for SIGINT itself while it forms and scales.
+ */
+export async function up(opts: LocalOptions, out: Output, signal?: AbortSignal): Promise<UpResult> {
     const t0 = Date.now();
     const dir = stackDir(opts);
     const topologyFile = join(dir, "topology.json");
@@ -334,12 +344,13 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
             started.push(n.name);
         }
         const keys = topology.nodes.map(nodeKey);
-        await waitForNodes(pool, keys, 20000);
+        await waitForNodes(pool, keys, 20000, signal);
         if (started.length && !fresh) out.info(`started ${started.length} stopped node(s): ${started.join(", ")}`);
 
         const ac = new AbortController();
-        const onSigint = () => ac.abort();
-        process.on("SIGINT", onSigint);
+        const onSigint = () => ac.abort(signal?.reason);
+        if (signal) signal.addEventListener("abort", onSigint, { once: true });
+        else process.on("SIGINT", onSigint);
         let already = false;
         let scaled = false;
         try {
@@ -357,7 +368,8 @@ export async function up(opts: LocalOptions, out: Output): Promise<UpResult> {
                 scaled = r2.changed;
             }
         } finally {
-            process.off("SIGINT", onSigint);
+            if (signal) signal.removeEventListener("abort", onSigint);
+            else process.off("SIGINT", onSigint);
         }
         const report = evaluateStatus(await collectStatus(pool, { ...topology }));
         const alreadyRunning = already && started.length === 0 && !scaled;

@@ -117,30 +117,42 @@ export class NodePool {
         if (pending) return pending;
         const p = (async () => {
             const client = new Redis(this.clientOptions(key));
-            let socketError: Error | undefined;
-            client.on("error", (e: Error) => (socketError ??= e)); // surfaced through the command's rejection
+            this.unready.add(client);
             try {
-                await client.connect();
-            } catch (e) {
-                hangUp(client);
-                const via = this.options.natMap?.[key] ? ` (via ${this.resolve(key).host}:${this.resolve(key).port})` : "";
-                // ioredis rejects with "Connection is closed."; the socket's own error (ECONNREFUSED, timeout) says why.
-                const why = (e as Error).message === "Connection is closed." && socketError ? socketError.message : (e as Error).message;
-                throw new UnreachableError(`cannot connect to ${key}${via}: ${why}`, key);
+                return await this.connectAndVerify(key, client);
             } finally {
-                this.connecting.delete(key);
+                this.unready.delete(client);
             }
-            if (this.options.verifyIdentity !== false) await this.verify(key, client);
-            if (this.closed) {
-                // close() ran while this connection was under way (a reader gave up early): do not leak it.
-                hangUp(client);
-                throw new Error(`${key}: the node pool was closed`);
-            }
-            this.clients.set(key, client);
-            return client;
         })();
         this.connecting.set(key, p);
         return p;
+    }
+
+    /** Clients still connecting or being verified: close() hangs them up (a node that accepts but never answers would hold the process for the command timeout). */
+    private readonly unready = new Set<Redis>();
+
+    private async connectAndVerify(key: NodeKey, client: Redis): Promise<Redis> {
+        let socketError: Error | undefined;
+        client.on("error", (e: Error) => (socketError ??= e)); // surfaced through the command's rejection
+        try {
+            await client.connect();
+        } catch (e) {
+            hangUp(client);
+            const via = this.options.natMap?.[key] ? ` (via ${this.resolve(key).host}:${this.resolve(key).port})` : "";
+            // ioredis rejects with "Connection is closed."; the socket's own error (ECONNREFUSED, timeout) says why.
+            const why = (e as Error).message === "Connection is closed." && socketError ? socketError.message : (e as Error).message;
+            throw new UnreachableError(`cannot connect to ${key}${via}: ${why}`, key);
+        } finally {
+            this.connecting.delete(key);
+        }
+        if (this.options.verifyIdentity !== false) await this.verify(key, client);
+        if (this.closed) {
+            // close() ran while this connection was under way (a reader gave up early): do not leak it.
+            hangUp(client);
+            throw new Error(`${key}: the node pool was closed`);
+        }
+        this.clients.set(key, client);
+        return client;
     }
 
     /** Refuses a node that is not the one `key` names (see identityMismatch). */
@@ -190,7 +202,8 @@ export class NodePool {
     async close(): Promise<void> {
         for (const fn of this.beforeClose.splice(0)) await fn().catch(() => undefined);
         this.closed = true;
-        // Connections still under way end up closed by get() itself.
+        // Connections still under way: hung up now (their get() rejects), not awaited for up to the command timeout.
+        for (const c of this.unready) hangUp(c);
         await Promise.all([...this.connecting.values()].map((p) => p.catch(() => undefined)));
         const all = [...this.clients.values()];
         this.clients.clear();

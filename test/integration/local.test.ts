@@ -5,7 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { redisAlive, killRedisUnder } from "../helpers/processes";
@@ -37,6 +37,7 @@ test("local mode: up renders and forms an ACL-protected cluster, a second up cha
     const basePort = 50000 + Math.floor(Math.random() * 4000);
     const common = ["--stack", "t", "--config", config, "--state-dir", state];
     let pids: number[] = [];
+    let stopped: number | undefined;
     const readPids = (t: Topology) => t.nodes.map((n) => Number(readFileSync(join(dir, n.name, "redis.pid"), "utf8")));
     try {
         const first = local("up", ...common, "--base-port", String(basePort));
@@ -90,12 +91,34 @@ test("local mode: up renders and forms an ACL-protected cluster, a second up cha
         assert.match(second.stderr, /cluster already formed/);
         assert.deepEqual(readPids(topology), pids);
 
+        // A node that accepts connections but does not answer (stopped): up waits for it, and the
+        // first Ctrl-C stops that wait at once (exit 130), saying where it stopped and how to go on.
+        process.kill(pids[3], "SIGSTOP");
+        stopped = pids[3];
+        const third = spawn(process.execPath, ["--import", "tsx", "scripts/cli.ts", "local", "up", ...common], { cwd: ROOT });
+        let err = "";
+        third.stderr!.on("data", (d) => (err += d));
+        const exited = new Promise<number | null>((r) => third.on("exit", (code) => r(code)));
+        await new Promise((r) => setTimeout(r, 3000));
+        const sent = Date.now();
+        third.kill("SIGINT");
+        const code = await exited;
+        assert.equal(code, 130, err);
+        // Measured 4.7 s: the poll under way (≤ 1 s per PING), then ioredis' 2 s disconnect timer for the
+        // socket the stopped node cannot close. Before, the wait ignored Ctrl-C and a PING held it 30 s.
+        assert.ok(Date.now() - sent < 8000, `exited ${Date.now() - sent} ms after Ctrl-C`);
+        assert.match(err, /stopped during the wait for the local servers to answer PING as admin/);
+        assert.match(err, /run npm run local again/);
+        process.kill(pids[3], "SIGCONT");
+        stopped = undefined;
+
         const d = local("down", ...common);
         assert.equal(d.status, 0, d.stderr);
         assert.match(d.stderr, /stopped 6 node\(s\)/);
         assert.ok(!existsSync(dir), "state dir removed");
         assert.deepEqual(pids.filter(alive), []);
     } finally {
+        if (stopped && alive(stopped)) process.kill(stopped, "SIGCONT");
         if (existsSync(dir)) local("down", ...common);
         for (const pid of pids) if (alive(pid)) process.kill(pid, "SIGKILL");
         killRedisUnder(tmp);

@@ -99,7 +99,7 @@ function claimPort(port: number): boolean {
             if (!claimsCleanup) {
                 claimsCleanup = true;
                 process.on("exit", () => {
-                    for (const p of handedOut) rmSync(join(CLAIMS_DIR, String(p)), { force: true });
+                    for (const p of handedOut) releaseClaim(p);
                 });
             }
             return true;
@@ -111,6 +111,12 @@ function claimPort(port: number): boolean {
         }
     }
     return false;
+}
+
+/** Gives a port back, to this process and to the others (its server stopped for good). */
+function releaseClaim(port: number): void {
+    handedOut.delete(port);
+    rmSync(join(CLAIMS_DIR, String(port)), { force: true });
 }
 
 function pidAlive(pid: number): boolean {
@@ -136,6 +142,29 @@ export async function freePortPair(host = "127.0.0.1"): Promise<number> {
         if ((await portFree(port, host)) && (await portFree(port + 10000, host))) return port;
     }
     throw new Error(`no free port pair found on ${host}`);
+}
+
+/**
+ * A `--base-port` for local mode: `count` consecutive ports in 40000–44999 (bus ports
+ * 50000–54999: no test server and no other block uses either range), claimed machine-wide
+ * like freePortPair's, so two test files running local mode side by side never pick
+ * each other's ports (one's bus port was once another's client port).
+ */
+export function localBasePort(count = 20): number {
+    for (let i = 0; i < 200; i++) {
+        const base = 40000 + count * Math.floor(Math.random() * Math.floor(5000 / count));
+        const ports = Array.from({ length: count }, (_, k) => base + k);
+        if (ports.some((p) => handedOut.has(p))) continue;
+        const got: number[] = [];
+        for (const p of ports) {
+            if (!claimPort(p)) break;
+            got.push(p);
+            handedOut.add(p);
+        }
+        if (got.length === count) return base;
+        for (const p of got) releaseClaim(p);
+    }
+    throw new Error("no free block of local-mode ports");
 }
 
 /** Waits until PING answers (with the given auth), or the process exits, or the timeout passes. */
@@ -259,7 +288,7 @@ export async function stopServer(s: TestServer): Promise<void> {
         clearTimeout(t);
     }
     rmSync(s.dir, { recursive: true, force: true });
-    handedOut.delete(s.port);
+    releaseClaim(s.port);
 }
 
 export async function stopAll(servers: TestServer[]): Promise<void> {

@@ -21,6 +21,7 @@ import { createOutput } from "../../scripts/output";
 import { missingKeys, startTraffic } from "../helpers/cluster";
 import type { Topology } from "../../components/topology";
 import { killRedisUnder } from "../helpers/processes";
+import { localBasePort } from "../helpers/redisServers";
 
 const ROOT = join(__dirname, "..", "..");
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -47,7 +48,7 @@ test("autoscale (local): grows by one shard under load with no lost key, shrinks
         "",
     ].join("\n"));
     const state = join(tmp, "state");
-    const opts = { stack: "as", config, stateDir: state, basePort: 41000 + Math.floor(Math.random() * 4000) };
+    const opts = { stack: "as", config, stateDir: state, basePort: localBasePort() };
     const sink = new PassThrough().resume();
     const quiet = createOutput({ json: true, stdout: sink, stderr: sink });
     const log: string[] = [];

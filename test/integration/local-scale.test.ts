@@ -18,6 +18,7 @@ import { Topology } from "../../components/topology";
 import { redisAlive, killRedisUnder } from "../helpers/processes";
 import { loadKeys, missingKeys, runCli } from "../helpers/cluster";
 import { formatRanges, parseClusterNodes } from "../../scripts/plan/clusterNodes";
+import { localBasePort } from "../helpers/redisServers";
 
 const ROOT = join(__dirname, "..", "..");
 
@@ -58,7 +59,7 @@ test("local mode: --shards 4 then --shards 3 keeps every key, runs exactly the t
     });
     let data: Cluster | undefined;
     try {
-        const up = local("--base-port", String(40000 + Math.floor(Math.random() * 5000)), "--json");
+        const up = local("--base-port", String(localBasePort()), "--json");
         assert.equal(up.code, 0, up.stderr);
         assert.deepEqual(ndjson("local up", up.stdout).at(-1)!.shape, { shards: 3, replicas: 1 });
         const creds = JSON.parse(readFileSync(join(dir, "credentials.json"), "utf8")) as { user: string; password: string };

@@ -12,6 +12,7 @@ import { redisAlive, killRedisUnder } from "../helpers/processes";
 import { join } from "node:path";
 import Redis from "ioredis";
 import { Topology } from "../../components/topology";
+import { localBasePort } from "../helpers/redisServers";
 
 const ROOT = join(__dirname, "..", "..");
 
@@ -34,7 +35,7 @@ test("local mode: up renders and forms an ACL-protected cluster, a second up cha
     ].join("\n"));
     const state = join(tmp, "state");
     const dir = join(state, "t");
-    const basePort = 50000 + Math.floor(Math.random() * 4000);
+    const basePort = localBasePort();
     const common = ["--stack", "t", "--config", config, "--state-dir", state];
     let pids: number[] = [];
     let stopped: number | undefined;

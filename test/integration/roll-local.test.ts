@@ -24,6 +24,7 @@ import { NodePool } from "../../scripts/redis/pool";
 import { collectStatus } from "../../scripts/redis/healthReport";
 import { evaluateStatus } from "../../scripts/plan/status";
 import { waitUntil } from "../../scripts/redis/clusterView";
+import { localBasePort } from "../helpers/redisServers";
 
 const ROOT = join(__dirname, "..", "..");
 const tmp = mkdtempSync(join(tmpdir(), "rct-roll-"));
@@ -169,7 +170,7 @@ class Workload {
 
 test("roll (local): set up a 3×1 cluster", async () => {
     writeFileSync(config, ["config:", "  redis-cluster:shards: 3", "  redis-cluster:replicasPerShard: 1", "  redis-cluster:zones: 3", "  redis-cluster:clusterNodeTimeoutMs: 1000", ""].join("\n"));
-    const up = localSync("up", ...common, "--base-port", String(40000 + Math.floor(Math.random() * 9000)));
+    const up = localSync("up", ...common, "--base-port", String(localBasePort()));
     assert.equal(up.status, 0, up.stderr + up.stdout);
     topology = JSON.parse(readFileSync(join(dir, "topology.json"), "utf8")) as Topology;
     creds = JSON.parse(readFileSync(join(dir, "credentials.json"), "utf8")) as Creds;

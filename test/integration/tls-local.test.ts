@@ -11,6 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Topology } from "../../components/topology";
 import { killRedisUnder } from "../helpers/processes";
+import { localBasePort } from "../helpers/redisServers";
 
 const ROOT = join(__dirname, "..", "..");
 const run = (script: string, ...args: string[]) => spawnSync(process.execPath, ["--import", "tsx", script, ...args], { cwd: ROOT, encoding: "utf8", timeout: 90000 });
@@ -24,7 +25,7 @@ test("local mode runs a tls: true stack over TLS with the nodes' AWS file names"
     const dir = join(state, "t");
     const common = ["--stack", "t", "--config", config, "--state-dir", state];
     try {
-        const up = run("scripts/cli.ts", "local", "up", ...common, "--base-port", String(41000 + Math.floor(Math.random() * 4000)));
+        const up = run("scripts/cli.ts", "local", "up", ...common, "--base-port", String(localBasePort()));
         assert.equal(up.status, 0, up.stderr + up.stdout);
         assert.match(up.stdout, /HEALTHY/);
         assert.match(up.stdout, /--tls --cacert .*tls\/ca\.crt/);

@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { NodeCommandError, RefusedError, UnreachableError } from "../errors";
 import { parseClusterNodes } from "../plan/clusterNodes";
-import { NodeKey, parseNodeKey } from "../plan/node";
+import { isAuthError, NodeKey, parseNodeKey } from "../plan/node";
 
 export type { NodeKey };
 
@@ -136,6 +136,11 @@ export class NodePool {
         client.on("error", (e: Error) => (socketError ??= e)); // surfaced through the command's rejection
         try {
             await client.connect();
+            // ioredis can announce "ready" after a refused AUTH has already closed the connection:
+            // its client-info commands, which gate "ready", may finish after the AUTH reply (the first
+            // read of its package.json is asynchronous; seen under load). The AUTH error is the answer,
+            // not the "Connection is closed." every later command would get.
+            if (socketError && isAuthError(socketError.message)) throw socketError;
         } catch (e) {
             hangUp(client);
             const via = this.options.natMap?.[key] ? ` (via ${this.resolve(key).host}:${this.resolve(key).port})` : "";

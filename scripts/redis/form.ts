@@ -27,7 +27,7 @@ import { formatRanges, SlotRange } from "../plan/clusterNodes";
 import { ClusterView } from "../plan/clusterView";
 import { nodeKey } from "../plan/node";
 import { readNodes, readView, waitUntil } from "./clusterView";
-import { formationProblems, waitFormed } from "./health";
+import { formationProblems, staleReplicaViews, waitFormed } from "./health";
 import { JoinTimeouts, referenceTimeout, restoreLeftoverTimeouts } from "./joinTimeout";
 import { NodeKey, NodePool } from "./pool";
 /** Reads every node in parallel with one pipeline each; unreachable nodes are recorded, not thrown. */
@@ -285,20 +285,12 @@ export async function formCluster(pool: NodePool, topology: Topology, opts: Form
  * Rate-limited per pair like `introductions`. Pure but for `sent`.
  */
 export function roleLag(view: ClusterView, keys: NodeKey[], sent: Map<string, number>, now = Date.now()): { from: NodeKey; to: NodeKey }[] {
-    const out: { from: NodeKey; to: NodeKey }[] = [];
-    for (const from of keys) {
-        const me = view.views.get(from)?.myself;
-        if (!me || me.role !== "replica" || !me.masterId) continue;
-        for (const to of keys) {
-            const seen = to === from ? undefined : view.views.get(to)?.nodes.find((n) => n.id === me.id);
-            if (!seen || (seen.role === "replica" && seen.masterId === me.masterId)) continue;
-            const pair = `${from}>${to}`;
-            if (now - (sent.get(pair) ?? 0) < 300) continue;
-            sent.set(pair, now);
-            out.push({ from, to });
-        }
-    }
-    return out;
+    return staleReplicaViews(view, keys).filter(({ from, to }) => {
+        const pair = `${from}>${to}`;
+        if (now - (sent.get(pair) ?? 0) < 300) return false;
+        sent.set(pair, now);
+        return true;
+    }).map(({ from, to }) => ({ from, to }));
 }
 
 /**

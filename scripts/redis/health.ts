@@ -5,13 +5,11 @@
  *  - every node reports cluster_state:ok, all 16384 slots are assigned and every
  *    node sees the same owner for every slot;
  *  - every replica's link to its master is up (INFO replication master_link_status),
- *    and as many replicas as expected are attached.
- * Not required: that every node already knows every replica, or which master each
- * replica follows. Both reach every node with the periodic cluster-bus pings
- * (within about cluster-node-timeout/2) and neither affects routing or writes.
- * (`status` does list nodes that disagree on a replica's master as a problem; right
- * after create there are none to find, because replicas meet the rest of the cluster
- * only after CLUSTER REPLICATE, see form.ts step 3 and docs/cluster-tool.md.)
+ *    and as many replicas as expected are attached;
+ *  - every node that lists a replica lists it under the master the replica says it
+ *    follows (`status` calls a disagreement a problem). CLUSTER REPLICATE is not
+ *    broadcast: the others learn it from their next ping with the replica, up to
+ *    cluster-node-timeout/2 later; `create` tells them sooner (form.ts, roleLag).
  */
 import { SLOT_COUNT } from "../plan/clusterNodes";
 import { ClusterView, NodeSample } from "../plan/clusterView";
@@ -57,18 +55,14 @@ export function formationProblems(view: ClusterView, expect: FormationExpectatio
             if (link !== "up") problems.push(`${v.key} master_link_status:${link ?? "?"}`);
         }
     }
-    // Every member agrees on whom each replica follows, as `status` requires (checkReplicaMasterAgreement):
-    // CLUSTER REPLICATE is not broadcast, the others learn it from their next ping with the replica
-    // (up to cluster-node-timeout / 2 later); "formed" before that would have status call it unhealthy.
-    for (const r of reachable) {
-        const me = r.myself!;
-        if (me.role !== "replica" || !me.masterId) continue;
-        const stale = reachable.filter((o) => {
-            const line = o.nodes.find((n) => n.id === me.id);
-            return !!line && !line.myself && !line.failing && !line.flags.includes("handshake") && (line.role !== "replica" || line.masterId !== me.masterId);
-        });
-        if (stale.length) problems.push(`${stale.map((o) => o.key).join(", ")} ${stale.length === 1 ? "has" : "have"} not yet learned that ${r.key} replicates ${me.masterId.slice(0, 8)}`);
+    // Every member agrees on whom each replica follows, as `status` requires (checkReplicaMasterAgreement).
+    const stale = new Map<NodeKey, { to: NodeKey[]; masterId: string }>();
+    for (const { from, to, masterId } of staleReplicaViews(view, expect.keys)) {
+        const s = stale.get(from) ?? { to: [], masterId };
+        s.to.push(to);
+        stale.set(from, s);
     }
+    for (const [from, { to, masterId }] of stale) problems.push(`${to.join(", ")} ${to.length === 1 ? "has" : "have"} not yet learned that ${from} replicates ${masterId.slice(0, 8)}`);
     if (reachable.length) {
         // Unassigned as the first node sees it: a slot some node has not learned yet counts.
         const uncovered = view.unassignedSlots(reachable.slice(0, 1)).length;
@@ -78,6 +72,24 @@ export function formationProblems(view: ClusterView, expect: FormationExpectatio
     }
     if (expect.replicas !== undefined && replicas < expect.replicas) problems.push(`${replicas} of ${expect.replicas} replicas attached`);
     return problems;
+}
+
+/**
+ * Each node `to` whose line for replica `from` is stale: it lists `from` as a master, or
+ * under another master than the one `from` says it follows (the replica is the authority).
+ * Nodes that do not list `from` at all are not counted here. Pure.
+ */
+export function staleReplicaViews(view: ClusterView, keys: NodeKey[]): { from: NodeKey; to: NodeKey; masterId: string }[] {
+    const out: { from: NodeKey; to: NodeKey; masterId: string }[] = [];
+    for (const from of keys) {
+        const me = view.views.get(from)?.myself;
+        if (!me || me.role !== "replica" || !me.masterId) continue;
+        for (const to of keys) {
+            const seen = to === from ? undefined : view.views.get(to)?.nodes.find((n) => n.id === me.id);
+            if (seen && !(seen.role === "replica" && seen.masterId === me.masterId)) out.push({ from, to, masterId: me.masterId });
+        }
+    }
+    return out;
 }
 
 /** Reads the view and replication state once and judges it. */
